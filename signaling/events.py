@@ -1,0 +1,365 @@
+"""The typed events of the house (ARCHITECTURE §4, event catalogue).
+
+Every event is a frozen pydantic model discriminated on ``type``, carrying ``event_id`` (unique),
+``occurred_at`` and an idempotency ``key`` (what a consumer deduplicates on) and an ``aggregate``
+(events of one aggregate are delivered in order). ``AnyEvent`` is the closed union parsed at the
+edge with :func:`parse_event`. Events never carry personal data: ticket numbers, venue ids and case
+ids yes; names, ID numbers, addresses and minutes text never.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "Event", "AnyEvent", "parse_event", "dump_event", "EVENT_TYPES",
+    "SessionPublished", "SessionOpened", "SessionStarted", "SessionClosed", "SessionPostponed",
+    "TicketIssued", "TicketTriaged", "CaseCalled", "CaseClosed", "CaseSkipped", "CaseRecalled",
+    "CaseAbsent", "CasePaused", "CaseResumed", "FloorGranted", "FloorRevoked", "ParticipantJoined",
+    "ParticipantLeft", "LobbyAdmitted", "LobbyDenied", "Muted", "Removed", "HandRaised", "HandLowered",
+    "RoomLocked", "RoomUnlocked", "VenueLinkLost", "VenueLinkRestored", "ActiveSpeakerChanged",
+    "SegmentOpened", "SegmentClosed", "ClosedSegmentRequested", "ClosedSegmentStarted",
+    "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "VenueInfo",
+]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base of every event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(default_factory=_new_id, min_length=1, max_length=64)
+    occurred_at: datetime = Field(default_factory=_now)
+    version: Literal[1] = 1
+
+    @property
+    def aggregate(self) -> str:
+        """Events of one aggregate are relayed and delivered in order."""
+        return self.event_id
+
+    @property
+    def key(self) -> str:
+        """What an idempotent consumer deduplicates on."""
+        return self.event_id
+
+
+# -- schedules ------------------------------------------------------------------------------------
+
+
+class VenueInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    venue: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    main: bool = False
+    max_kbps: int | None = None
+
+
+class _SessionEvent(Event):
+    session: str = Field(min_length=1, max_length=64)
+
+    @property
+    def aggregate(self) -> str:
+        return f"session:{self.session}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.session}:{self.type}"  # type: ignore[attr-defined]
+
+
+class SessionPublished(_SessionEvent):
+    type: Literal["session.published"] = "session.published"
+
+
+class SessionOpened(_SessionEvent):
+    type: Literal["session.opened"] = "session.opened"
+    venues: tuple[VenueInfo, ...] = ()
+    chair: str | None = None
+
+
+class SessionStarted(_SessionEvent):
+    type: Literal["session.started"] = "session.started"
+
+
+class SessionClosed(_SessionEvent):
+    type: Literal["session.closed"] = "session.closed"
+
+
+class SessionPostponed(_SessionEvent):
+    type: Literal["session.postponed"] = "session.postponed"
+    reason: str = Field(default="", max_length=500)
+
+
+class _TicketEvent(Event):
+    session: str
+    ticket: str
+    ticket_no: int = Field(ge=1)
+    venue: str
+
+    @property
+    def aggregate(self) -> str:
+        return f"session:{self.session}"
+
+    @property
+    def key(self) -> str:
+        return f"ticket:{self.ticket}:{self.type}"  # type: ignore[attr-defined]
+
+
+class TicketIssued(_TicketEvent):
+    type: Literal["ticket.issued"] = "ticket.issued"
+
+
+class TicketTriaged(_TicketEvent):
+    type: Literal["ticket.triaged"] = "ticket.triaged"
+
+
+class _CaseQueueEvent(Event):
+    session: str
+    case: str
+    ticket_no: int = Field(ge=1)
+    venue: str
+    call_seq: int = Field(ge=1)
+
+    @property
+    def aggregate(self) -> str:
+        return f"session:{self.session}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.case}:{self.call_seq}:{self.type}"  # type: ignore[attr-defined]
+
+
+class CaseCalled(_CaseQueueEvent):
+    type: Literal["case.called"] = "case.called"
+    announcement_text: str = Field(max_length=500)
+    announcement_audio_url: str | None = None
+
+
+class CaseClosed(_CaseQueueEvent):
+    type: Literal["case.closed"] = "case.closed"
+
+
+class CaseSkipped(_CaseQueueEvent):
+    type: Literal["case.skipped"] = "case.skipped"
+
+
+class CaseRecalled(_CaseQueueEvent):
+    type: Literal["case.recalled"] = "case.recalled"
+
+
+class CaseAbsent(_CaseQueueEvent):
+    type: Literal["case.absent"] = "case.absent"
+
+
+class CasePaused(_CaseQueueEvent):
+    type: Literal["case.paused"] = "case.paused"
+
+
+class CaseResumed(_CaseQueueEvent):
+    type: Literal["case.resumed"] = "case.resumed"
+
+
+# -- room server ----------------------------------------------------------------------------------
+
+
+class _RoomEvent(Event):
+    room: str = Field(min_length=1, max_length=64)
+
+    @property
+    def aggregate(self) -> str:
+        return f"room:{self.room}"
+
+
+class ParticipantJoined(_RoomEvent):
+    type: Literal["room.participant_joined"] = "room.participant_joined"
+    participant: str
+    venue: str | None = None
+    roles: tuple[str, ...] = ()
+
+
+class ParticipantLeft(_RoomEvent):
+    type: Literal["room.participant_left"] = "room.participant_left"
+    participant: str
+    venue: str | None = None
+    reason: str = "left"
+
+
+class FloorGranted(_RoomEvent):
+    type: Literal["room.floor_granted"] = "room.floor_granted"
+    venue: str
+    by: str
+
+
+class FloorRevoked(_RoomEvent):
+    type: Literal["room.floor_revoked"] = "room.floor_revoked"
+    venue: str
+    by: str
+
+
+class LobbyAdmitted(_RoomEvent):
+    type: Literal["room.lobby_admitted"] = "room.lobby_admitted"
+    participant: str
+    by: str
+
+
+class LobbyDenied(_RoomEvent):
+    type: Literal["room.lobby_denied"] = "room.lobby_denied"
+    participant: str
+    by: str
+
+
+class Muted(_RoomEvent):
+    type: Literal["room.muted"] = "room.muted"
+    participant: str
+    muted: bool
+    by: str
+
+
+class Removed(_RoomEvent):
+    type: Literal["room.removed"] = "room.removed"
+    participant: str
+    by: str
+
+
+class HandRaised(_RoomEvent):
+    type: Literal["room.hand_raised"] = "room.hand_raised"
+    participant: str
+
+
+class HandLowered(_RoomEvent):
+    type: Literal["room.hand_lowered"] = "room.hand_lowered"
+    participant: str
+    by: str
+
+
+class RoomLocked(_RoomEvent):
+    type: Literal["room.locked"] = "room.locked"
+    by: str
+
+
+class RoomUnlocked(_RoomEvent):
+    type: Literal["room.unlocked"] = "room.unlocked"
+    by: str
+
+
+class VenueLinkLost(_RoomEvent):
+    type: Literal["room.venue_link_lost"] = "room.venue_link_lost"
+    venue: str
+
+
+class VenueLinkRestored(_RoomEvent):
+    type: Literal["room.venue_link_restored"] = "room.venue_link_restored"
+    venue: str
+
+
+class ActiveSpeakerChanged(_RoomEvent):
+    type: Literal["room.active_speaker_changed"] = "room.active_speaker_changed"
+    venue: str | None
+
+
+class SegmentOpened(_RoomEvent):
+    type: Literal["room.segment_opened"] = "room.segment_opened"
+    segment: str
+    case: str
+    confidential: bool = False
+
+
+class SegmentClosed(_RoomEvent):
+    type: Literal["room.segment_closed"] = "room.segment_closed"
+    segment: str
+    case: str
+    files: tuple[str, ...] = ()
+    sha256: str = ""
+    media_t0: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"segment:{self.segment}:closed"
+
+
+class ClosedSegmentRequested(_RoomEvent):
+    type: Literal["room.closed_segment_requested"] = "room.closed_segment_requested"
+    venue: str
+    by: str
+
+
+class ClosedSegmentStarted(_RoomEvent):
+    type: Literal["room.closed_segment_started"] = "room.closed_segment_started"
+    venue: str
+    by: str
+
+
+class ClosedSegmentEnded(_RoomEvent):
+    type: Literal["room.closed_segment_ended"] = "room.closed_segment_ended"
+    venue: str
+    by: str
+
+
+# -- minutes, accounts ----------------------------------------------------------------------------
+
+
+class CaseRecorded(Event):
+    type: Literal["case.recorded"] = "case.recorded"
+    case: str
+    session: str
+
+    @property
+    def aggregate(self) -> str:
+        return f"case:{self.case}"
+
+    @property
+    def key(self) -> str:
+        return f"case:{self.case}:recorded"
+
+
+class UserDisabled(Event):
+    """An account was disabled: every live connection of ``user`` must end (within 60 s)."""
+
+    type: Literal["account.user_disabled"] = "account.user_disabled"
+    user: str
+
+    @property
+    def aggregate(self) -> str:
+        return f"user:{self.user}"
+
+
+AnyEvent = Annotated[
+    SessionPublished | SessionOpened | SessionStarted | SessionClosed | SessionPostponed
+    | TicketIssued | TicketTriaged
+    | CaseCalled | CaseClosed | CaseSkipped | CaseRecalled | CaseAbsent | CasePaused | CaseResumed
+    | ParticipantJoined | ParticipantLeft | FloorGranted | FloorRevoked | LobbyAdmitted | LobbyDenied
+    | Muted | Removed | HandRaised | HandLowered | RoomLocked | RoomUnlocked
+    | VenueLinkLost | VenueLinkRestored | ActiveSpeakerChanged | SegmentOpened | SegmentClosed
+    | ClosedSegmentRequested | ClosedSegmentStarted | ClosedSegmentEnded
+    | CaseRecorded | UserDisabled,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+EVENT_TYPES: frozenset[str] = frozenset(
+    cls.model_fields["type"].default
+    for cls in Event.__subclasses__() + [c for b in Event.__subclasses__() for c in b.__subclasses__()]
+    if "type" in cls.model_fields
+)
+
+
+def parse_event(data: str | bytes) -> AnyEvent:
+    """Parse one serialised event (JSON); raises ``pydantic.ValidationError`` on anything else."""
+    return _ADAPTER.validate_json(data)
+
+
+def dump_event(event: Event) -> str:
+    return event.model_dump_json()

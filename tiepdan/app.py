@@ -1,0 +1,140 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app; the lifespan owns the keyring,
+the database engine, the event bus, the outbox relay, the room server and background tasks.
+
+Roles: ``all`` (embedded: everything in one process), ``media`` (room server + SFU), ``control``
+(console and services), ``worker`` (background jobs). Routes are thin; each package supplies its
+router and reads its context from ``app.state`` (set here, in the lifespan).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from evidence import Keyring
+from signaling.bus import Bus
+from signaling.tokens import TokenIssuer, TokenVerifier
+
+from .db import make_engine, prepare_database
+from .settings import Settings
+
+__all__ = ["create_app", "Services", "load_keyring"]
+
+log = logging.getLogger("tiepdan.app")
+
+
+@dataclass
+class Services:
+    """What the lifespan built; shared by the routers through ``app.state``."""
+
+    settings: Settings
+    keyring: Keyring
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    engine: AsyncEngine
+    bus: Bus
+    metrics: CollectorRegistry
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    path = settings.resolved_keyring_path
+    if settings.mode == "production":
+        ring = Keyring.load(path, passphrase=settings.keyring_passphrase)
+        ring.require_production_keys()
+        return ring
+    if path.exists():
+        return Keyring.load(path, passphrase=settings.keyring_passphrase)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("generated a development keyring", extra={"ctx": {"kid": "dev"}})
+    return Keyring.generate(dev=True, path=path, passphrase=settings.keyring_passphrase)
+
+
+async def _make_bus(settings: Settings, stack: AsyncExitStack) -> Bus:
+    if settings.redis_url:
+        from signaling.redis_bus import RedisBus
+
+        bus: Bus = await RedisBus.connect(settings.redis_url, prefix=settings.redis_prefix)
+    else:
+        from signaling.memory_bus import MemoryBus
+
+        bus = MemoryBus()
+    stack.push_async_callback(bus.close)
+    return bus
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    registry = CollectorRegistry()
+    requests_total = Counter(
+        "tiepdan_http_requests_total", "HTTP requests", ["method", "status"], registry=registry
+    )
+    request_seconds = Histogram("tiepdan_http_request_seconds", "HTTP request time", registry=registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            keyring = load_keyring(settings)
+            engine = make_engine(settings.resolved_database_url)
+            stack.push_async_callback(engine.dispose)
+            await prepare_database(engine)
+            bus = await _make_bus(settings, stack)
+            services = Services(
+                settings=settings,
+                keyring=keyring,
+                issuer=TokenIssuer(keyring, settings.token_options),
+                verifier=TokenVerifier(keyring, settings.token_options),
+                engine=engine,
+                bus=bus,
+                metrics=registry,
+            )
+            app.state.services = services
+            # -- wiring of the packages (each adds its context to app.state) --
+            yield
+
+    app = FastAPI(title="tiepdan", version="0.1.0", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        requests_total.labels(request.method, str(response.status_code)).inc()
+        request_seconds.observe(elapsed)
+        log.info(
+            "request",
+            extra={"ctx": {"method": request.method, "path": request.url.path, "status": response.status_code,
+                           "duration_ms": round(elapsed * 1000, 1)}},
+        )
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> JSONResponse:
+        services: Services = request.app.state.services
+        checks: dict[str, str] = {}
+        try:
+            async with services.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - health reports any failure
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["bus"] = "closed" if services.bus.closed else "ok"
+        healthy = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if healthy else "degraded", "checks": checks},
+                            status_code=200 if healthy else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(registry).decode("utf-8"), media_type=CONTENT_TYPE_LATEST)
+
+    return app

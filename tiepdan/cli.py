@@ -1,0 +1,131 @@
+"""The ``tiepdan`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from signaling.grants import Role
+
+from .settings import Settings
+
+__all__ = ["main"]
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .logs import configure_logging
+
+    overrides = {"process_role": args.role}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = settings.model_copy(update=overrides)
+    configure_logging(settings.log_level, json_output=settings.log_json)
+    app = create_app(settings)
+    app.state.seed_if_empty = bool(args.seed_if_empty)
+    print(f"tiepdan: bảng điều khiển tại http://{settings.host}:{settings.port}/", file=sys.stderr)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, ws_max_size=settings.ws_max_frame_bytes)
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from signaling.tokens import TokenIssuer
+
+    from .app import load_keyring
+
+    issuer = TokenIssuer(load_keyring(settings), settings.token_options)
+    token = issuer.issue(
+        args.sub or f"service:{args.role}",
+        roles=[Role(args.role)],
+        room=args.room,
+        venue=args.venue,
+        unit=args.unit,
+        ttl_s=args.ttl,
+    )
+    print(token)
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import load_keyring
+
+    ring = load_keyring(settings) if settings.mode == "dev" else _load_any(settings)
+    sig, data = ring.rotate(dev=settings.mode == "dev")
+    print(f"khóa ký mới: {sig}; khóa dữ liệu mới: {data}; các khóa cũ được giữ lại để xác minh")
+    return 0
+
+
+def _load_any(settings: Settings):  # type: ignore[no-untyped-def]
+    from evidence import Keyring
+
+    path = settings.resolved_keyring_path
+    if path.exists():
+        return Keyring.load(path, passphrase=settings.keyring_passphrase)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Keyring.generate(dev=False, path=path, passphrase=settings.keyring_passphrase)
+
+
+def _cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    from .accounts_cli import run_user_command
+
+    return asyncio.run(run_user_command(args, settings))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tiepdan", description="Tiếp công dân trực tuyến: máy chủ, mã thông báo, tài khoản, khóa."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="Start the server (console, live room, services) on the settings.")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--role", choices=["all", "media", "control", "worker"], default="all")
+    serve.add_argument("--seed-if-empty", action="store_true", help="fill an empty database with sample data")
+    serve.set_defaults(func=_cmd_serve)
+
+    token = sub.add_parser("token", help="Print a signed JWT for a service, bot or test.")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--room")
+    token.add_argument("--venue")
+    token.add_argument("--unit")
+    token.add_argument("--sub")
+    token.add_argument("--ttl", type=int, default=600, help="lifetime in seconds")
+    token.set_defaults(func=_cmd_token)
+
+    user = sub.add_parser("user", help="Add or disable a console account.")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="Create an account (asks for the password unless --password-stdin).")
+    add.add_argument("username")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    add.add_argument("--unit")
+    add.add_argument("--venue")
+    add.add_argument("--password-stdin", action="store_true")
+    disable = user_sub.add_parser("disable", help="Disable an account and end its sessions.")
+    disable.add_argument("username")
+    user.set_defaults(func=_cmd_user)
+
+    keys = sub.add_parser("keys", help="Manage the keyring.")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("rotate", help="Make new signing and data keys; retired public keys are kept.")
+    keys.set_defaults(func=_cmd_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    result: int = args.func(args, settings)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""JSON logs with context (room, venue, peer, case, ticket), never personal data or tokens.
+
+Context travels in ``extra={"ctx": {...}}``; only whitelisted keys are written, so a careless
+``extra`` cannot leak a name or a token into the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["configure_logging", "JsonFormatter", "ALLOWED_CONTEXT"]
+
+ALLOWED_CONTEXT = frozenset(
+    {"room", "venue", "peer", "participant", "case", "ticket_no", "session", "event", "code", "user_id",
+     "path", "status", "method", "duration_ms", "node", "role", "count", "kid"}
+)
+# A JWT (three base64url parts) or a bearer value never reaches the log, even inside a message.
+_TOKEN_RE = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}|(?i:bearer)\s+\S+|ticket=[\w-]+")
+
+
+def redact(text: str) -> str:
+    return _TOKEN_RE.sub("[redacted]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        ctx = getattr(record, "ctx", None)
+        if isinstance(ctx, dict):
+            for key, value in ctx.items():
+                if key in ALLOWED_CONTEXT:
+                    doc[key] = value if isinstance(value, int | float | bool) or value is None else redact(str(value))
+        if record.exc_info and record.exc_info[0] is not None:
+            doc["exc"] = record.exc_info[0].__name__
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_output:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Access logs carry query strings (ws tickets): ours are written by the request middleware.
+    logging.getLogger("uvicorn.access").disabled = True

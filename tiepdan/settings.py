@@ -1,0 +1,77 @@
+"""Settings: read once from the environment (prefix ``TIEPDAN_``) and mapped onto each package's
+frozen ``Options``. Nothing else in the code base reads the environment.
+
+Embedded default (no variable set): SQLite under ``./data``, the in-memory bus, a development
+keyring generated into ``./data/keys`` on first run. ``TIEPDAN_MODE=production`` refuses
+development keys and requires a cookie secret of its own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from signaling.tokens import TokenOptions
+
+__all__ = ["Settings", "Role"]
+
+Role = Literal["all", "media", "control", "worker"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIEPDAN_", extra="ignore", frozen=True)
+
+    mode: Literal["dev", "production"] = "dev"
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default sqlite+aiosqlite under data_dir"
+    )
+    redis_url: str | None = Field(default=None, description="redis://… to scale past one process")
+    redis_prefix: str = "tiepdan:"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    process_role: Role = "all"
+
+    keyring_path: Path | None = None
+    keyring_passphrase: str | None = None
+
+    token_issuer: str = "tiepdan"
+    token_audience: str = "tiepdan"
+    token_ttl_s: int = 600
+
+    cookie_secure: bool = False
+    session_idle_s: int = 8 * 3600
+    login_max_failures: int = 5
+    login_window_s: int = 300
+
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_rate_per_s: float = 20.0
+    ws_rate_burst: int = 40
+    ws_reconnect_grace_s: float = 30.0
+    ws_ticket_ttl_s: int = 60
+
+    ice_servers: str = Field(default="", description="comma-separated stun:/turn: URLs")
+    turn_secret: str | None = None
+    turn_ttl_s: int = 3600
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tiepdan.db').resolve()}"
+
+    @cached_property
+    def resolved_keyring_path(self) -> Path:
+        return self.keyring_path or self.data_dir / "keys" / "keyring.json"
+
+    @cached_property
+    def token_options(self) -> TokenOptions:
+        return TokenOptions(issuer=self.token_issuer, audience=self.token_audience, ttl_s=self.token_ttl_s)
