@@ -28,7 +28,6 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level, json_output=settings.log_json)
     app = create_app(settings)
-    app.state.seed_if_empty = bool(args.seed_if_empty)
     print(f"tiepdan: bảng điều khiển tại http://{settings.host}:{settings.port}/", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, ws_max_size=settings.ws_max_frame_bytes)
     return 0
@@ -87,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--role", choices=["all", "media", "control", "worker"], default="all")
-    serve.add_argument("--seed-if-empty", action="store_true", help="fill an empty database with sample data")
     serve.set_defaults(func=_cmd_serve)
 
     token = sub.add_parser("token", help="Print a signed JWT for a service, bot or test.")
@@ -122,8 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings()
-    result: int = args.func(args, settings)
+    from pydantic import ValidationError
+
+    from evidence import EvidenceError
+    from signaling.errors import SignalingError
+
+    try:
+        settings = Settings()
+        result: int = args.func(args, settings)
+    except ValidationError as exc:
+        print(f"tiepdan: cấu hình không hợp lệ (TIEPDAN_*): {exc}", file=sys.stderr)
+        return 2
+    except (EvidenceError, SignalingError, ValueError) as exc:
+        print(f"tiepdan: lỗi: {exc}", file=sys.stderr)
+        return 1
     return result
 
 

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evidence import Keyring
+from signaling.tokens import TokenOptions, TokenVerifier
+
+pytestmark = pytest.mark.system
+
+
+def _run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "TIEPDAN_DATA_DIR": str(data_dir), **env}
+    return subprocess.run([sys.executable, "-m", "tiepdan.cli", *args], capture_output=True, text=True,
+                          env=full_env, timeout=60)
+
+
+def test_help_explains_every_command_in_a_sentence(tmp_path: Path) -> None:
+    out = _run(["--help"], tmp_path).stdout
+    for command in ("serve", "token", "user", "keys"):
+        assert command in out
+    assert "Start the server" in out and "signed JWT" in out
+
+
+def test_token_command_prints_a_jwt_the_server_accepts(tmp_path: Path) -> None:
+    result = _run(["token", "--role", "venue", "--room", "s1", "--venue", "tien-du", "--ttl", "120"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    ring = Keyring.load(tmp_path / "keys" / "keyring.json")
+    claims = TokenVerifier(ring, TokenOptions()).verify(token)
+    assert (claims.room, claims.venue, [r.value for r in claims.roles]) == ("s1", "tien-du", ["venue"])
+    assert claims.exp - claims.iat == 120
+
+
+def test_token_command_refuses_an_unknown_role(tmp_path: Path) -> None:
+    result = _run(["token", "--role", "superuser"], tmp_path)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_keys_rotate_keeps_old_public_keys(tmp_path: Path) -> None:
+    first = _run(["token", "--role", "chair"], tmp_path).stdout.strip()
+    result = _run(["keys", "rotate"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    ring = Keyring.load(tmp_path / "keys" / "keyring.json")
+    assert len(ring.signing_keys()) == 2
+    assert TokenVerifier(ring, TokenOptions()).verify(first).sub == "service:chair"
+
+
+def test_production_start_refuses_dev_keys(tmp_path: Path) -> None:
+    _run(["token", "--role", "chair"], tmp_path)  # generates a development keyring
+    result = _run(["token", "--role", "chair"], tmp_path, TIEPDAN_MODE="production")
+    assert result.returncode != 0
+    assert "generated for development" in result.stderr
