@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tiepdan serve
+	$(BIN)/tiepdan serve --seed-if-empty
 
 system-packages:
 	bash scripts/ensure-system-packages.sh

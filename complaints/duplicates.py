@@ -1,0 +1,567 @@
+"""Duplicate detection at intake: is this registration a petitioner and matter we already hold?
+
+Two steps, so that the database never compares a new record with every stored one:
+
+1. :func:`blocking_keys` gives a small set of strings per record. The database stores them in an
+   index table and fetches the stored records sharing at least one key with the new record
+   (the prefilter). Keys: the normalised ID number; the folded name tokens in sorted order; and, for
+   each name token, that token and each of its one-letter deletions joined with the other tokens (so a
+   one-letter typo, a missing diacritic, ``Đ`` written ``D``, spacing, case and word order all still
+   share a key).
+2. :func:`rank` scores the fetched candidates against the new record and returns those above the
+   match threshold, best first, each with the reasons (which field matched and how).
+
+Matching rules, in words:
+
+* Personal ID: equal IDs are a match whatever else differs; IDs one keystroke apart are strong
+  evidence; two different IDs of the same kind mean two different people (score capped below the
+  threshold). A 9-digit CMND and a 12-digit number are not compared (one person may have both).
+* Without an ID match, the name must be close (similarity ≥ 0.75) and something else must agree
+  (address, respondent, content): **a name alone never makes a match**.
+* Comparison is diacritic-insensitive (``đ``/``Đ`` do not decompose in Unicode and are mapped to
+  ``d``), case- and spacing-insensitive, ignores word order, and tolerates one-letter typos per word.
+* Addresses are parsed into administrative parts; an :class:`AliasTable` (data: old unit → new unit
+  after the 2025 reform) rewrites old names to new ones, and abolished district-level parts are
+  dropped when a commune-level part is present. The most specific part (village, street, house number)
+  weighs most.
+
+Everything here is pure; nothing is logged (records hold personal data).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .enums import LabelledEnum
+from .identity import normalize_id_number
+
+__all__ = [
+    "MATCH_THRESHOLD",
+    "AdminAlias",
+    "AliasTable",
+    "Candidate",
+    "FieldMatch",
+    "IntakeRecord",
+    "MatchField",
+    "MatchHow",
+    "blocking_keys",
+    "compare",
+    "fold_text",
+    "rank",
+]
+
+MATCH_THRESHOLD = 0.55
+NAME_GATE = 0.75
+_WEIGHTS = {"name": 0.40, "address": 0.25, "respondent": 0.15, "content": 0.20}
+_TYPO_SIMILARITY = 0.8
+
+
+# -- records and results --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRecord:
+    """The fields of a registration or stored case used for matching (any may be empty)."""
+
+    record_id: str
+    full_name: str = ""
+    id_number: str = ""
+    address: str = ""
+    respondent: str = ""
+    content: str = ""
+
+
+class MatchField(LabelledEnum):
+    """Which field a reason is about."""
+
+    ID_NUMBER = ("id_number", "Số giấy tờ tùy thân")
+    NAME = ("name", "Họ tên")
+    ADDRESS = ("address", "Địa chỉ")
+    RESPONDENT = ("respondent", "Người, cơ quan bị khiếu nại, tố cáo")
+    CONTENT = ("content", "Nội dung")
+
+
+class MatchHow(LabelledEnum):
+    """How a field matched (or why it speaks against a match)."""
+
+    EXACT = ("exact", "trùng khớp")
+    CASE_SPACING = ("case_spacing", "trùng khi bỏ qua chữ hoa, chữ thường và khoảng trắng")
+    DIACRITICS = ("diacritics", "trùng khi bỏ dấu tiếng Việt và chuẩn hóa cách viết")
+    WORD_ORDER = ("word_order", "trùng nhưng khác thứ tự các từ")
+    TYPO = ("typo", "gần trùng, lệch một ký tự")
+    ADMIN_ALIAS = ("admin_alias", "trùng khi quy đổi tên đơn vị hành chính cũ sang mới")
+    PARTIAL = ("partial", "trùng một phần")
+    CONFLICT = ("conflict", "khác nhau")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMatch:
+    """One reason: the field, how it compared, and a similarity in [0, 1]."""
+
+    field: MatchField
+    how: MatchHow
+    similarity: float
+
+    @property
+    def label_vi(self) -> str:
+        """E.g. ``"Họ tên: trùng khi bỏ dấu tiếng Việt (100%)"``."""
+        return f"{self.field.label_vi}: {self.how.label_vi} ({round(self.similarity * 100)}%)"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored record ranked against the query: ``score`` in [0, 1] and the reasons behind it."""
+
+    record_id: str
+    score: float
+    reasons: tuple[FieldMatch, ...]
+
+    @property
+    def is_match(self) -> bool:
+        """True when the score reaches :data:`MATCH_THRESHOLD`."""
+        return self.score >= MATCH_THRESHOLD
+
+
+# -- text normalisation ---------------------------------------------------------------------------
+
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def fold_text(text: str) -> str:
+    """Lower-case ASCII skeleton: diacritics removed, ``đ``/``Đ`` → ``d``, punctuation → space, spaces
+    collapsed. ``fold_text("  Đặng  THỊ Hồng ") == "dang thi hong"``."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+    return _NON_WORD.sub(" ", stripped).strip()
+
+
+def _soft(text: str) -> str:
+    """Case- and spacing-insensitive, diacritics kept."""
+    return " ".join(unicodedata.normalize("NFC", text).lower().split())
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` differ by exactly one substitution, insertion, deletion or adjacent
+    transposition (optimal string alignment distance 1)."""
+    if a == b:
+        return False
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diffs = [i for i in range(la) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and (
+            a[diffs[1]] == b[diffs[0]]
+        )
+    short, long_ = (a, b) if la < lb else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1 :]
+
+
+def _token_similarity(a: str, b: str, strict: bool = False) -> float:
+    """1 for equal words; partial credit for one-letter typos, less for short words (in a short word
+    one wrong letter often makes another real word: Lê/Lò, Đa/Hạ). ``strict`` (place names) needs
+    longer words for the same credit."""
+    if a == b:
+        return 1.0
+    if _within_one_edit(a, b):
+        length = max(len(a), len(b))
+        if strict:
+            return _TYPO_SIMILARITY if length >= 4 else 0.4 if length == 3 else 0.0
+        return _TYPO_SIMILARITY if length >= 3 else 0.5
+    return 0.0
+
+
+def _fuzzy_dice(a: Sequence[str], b: Sequence[str], strict: bool = False) -> tuple[float, bool]:
+    """Order-insensitive Dice similarity with one-letter typo tolerance; also whether a typo was used."""
+    if not a or not b:
+        return 0.0, False
+    remaining = list(b)
+    total = 0.0
+    typo = False
+    for token in sorted(a, key=len, reverse=True):
+        best, best_index = 0.0, -1
+        for index, other in enumerate(remaining):
+            similarity = _token_similarity(token, other, strict)
+            if similarity > best:
+                best, best_index = similarity, index
+                if similarity == 1.0:
+                    break
+        if best_index >= 0:
+            remaining.pop(best_index)
+            total += best
+            typo = typo or best < 1.0
+    return 2.0 * total / (len(a) + len(b)), typo
+
+
+def _compare_text(field_: MatchField, left: str, right: str, tokens_left: Sequence[str],
+                  tokens_right: Sequence[str]) -> FieldMatch | None:
+    if not tokens_left or not tokens_right:
+        return None
+    if left.strip() == right.strip():
+        return FieldMatch(field_, MatchHow.EXACT, 1.0)
+    if _soft(left) == _soft(right):
+        return FieldMatch(field_, MatchHow.CASE_SPACING, 1.0)
+    if list(tokens_left) == list(tokens_right):
+        return FieldMatch(field_, MatchHow.DIACRITICS, 1.0)
+    if sorted(tokens_left) == sorted(tokens_right):
+        return FieldMatch(field_, MatchHow.WORD_ORDER, 1.0)
+    similarity, typo = _fuzzy_dice(tokens_left, tokens_right)
+    if typo and similarity >= 0.85:
+        return FieldMatch(field_, MatchHow.TYPO, similarity)
+    return FieldMatch(field_, MatchHow.PARTIAL, similarity)
+
+
+# -- administrative names and aliases -------------------------------------------------------------
+
+_VILLAGE, _STREET, _COMMUNE, _DISTRICT, _CITY, _PROVINCE = (
+    "village", "street", "commune", "district", "city", "province",
+)  # fmt: skip
+_TYPE_WORDS: dict[tuple[str, ...], str] = {
+    ("to", "dan", "pho"): _VILLAGE, ("khu", "pho"): _VILLAGE, ("kp",): _VILLAGE, ("thon",): _VILLAGE,
+    ("xom",): _VILLAGE, ("ap",): _VILLAGE, ("ban",): _VILLAGE, ("to",): _VILLAGE, ("khom",): _VILLAGE,
+    ("so", "nha"): _STREET, ("so",): _STREET, ("duong",): _STREET, ("ngo",): _STREET,
+    ("ngach",): _STREET, ("hem",): _STREET, ("kiet",): _STREET,
+    ("thi", "tran"): _COMMUNE, ("tt",): _COMMUNE, ("dac", "khu"): _COMMUNE, ("xa",): _COMMUNE,
+    ("phuong",): _COMMUNE, ("p",): _COMMUNE, ("x",): _COMMUNE,
+    ("thi", "xa"): _DISTRICT, ("tx",): _DISTRICT, ("huyen",): _DISTRICT, ("quan",): _DISTRICT,
+    ("h",): _DISTRICT, ("q",): _DISTRICT,
+    ("thanh", "pho"): _CITY, ("tp",): _CITY, ("tinh",): _PROVINCE,
+}  # fmt: skip
+_MAX_TYPE_LEN = max(len(k) for k in _TYPE_WORDS)
+_DROP_WORDS = frozenset({"viet", "nam"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    level: str | None
+    name: str  # folded, without the type words
+
+
+def _parse_address(text: str) -> list[_Part]:
+    parts: list[_Part] = []
+    for chunk in re.split(r"[,;\n]+", text):
+        tokens = fold_text(chunk).split()
+        level: str | None = None
+        current: list[str] = []
+        i = 0
+        while i < len(tokens):
+            matched = False
+            for size in range(_MAX_TYPE_LEN, 0, -1):
+                key = tuple(tokens[i : i + size])
+                if len(key) == size and key in _TYPE_WORDS and i + size < len(tokens):
+                    if current:
+                        parts.append(_Part(level, " ".join(current)))
+                    level, current = _TYPE_WORDS[key], []
+                    i += size
+                    matched = True
+                    break
+            if not matched:
+                current.append(tokens[i])
+                i += 1
+        if current and " ".join(current) != "viet nam":
+            parts.append(_Part(level, " ".join(current)))
+    return parts
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAlias:
+    """One renamed or merged administrative unit: ``old`` → ``new`` (both with their type word, e.g.
+    ``"huyện Tiên Du"`` → ``"xã Tiên Du"``), optionally limited to addresses naming ``province``
+    (old or new name). ``source`` names the resolution (e.g. NQ 1658/NQ-UBTVQH15)."""
+
+    old: str
+    new: str
+    province: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class AliasTable:
+    """Old → new administrative names, as data (loaded from the database or a file)."""
+
+    aliases: tuple[AdminAlias, ...] = ()
+    _index: dict[str, list[tuple[str | None, _Part, str]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for alias in self.aliases:
+            old_parts, new_parts = _parse_address(alias.old), _parse_address(alias.new)
+            if len(old_parts) != 1 or len(new_parts) != 1:
+                raise ValueError("Mỗi dòng quy đổi địa danh phải gồm đúng một đơn vị hành chính cũ và một mới.")
+            old, new = old_parts[0], new_parts[0]
+            province = _parse_address(alias.province)
+            self._index.setdefault(old.name, []).append((old.level, new, province[0].name if province else ""))
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, str]]) -> AliasTable:
+        """Build from rows with keys ``old``, ``new`` and optional ``province``, ``source``."""
+        return cls(
+            tuple(
+                AdminAlias(row["old"], row["new"], row.get("province", ""), row.get("source", ""))
+                for row in rows
+            )
+        )
+
+    def resolve(self, parts: Sequence[_Part]) -> tuple[list[_Part], bool]:
+        """Rewrite old unit names in ``parts``; also whether anything was rewritten.
+
+        A scoped alias applies when the address names its province, under the old or the new name.
+        """
+        names = {p.name for p in parts}
+        names |= {new.name for p in parts for _, new, _ in self._index.get(p.name, ())}
+        has_commune = any(p.level == _COMMUNE for p in parts)
+        out: list[_Part] = []
+        changed = False
+        for part in parts:
+            replacement = None
+            if has_commune and part.level == _DISTRICT:
+                out.append(part)  # the commune decides; the old district is dropped when compared
+                continue
+            for old_level, new, province in self._index.get(part.name, ()):
+                level_ok = old_level is None or part.level is None or part.level == old_level
+                if level_ok and (not province or province in names):
+                    replacement = new
+                    break
+            out.append(replacement if replacement is not None else part)
+            changed = changed or replacement is not None
+        return out, changed
+
+
+_EMPTY_ALIASES = AliasTable()
+
+
+def _drop_abolished_districts(left: list[_Part], right: list[_Part]) -> tuple[list[_Part], list[_Part]]:
+    """District-level parts are dropped when both addresses name a commune: the district level was
+    abolished in 2025 and the commune identifies the place. When one side gives only the old district,
+    both keep it so that the district can be compared."""
+    if any(p.level == _COMMUNE for p in left) and any(p.level == _COMMUNE for p in right):
+        return [p for p in left if p.level != _DISTRICT], [p for p in right if p.level != _DISTRICT]
+    return left, right
+
+
+def _address_groups(parts: Sequence[_Part]) -> dict[str, list[str]]:
+    groups: dict[str, set[str]] = {}
+    for part in parts:
+        if part.level in (_VILLAGE, _STREET):
+            group = "specific"
+        elif part.level in (_COMMUNE, _DISTRICT):
+            group = part.level
+        elif part.level in (_CITY, _PROVINCE):
+            group = "region"
+        else:
+            group = "other"
+        groups.setdefault(group, set()).update(part.name.split())
+    return {group: sorted(tokens) for group, tokens in groups.items()}
+
+
+def _address_similarity(left: Sequence[_Part], right: Sequence[_Part]) -> tuple[float, bool]:
+    """Hierarchical: the unit (commune, else old district) must agree before the village counts;
+    the village, street and house number then decide within the unit."""
+    gl, gr = _address_groups(left), _address_groups(right)
+    specific: tuple[float, bool] | None = None
+    if "specific" in gl and "specific" in gr:
+        specific = _fuzzy_dice(gl["specific"], gr["specific"], strict=True)
+        if specific[0] < 0.7:
+            specific = (0.0, False)  # different villages, even if some syllables look alike
+    for level in (_COMMUNE, _DISTRICT):
+        if level in gl and level in gr:
+            unit, unit_typo = _fuzzy_dice(gl[level], gr[level], strict=True)
+            if unit < 0.7:
+                unit = 0.0  # syllables of different unit names are often one letter apart
+            if specific is None:
+                return unit, unit_typo
+            return unit * (0.4 + 0.6 * specific[0]), unit_typo or specific[1]
+    if specific is not None:
+        return specific
+    tokens_left = [t for ts in gl.values() for t in ts]
+    tokens_right = [t for ts in gr.values() for t in ts]
+    return _fuzzy_dice(tokens_left, tokens_right, strict=True)
+
+
+def _compare_addresses(left: str, right: str, aliases: AliasTable) -> FieldMatch | None:
+    parts_left, parts_right = _parse_address(left), _parse_address(right)
+    if not parts_left or not parts_right:
+        return None
+    if left.strip() == right.strip():
+        return FieldMatch(MatchField.ADDRESS, MatchHow.EXACT, 1.0)
+    if _soft(left) == _soft(right):
+        return FieldMatch(MatchField.ADDRESS, MatchHow.CASE_SPACING, 1.0)
+    raw_similarity, raw_typo = _address_similarity(*_drop_abolished_districts(parts_left, parts_right))
+    aliased_left, changed_left = aliases.resolve(parts_left)
+    aliased_right, changed_right = aliases.resolve(parts_right)
+    # Old names are translated on one side at a time: two old addresses in different old communes stay
+    # different even when both communes were merged into one.
+    similarity, typo = max(
+        _address_similarity(*_drop_abolished_districts(aliased_left, parts_right)),
+        _address_similarity(*_drop_abolished_districts(parts_left, aliased_right)),
+    )
+    changed = changed_left or changed_right
+    if changed and similarity > raw_similarity + 1e-9:
+        how = MatchHow.ADMIN_ALIAS
+    else:
+        similarity, typo = max((similarity, typo), (raw_similarity, raw_typo))
+        if similarity >= 1.0 - 1e-9:
+            how = MatchHow.DIACRITICS if fold_text(left) == fold_text(right) else MatchHow.WORD_ORDER
+        elif typo and similarity >= 0.85:
+            how = MatchHow.TYPO
+        else:
+            how = MatchHow.PARTIAL
+    return FieldMatch(MatchField.ADDRESS, how, similarity)
+
+
+# -- respondent and content -----------------------------------------------------------------------
+
+_PHRASES = (
+    ("uy ban nhan dan", "ubnd"),
+    ("hoi dong nhan dan", "hdnd"),
+    ("cong ty trach nhiem huu han", "cty tnhh"),
+    ("cong ty co phan", "cty cp"),
+    ("cong ty", "cty"),
+    ("van phong dang ky dat dai", "vpdkdd"),
+    ("thi tran", "tt"),
+    ("thanh pho", "tp"),
+    ("thi xa", "tx"),
+)
+_RESPONDENT_NOISE = frozenset({"xa", "phuong", "huyen", "quan", "tinh", "tt", "tp", "tx", "ong", "ba", "anh", "chi"})
+_STOPWORDS = frozenset(
+    "va cua cac nhung la co cho duoc khong da nay do thi de voi trong tai ve tu den mot nhu "
+    "nhung nay ay ma neu vi boi theo ra vao len bi can viec toi chung ho ong ba anh chi em".split()
+)
+
+
+def _respondent_tokens(text: str) -> list[str]:
+    folded = f" {fold_text(text)} "
+    for phrase, short in _PHRASES:
+        folded = folded.replace(f" {phrase} ", f" {short} ")
+    return [t for t in folded.split() if t not in _RESPONDENT_NOISE]
+
+
+def _content_tokens(text: str) -> list[str]:
+    return sorted({t for t in fold_text(text).split() if t not in _STOPWORDS and len(t) > 1})
+
+
+def _compare_content(left: str, right: str) -> FieldMatch | None:
+    tokens_left, tokens_right = _content_tokens(left), _content_tokens(right)
+    if not tokens_left or not tokens_right:
+        return None
+    if _soft(left) == _soft(right):
+        return FieldMatch(MatchField.CONTENT, MatchHow.EXACT, 1.0)
+    common = len(set(tokens_left) & set(tokens_right))
+    similarity = 2.0 * common / (len(tokens_left) + len(tokens_right))
+    how = MatchHow.DIACRITICS if tokens_left == tokens_right else MatchHow.PARTIAL
+    return FieldMatch(MatchField.CONTENT, how, similarity)
+
+
+# -- identity -------------------------------------------------------------------------------------
+
+
+def _compare_ids(left: str, right: str) -> FieldMatch | None:
+    a, b = normalize_id_number(left), normalize_id_number(right)
+    if not a or not b:
+        return None
+    if a == b:
+        return FieldMatch(MatchField.ID_NUMBER, MatchHow.EXACT, 1.0)
+    if len(a) != len(b) or a.isdigit() != b.isdigit():
+        return None  # different kinds of document: one person may hold both
+    if _within_one_edit(a, b):
+        return FieldMatch(MatchField.ID_NUMBER, MatchHow.TYPO, _TYPO_SIMILARITY)
+    return FieldMatch(MatchField.ID_NUMBER, MatchHow.CONFLICT, 0.0)
+
+
+# -- public API -----------------------------------------------------------------------------------
+
+
+def _name_tokens(name: str) -> list[str]:
+    return fold_text(name).split()
+
+
+def blocking_keys(record: IntakeRecord) -> frozenset[str]:
+    """Keys for the database prefilter; two records that :func:`rank` may match share at least one
+    key, except when the name has more than one typo and no ID is shared (documented limit)."""
+    keys: set[str] = set()
+    number = normalize_id_number(record.id_number)
+    if number:
+        keys.add(f"id:{number}")
+    tokens = _name_tokens(record.full_name)
+    if tokens:
+        keys.add("name:" + "-".join(sorted(tokens)))
+        if len(tokens) >= 2:
+            keys.add("fl:" + "-".join(sorted((tokens[0], tokens[-1]))))
+        for index, token in enumerate(tokens):
+            rest = "-".join(sorted(tokens[:index] + tokens[index + 1 :]))
+            variants = {token} | {token[:i] + token[i + 1 :] for i in range(len(token))}
+            for variant in variants:
+                if variant:
+                    keys.add(f"nd:{variant}|{rest}")
+    return frozenset(keys)
+
+
+def compare(query: IntakeRecord, candidate: IntakeRecord, aliases: AliasTable = _EMPTY_ALIASES) -> Candidate:
+    """Score ``candidate`` against ``query`` with the reasons (see the module doc for the rules)."""
+    reasons: list[FieldMatch] = []
+    id_match = _compare_ids(query.id_number, candidate.id_number)
+    name = _compare_text(
+        MatchField.NAME, query.full_name, candidate.full_name,
+        _name_tokens(query.full_name), _name_tokens(candidate.full_name),
+    )  # fmt: skip
+    address = _compare_addresses(query.address, candidate.address, aliases)
+    respondent = _compare_text(
+        MatchField.RESPONDENT, query.respondent, candidate.respondent,
+        _respondent_tokens(query.respondent), _respondent_tokens(candidate.respondent),
+    )  # fmt: skip
+    content = _compare_content(query.content, candidate.content)
+    base = 0.0
+    for key, match in (("name", name), ("address", address), ("respondent", respondent), ("content", content)):
+        if match is not None:
+            base += _WEIGHTS[key] * match.similarity
+            if match.similarity > 0:
+                reasons.append(match)
+    if id_match is not None:
+        reasons.insert(0, id_match)
+    name_similarity = name.similarity if name is not None else 0.0
+    # Without an ID, the name must be close and the place or the matter must agree as well.
+    place_agrees = address is None or address.similarity >= 0.5
+    matter_agrees = (
+        respondent is not None and respondent.similarity >= 0.8 and content is not None and content.similarity >= 0.5
+    )
+    beyond_name = base - _WEIGHTS["name"] * name_similarity
+    if id_match is not None and id_match.how is MatchHow.EXACT:
+        score = 0.9 + 0.1 * base
+    elif id_match is not None and id_match.how is MatchHow.TYPO:
+        score = 0.5 + 0.5 * base if name_similarity >= NAME_GATE else min(base, MATCH_THRESHOLD - 0.1)
+    elif id_match is not None and id_match.how is MatchHow.CONFLICT:
+        score = min(base, MATCH_THRESHOLD - 0.2)
+    elif name_similarity < NAME_GATE or beyond_name < 0.1 or not (place_agrees or matter_agrees):
+        score = min(base, MATCH_THRESHOLD - 0.1)  # a name alone, or no name, is never a match
+    else:
+        score = base
+    return Candidate(candidate.record_id, round(min(score, 1.0), 4), tuple(reasons))
+
+
+def rank(
+    query: IntakeRecord,
+    candidates: Iterable[IntakeRecord],
+    aliases: AliasTable = _EMPTY_ALIASES,
+    *,
+    threshold: float = MATCH_THRESHOLD,
+    limit: int | None = None,
+) -> list[Candidate]:
+    """Candidates scoring at least ``threshold``, best first (ties by record id), at most ``limit``.
+
+    The query itself (same ``record_id``) is skipped.
+    """
+    scored = [
+        compare(query, candidate, aliases) for candidate in candidates if candidate.record_id != query.record_id
+    ]
+    kept = sorted((c for c in scored if c.score >= threshold), key=lambda c: (-c.score, c.record_id))
+    return kept[:limit] if limit is not None else kept

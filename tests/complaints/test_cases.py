@@ -1,0 +1,125 @@
+"""Cases on SQLite and PostgreSQL: tracking codes, optimistic locking, "lần tiếp thứ n"."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from complaints.cases import (
+    add_reception_entry,
+    create_case,
+    find_case_by_tracking_code,
+    get_case,
+    update_case,
+)
+from complaints.enums import CaseStatus, PetitionKind, ReceptionForm, ReceptionType
+from complaints.errors import InvalidTrackingCode, NotFound, StaleVersion
+from complaints.tables import metadata
+from tiepdan.db import make_engine
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(database_url)
+    async with eng.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield eng
+    await eng.dispose()
+
+
+async def test_case_is_found_by_the_code_a_citizen_types(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="Khiếu nại bồi thường đất", now=NOW)
+    sloppy = case.tracking_code.lower().replace("-", " ")
+    async with engine.connect() as conn:
+        found = await find_case_by_tracking_code(conn, sloppy)
+    assert found.id == case.id and found.version == 1 and found.status is CaseStatus.RECEIVED
+    with pytest.raises(InvalidTrackingCode):
+        async with engine.connect() as conn:
+            await find_case_by_tracking_code(conn, case.tracking_code[:-1] + "2" if case.tracking_code[-1] != "2"
+                                             else case.tracking_code[:-1] + "3")
+    with pytest.raises(NotFound):
+        async with engine.connect() as conn:
+            await get_case(conn, "00000000-0000-0000-0000-000000000000")
+
+
+async def test_a_denunciation_case_is_confidential_whatever_the_caller_says(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.DENUNCIATION, summary="Tố cáo cán bộ xã", now=NOW)
+    assert case.confidential
+
+
+async def test_tracking_code_collision_is_retried(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        first = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="a", now=NOW,
+                                  randbelow=random.Random(7).randrange)
+        # The same seed draws the same code first, collides, and draws again.
+        second = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="b", now=NOW,
+                                   randbelow=random.Random(7).randrange)
+    assert first.tracking_code != second.tracking_code
+
+
+async def test_stale_edit_is_refused_and_loses_nothing(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="ban đầu", now=NOW)
+    async with engine.begin() as conn:
+        updated = await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa lần 1"}, now=NOW)
+    assert updated.version == 2
+    with pytest.raises(StaleVersion, match="tải lại"):
+        async with engine.begin() as conn:
+            await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa cũ"}, now=NOW)
+    async with engine.connect() as conn:
+        assert (await get_case(conn, case.id)).summary == "sửa lần 1"
+    with pytest.raises(ValueError, match="cannot be edited"):
+        async with engine.begin() as conn:
+            await update_case(conn, case.id, expected_version=2, changes={"tracking_code": "x"}, now=NOW)
+
+
+async def test_two_connections_editing_one_case_at_once_one_wins_one_is_told(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="x", now=NOW)
+    barrier = asyncio.Barrier(2)
+
+    async def edit(text: str) -> str:
+        async with engine.connect() as conn:
+            version = (await get_case(conn, case.id)).version
+            await conn.commit()
+            await barrier.wait()
+            try:
+                async with conn.begin():
+                    await update_case(conn, case.id, expected_version=version, changes={"summary": text}, now=NOW)
+            except StaleVersion:
+                return "stale"
+            return "ok"
+
+    results = sorted(await asyncio.gather(edit("A"), edit("B")))
+    assert results == ["ok", "stale"]
+    async with engine.connect() as conn:
+        final = await get_case(conn, case.id)
+    assert final.version == 2 and final.summary in {"A", "B"}
+
+
+async def test_reception_entries_count_the_nth_reception_and_refuse_future_dates(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.PROPOSAL_FEEDBACK, summary="x", now=NOW)
+    ns = []
+    for day in (date(2026, 9, 10), date(2026, 10, 12), date(2026, 11, 20)):
+        async with engine.begin() as conn:
+            _, n = await add_reception_entry(conn, case.id, received_on=day, reception_type=ReceptionType.PERIODIC,
+                                             form=ReceptionForm.ONLINE, with_petition=True, now=NOW,
+                                             session_id="s-2026-11", venue="tien-du")
+        ns.append(n)
+    assert ns == [1, 2, 3]
+    with pytest.raises(ValueError, match="future"):
+        async with engine.begin() as conn:
+            await add_reception_entry(conn, case.id, received_on=NOW.date() + timedelta(days=1),
+                                      reception_type=ReceptionType.ROUTINE, form=ReceptionForm.IN_PERSON,
+                                      with_petition=False, now=NOW)
