@@ -19,3 +19,7 @@ class NotAuthorized(SignalingError):
 
 class BusError(SignalingError):
     """The event bus could not publish or deliver."""
+
+
+class OutboxError(SignalingError):
+    """The outbox could not store or relay an event."""

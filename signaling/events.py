@@ -23,7 +23,7 @@ __all__ = [
     "ParticipantLeft", "LobbyAdmitted", "LobbyDenied", "Muted", "Removed", "HandRaised", "HandLowered",
     "RoomLocked", "RoomUnlocked", "VenueLinkLost", "VenueLinkRestored", "ActiveSpeakerChanged",
     "SegmentOpened", "SegmentClosed", "ClosedSegmentRequested", "ClosedSegmentStarted",
-    "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "VenueInfo",
+    "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "VenueInfo", "UnmuteRequested",
 ]
 
 
@@ -227,6 +227,14 @@ class Muted(_RoomEvent):
     by: str
 
 
+class UnmuteRequested(_RoomEvent):
+    """A moderator asked a participant to turn its microphone on (the participant decides)."""
+
+    type: Literal["room.unmute_requested"] = "room.unmute_requested"
+    participant: str
+    by: str
+
+
 class Removed(_RoomEvent):
     type: Literal["room.removed"] = "room.removed"
     participant: str
@@ -340,7 +348,7 @@ AnyEvent = Annotated[
     | TicketIssued | TicketTriaged
     | CaseCalled | CaseClosed | CaseSkipped | CaseRecalled | CaseAbsent | CasePaused | CaseResumed
     | ParticipantJoined | ParticipantLeft | FloorGranted | FloorRevoked | LobbyAdmitted | LobbyDenied
-    | Muted | Removed | HandRaised | HandLowered | RoomLocked | RoomUnlocked
+    | Muted | UnmuteRequested | Removed | HandRaised | HandLowered | RoomLocked | RoomUnlocked
     | VenueLinkLost | VenueLinkRestored | ActiveSpeakerChanged | SegmentOpened | SegmentClosed
     | ClosedSegmentRequested | ClosedSegmentStarted | ClosedSegmentEnded
     | CaseRecorded | UserDisabled,

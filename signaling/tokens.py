@@ -99,10 +99,10 @@ class TokenIssuer:
             "kind": kind,
             "roles": [Role(r).value for r in roles],
         }
-        for key, value in (("unit", unit), ("room", room), ("venue", venue), ("name", name),
-                           ("participant", participant)):
+        for claim, value in (("unit", unit), ("room", room), ("venue", venue), ("name", name),
+                             ("participant", participant)):
             if value is not None:
-                payload[key] = value
+                payload[claim] = value
         key = self._keyring.active_signing
         return jwt.encode(payload, key.private_pem(), algorithm=ALGORITHM, headers={"kid": key.kid})
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.harness"]
+
 PG_HOST = os.environ.get("TIEPDAN_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TIEPDAN_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("TIEPDAN_TEST_PG_USER", "postgres")
@@ -160,3 +162,14 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 async def anyio_backend() -> AsyncIterator[str]:
     yield "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_per_test() -> Iterator[None]:
+    """With TIEPDAN_TEST_GC=1, collect garbage after every test, so that a leaked connection or
+    task warns in the test that leaked it instead of in a later one (a diagnostic, off by default)."""
+    yield
+    if os.environ.get("TIEPDAN_TEST_GC") == "1":
+        import gc
+
+        gc.collect()

@@ -21,11 +21,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evidence import Keyring
+from room_console import install_console
 from signaling.bus import Bus
+from signaling.outbox import OutboxRelay
+from signaling.room.api import router as room_router
 from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
+from .room_wiring import wire_room_server
 from .settings import Settings
+from .wiring import console_options, wire_console
 
 __all__ = ["create_app", "Services", "load_keyring"]
 
@@ -43,6 +48,7 @@ class Services:
     engine: AsyncEngine
     bus: Bus
     metrics: CollectorRegistry
+    outbox: OutboxRelay
 
 
 def load_keyring(settings: Settings) -> Keyring:
@@ -88,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             await prepare_database(engine)
             bus = await _make_bus(settings, stack)
+            outbox = OutboxRelay(engine, bus)
+            stack.push_async_callback(outbox.close)  # closed before the bus and the engine
             services = Services(
                 settings=settings,
                 keyring=keyring,
@@ -96,13 +104,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 engine=engine,
                 bus=bus,
                 metrics=registry,
+                outbox=outbox,
             )
             app.state.services = services
             # -- wiring of the packages (each adds its context to app.state) --
+            await outbox.start()  # committed outbox rows → bus (embedded: replays recent rows first)
+            await wire_console(app, services, stack)  # app.state.console, app.state.ws_tickets
+            await wire_room_server(app, services, stack)  # app.state.room_server (roles all, media)
             yield
 
     app = FastAPI(title="tiepdan", version="0.1.0", lifespan=lifespan, docs_url="/api/docs",
                   openapi_url="/api/openapi.json", redoc_url=None)
+    install_console(app, console_options(settings))
+    app.include_router(room_router)  # /ws: the live-room protocol (docs/protocol.md)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -27,10 +27,42 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         overrides["port"] = args.port
     settings = settings.model_copy(update=overrides)
     configure_logging(settings.log_level, json_output=settings.log_json)
+    if args.seed_if_empty:
+        asyncio.run(_seed(settings, only_if_empty=True, cases=300))
     app = create_app(settings)
     print(f"tiepdan: bảng điều khiển tại http://{settings.host}:{settings.port}/", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, ws_max_size=settings.ws_max_frame_bytes)
     return 0
+
+
+async def _seed(settings: Settings, *, only_if_empty: bool, cases: int) -> int:
+    from complaints.seed import database_is_empty, seed_province
+
+    from .app import load_keyring
+    from .db import make_engine, prepare_database
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        await prepare_database(engine)
+        if not await database_is_empty(engine):
+            if only_if_empty:
+                return 0
+            print("tiepdan: cơ sở dữ liệu đã có vụ việc; không tạo dữ liệu mẫu", file=sys.stderr)
+            return 1
+        print(f"tiepdan: cơ sở dữ liệu trống, đang tạo dữ liệu mẫu ({cases} vụ việc)…", file=sys.stderr)
+        report = await seed_province(engine, load_keyring(settings), cases_count=cases)
+        print(f"tiepdan: đã tạo {report.cases} vụ việc, {report.petitioners} công dân "
+              f"({report.sealed} hồ sơ tố cáo được niêm phong), {report.directives} ý kiến chỉ đạo", file=sys.stderr)
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.mode == "production":
+        print("tiepdan: không tạo dữ liệu mẫu ở chế độ production", file=sys.stderr)
+        return 1
+    return asyncio.run(_seed(settings, only_if_empty=False, cases=args.cases))
 
 
 def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,7 +89,49 @@ def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     ring = load_keyring(settings) if settings.mode == "dev" else _load_any(settings)
     sig, data = ring.rotate(dev=settings.mode == "dev")
     print(f"khóa ký mới: {sig}; khóa dữ liệu mới: {data}; các khóa cũ được giữ lại để xác minh")
+    resealed = asyncio.run(_reseal_identities(settings, ring))
+    print(f"đã niêm phong lại {resealed} hồ sơ danh tính bằng khóa dữ liệu mới")
     return 0
+
+
+async def _reseal_identities(settings: Settings, ring: object) -> int:
+    from complaints.vault import rekey_identities
+    from evidence import Keyring
+
+    from .db import make_engine, prepare_database
+
+    assert isinstance(ring, Keyring)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        await prepare_database(engine)
+        async with engine.begin() as conn:
+            return await rekey_identities(conn, ring)
+    finally:
+        await engine.dispose()
+
+
+def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_verify_audit(settings))
+
+
+async def _verify_audit(settings: Settings) -> int:
+    from complaints.audit import verify_audit_log
+
+    from .db import make_engine, prepare_database
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        await prepare_database(engine)
+        async with engine.connect() as conn:
+            bad = await verify_audit_log(conn)
+    finally:
+        await engine.dispose()
+    if bad is None:
+        print("nhật ký truy cập toàn vẹn: chuỗi băm khớp đến dòng cuối")
+        return 0
+    print(f"nhật ký truy cập bị thay đổi: dòng đầu tiên sai là id={bad.record_id} (thứ {bad.index + 1}): {bad.reason}",
+          file=sys.stderr)
+    return 1
 
 
 def _load_any(settings: Settings):  # type: ignore[no-untyped-def]
@@ -86,7 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--role", choices=["all", "media", "control", "worker"], default="all")
+    serve.add_argument("--seed-if-empty", action="store_true",
+                       help="fill an empty database with sample data first (development)")
     serve.set_defaults(func=_cmd_serve)
+
+    seed = sub.add_parser("seed", help="Fill an empty database with a sample province (development only).")
+    seed.add_argument("--cases", type=int, default=300)
+    seed.set_defaults(func=_cmd_seed)
 
     token = sub.add_parser("token", help="Print a signed JWT for a service, bot or test.")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -112,8 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="Manage the keyring.")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    keys_sub.add_parser("rotate", help="Make new signing and data keys; retired public keys are kept.")
+    keys_sub.add_parser(
+        "rotate", help="Make new signing and data keys, keep the retired ones, re-seal sealed identities."
+    )
     keys.set_defaults(func=_cmd_keys)
+
+    audit = sub.add_parser("audit", help="Check the audit log.")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="Walk the hash chain of the audit log and name the first bad row.")
+    audit.set_defaults(func=_cmd_audit)
     return parser
 
 

@@ -6,7 +6,9 @@ migrations. ``prepare_database`` brings a database to the current schema.
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, event
+from pathlib import Path
+
+from sqlalchemy import MetaData, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 __all__ = ["make_engine", "prepare_database", "metadatas"]
@@ -14,14 +16,18 @@ __all__ = ["make_engine", "prepare_database", "metadatas"]
 
 def metadatas() -> list[MetaData]:
     """The MetaData of every package with tables, in creation order."""
+    from complaints.tables import metadata as complaints_md
     from room_console.tables import metadata as console_md
     from signaling.outbox import metadata as outbox_md
 
-    return [outbox_md, console_md]
+    return [outbox_md, console_md, complaints_md]
 
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

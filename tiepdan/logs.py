@@ -20,7 +20,8 @@ ALLOWED_CONTEXT = frozenset(
      "path", "status", "method", "duration_ms", "node", "role", "count", "kid"}
 )
 # A JWT (three base64url parts) or a bearer value never reaches the log, even inside a message.
-_TOKEN_RE = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}|(?i:bearer)\s+\S+|ticket=[\w-]+")
+# Invitation links carry their one-time token in the path (/invite/<token>).
+_TOKEN_RE = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}|(?i:bearer)\s+\S+|ticket=[\w-]+|(?<=/invite/)[\w-]+")
 
 
 def redact(text: str) -> str:

@@ -55,3 +55,34 @@ def test_production_start_refuses_dev_keys(tmp_path: Path) -> None:
     result = _run(["token", "--role", "chair"], tmp_path, TIEPDAN_MODE="production")
     assert result.returncode != 0
     assert "generated for development" in result.stderr
+
+
+def test_audit_verify_names_the_first_bad_row_after_a_raw_edit(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from complaints.audit import append_audit
+    from tiepdan.db import make_engine, prepare_database
+
+    db = tmp_path / "tiepdan.db"
+
+    async def fill() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{db}")
+        await prepare_database(engine)
+        async with engine.begin() as conn:
+            for i in range(4):
+                await append_audit(conn, actor=f"u{i}", action="replay.segment", target_kind="segment",
+                                   target_id=f"s{i}")
+        await engine.dispose()
+
+    asyncio.run(fill())
+    ok = _run(["audit", "verify"], tmp_path)
+    assert ok.returncode == 0 and "toàn vẹn" in ok.stdout, ok.stderr
+    raw = sqlite3.connect(db)
+    raw.execute("DROP TRIGGER audit_events_no_update")
+    raw.execute("UPDATE audit_events SET target_id = 's9' WHERE id = 2")
+    raw.commit()
+    raw.close()
+    bad = _run(["audit", "verify"], tmp_path)
+    assert bad.returncode == 1
+    assert "id=2" in bad.stderr

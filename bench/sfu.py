@@ -1,0 +1,484 @@
+"""Benchmark of the SFU media plane (sfu/): forwarding cost, fps per slot, egress; vs. aiortc MediaRelay.
+
+Run: ``.venv/bin/python bench/sfu.py`` (about 4 minutes; ``--quick`` for a smoke run of about 1.5 minutes).
+
+Three kinds of process talk over loopback UDP (ICE host candidates on 127.0.0.1, no STUN/TURN):
+
+- the **server**: either the SFU (``sfu.Worker``, frame-level forwarding) or, for comparison, a plain
+  aiortc server that decodes each publisher and re-encodes per subscriber through ``MediaRelay``;
+  it is driven by JSON lines over a loopback TCP socket (standing in for signalling);
+- the **publisher bots**: pre-encoded VP8 (textured 720p30 at ~1.5 Mbit/s, 320x180 at 15 fps at
+  ~150 kbit/s) and Opus, sent through aiortc's ``pack()`` path, so bots cost little;
+- the **subscriber bots**: aiortc peers that count frames per slot below aiortc's jitter buffer
+  (they never decode, so their CPU is not mistaken for the server's).
+
+CPU is ``time.process_time()`` of each process (all threads) over the measurement window, in cores.
+Results are printed and written to ``bench/README_sfu.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import pickle
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CLIP_CACHE = Path("/tmp/tiepdan-bench-clips.pickle")
+
+
+def loopback_only() -> None:
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+def clips() -> dict[str, Any]:
+    """The pre-encoded media, cached on disk between runs (the 720p texture takes a few seconds)."""
+    if CLIP_CACHE.exists():
+        try:
+            return pickle.loads(CLIP_CACHE.read_bytes())  # noqa: S301 - our own cache file
+        except Exception:
+            pass
+    from tests.fakes.media import opus_clip, textured_vp8_clip
+
+    data = {
+        "high": textured_vp8_clip(1280, 720, 30, 2.0, 30, 0.07),
+        "low": textured_vp8_clip(320, 180, 15, 2.0, 30, 0.2),
+        "mic": opus_clip(2.0),
+    }
+    CLIP_CACHE.write_bytes(pickle.dumps(data))
+    return data
+
+
+# --- server process ---------------------------------------------------------------------------------------
+
+
+def server_main(mode: str, port_q: Any) -> None:
+    asyncio.run(_server(mode, port_q))
+
+
+async def _server(mode: str, port_q: Any) -> None:
+    loopback_only()
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+    from aiortc.contrib.media import MediaRelay
+
+    from sfu import Options, Worker
+
+    done = asyncio.Event()
+    worker = Worker(Options(connect_timeout=60, audio_level_interval=None, video_slots=8, audio_slots=8))
+    await worker.start()
+    room = worker.create_room("bench")
+    relay = MediaRelay()
+    relay_tracks: dict[str, Any] = {}
+    relay_pcs: dict[str, Any] = {}
+
+    async def op(req: dict[str, Any]) -> dict[str, Any]:
+        kind = req["op"]
+        if kind == "cpu":
+            return {"cpu": time.process_time(), "wall": time.monotonic()}
+        if kind == "quit":
+            done.set()
+            return {}
+        if mode == "sfu":
+            if kind == "publish":
+                p = room.join(req["id"])
+                return {"sdp": await p.publish_offer(req["sdp"], names=req.get("names"))}
+            if kind == "subscribe":
+                p = room.join(req["id"])
+                return {"sdp": await p.subscriber_offer(req["video"], req["audio"])}
+            if kind == "answer":
+                await room.participant(req["id"]).apply_answer(req["sdp"])
+                return {}
+            if kind == "source":
+                p = room.participant(req["id"])
+                slots = p.video_slots if req["kind"] == "video" else p.audio_slots
+                slots[req["slot"]].set_source(room.publication(req["pub"]))
+                return {}
+        else:  # relay: decode once per publisher, encode per subscriber (aiortc's documented pattern)
+            if kind == "publish":
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                relay_pcs[req["id"]] = pc
+
+                @pc.on("track")
+                def on_track(track: Any, pid: str = req["id"]) -> None:
+                    relay_tracks.setdefault(f"{pid}/{track.kind}", track)
+
+                await pc.setRemoteDescription(RTCSessionDescription(req["sdp"], "offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+                return {"sdp": pc.localDescription.sdp}
+            if kind == "subscribe":
+                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                relay_pcs[req["id"]] = pc
+                for k in ["video"] * req["video"] + ["audio"] * req["audio"]:
+                    source = relay_tracks[f"{req['source']}/{k}"]
+                    t = pc.addTransceiver(relay.subscribe(source), direction="sendonly")
+                    caps = RTCRtpSender.getCapabilities(k).codecs
+                    t.setCodecPreferences([c for c in caps if c.name in ("VP8", "rtx", "opus")])
+                await pc.setLocalDescription(await pc.createOffer())
+                return {"sdp": pc.localDescription.sdp}
+            if kind == "answer":
+                await relay_pcs[req["id"]].setRemoteDescription(RTCSessionDescription(req["sdp"], "answer"))
+                return {}
+            if kind == "source":
+                return {}
+        raise ValueError(kind)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            try:
+                resp = await op(json.loads(line))
+            except Exception as exc:  # report to the driver
+                resp = {"error": f"{type(exc).__name__}: {exc}"}
+            writer.write((json.dumps(resp) + "\n").encode())
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port_q.put(server.sockets[0].getsockname()[1])
+    await done.wait()
+    server.close()
+    await worker.close()
+    for pc in relay_pcs.values():
+        await pc.close()
+
+
+class Rpc:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.lock = asyncio.Lock()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def __call__(self, **req: Any) -> dict[str, Any]:
+        async with self.lock:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            assert self.reader is not None
+            self.writer.write((json.dumps(req) + "\n").encode())
+            resp: dict[str, Any] = json.loads(await self.reader.readline())
+        if "error" in resp:
+            raise RuntimeError(resp["error"])
+        return resp
+
+
+def rpc_sync(port: int, **req: Any) -> dict[str, Any]:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            buf += s.recv(65536)
+    result: dict[str, Any] = json.loads(buf)
+    return result
+
+
+# --- bot processes ----------------------------------------------------------------------------------------
+
+
+def bots_main(role: str, port: int, plan: dict[str, Any], start: Any, stop: Any, out: Any) -> None:
+    asyncio.run(_bots(role, port, plan, start, stop, out))
+
+
+class CountingSink:
+    """Counts frames (video: marker bits; audio: packets) and payload bytes of one received track."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.frames = 0
+        self.bytes = 0
+        self.packets = 0
+
+    def on_rtp(self, packet: Any, data: bytes) -> None:
+        self.packets += 1
+        self.bytes += len(packet.payload)
+        if self.kind == "audio" or packet.marker:
+            self.frames += 1
+
+
+async def _wait(evt: Any) -> None:
+    while not evt.is_set():
+        await asyncio.sleep(0.05)
+
+
+async def _bots(role: str, port: int, plan: dict[str, Any], start: Any, stop: Any, out: Any) -> None:
+    loopback_only()
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    from sfu import hooks
+    from tests.fakes.media import ClipTrack, PublisherBot
+
+    rpc = Rpc(port)
+    pcs: list[Any] = []
+    sinks: dict[str, CountingSink] = {}
+    bots: list[PublisherBot] = []
+    if role == "pub":
+        media = clips()
+        for venue in plan["publishers"]:
+            tracks = [ClipTrack(media[name], name, loop_to=1) for name in plan["tracks"]]
+            bot = PublisherBot(tracks)
+            bots.append(bot)
+            names = {str(i): name for i, name in enumerate(plan["tracks"])}
+            answer = await rpc(op="publish", id=venue, sdp=await bot.offer(), names=names)
+            await bot.accept(answer["sdp"])
+        await asyncio.sleep(1.0)
+    else:
+        for sub in plan["subscribers"]:
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pcs.append(pc)
+            offer = await rpc(
+                op="subscribe",
+                id=sub["id"],
+                video=len(sub["video"]),
+                audio=len(sub["audio"]),
+                source=plan.get("source"),
+            )
+            await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+            kinds = {"video": 0, "audio": 0}
+            for t in pc.getTransceivers():
+                key = f"{sub['id']}/{t.kind}/{kinds[t.kind]}"
+                kinds[t.kind] += 1
+                sink = CountingSink(t.kind)
+                sinks[key] = sink
+                hooks.install_ingest(t.receiver, sink)  # count below the jitter buffer; never decode
+            await pc.setLocalDescription(await pc.createAnswer())
+            await rpc(op="answer", id=sub["id"], sdp=pc.localDescription.sdp)
+            for kind in ("video", "audio"):
+                for i, pub in enumerate(sub[kind]):
+                    await rpc(op="source", id=sub["id"], kind=kind, slot=i, pub=pub)
+    out.put(("ready", role))
+    await _wait(start)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    counts0 = {k: (s.frames, s.bytes, s.packets) for k, s in sinks.items()}
+    await _wait(stop)
+    cpu1, t1 = time.process_time(), time.monotonic()
+    wall = t1 - t0
+    result = {
+        "role": role,
+        "cores": (cpu1 - cpu0) / wall,
+        "slots": {
+            k: {
+                "kind": s.kind,
+                "fps": (s.frames - counts0[k][0]) / wall,
+                "mbps": 8 * (s.bytes - counts0[k][1]) / wall / 1e6,
+                "pps": (s.packets - counts0[k][2]) / wall,
+            }
+            for k, s in sinks.items()
+        },
+    }
+    out.put(("result", result))
+    for bot in bots:
+        await bot.close()
+    for pc in pcs:
+        await pc.close()
+
+
+# --- driver -----------------------------------------------------------------------------------------------
+
+
+def run(
+    mode: str, pub_plan: dict[str, Any], sub_plan: dict[str, Any], warmup: float, window: float
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    port_q, out = ctx.Queue(), ctx.Queue()
+    start, stop = ctx.Event(), ctx.Event()
+    server = ctx.Process(target=server_main, args=(mode, port_q), daemon=True)
+    server.start()
+    port = port_q.get(timeout=60)
+    pubs = ctx.Process(target=bots_main, args=("pub", port, pub_plan, start, stop, out), daemon=True)
+    pubs.start()
+    assert out.get(timeout=120) == ("ready", "pub")
+    subs = ctx.Process(target=bots_main, args=("sub", port, sub_plan, start, stop, out), daemon=True)
+    subs.start()
+    assert out.get(timeout=120) == ("ready", "sub")
+    time.sleep(warmup)
+    c0 = rpc_sync(port, op="cpu")
+    start.set()
+    time.sleep(window)
+    stop.set()
+    c1 = rpc_sync(port, op="cpu")
+    results = {}
+    for _ in range(2):
+        kind, result = out.get(timeout=60)
+        results[result["role"]] = result
+    rpc_sync(port, op="quit")
+    for p in (pubs, subs, server):
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+    slots = results["sub"]["slots"]
+    return {
+        "server_cores": (c1["cpu"] - c0["cpu"]) / (c1["wall"] - c0["wall"]),
+        "pub_cores": results["pub"]["cores"],
+        "sub_cores": results["sub"]["cores"],
+        "slots": slots,
+        "egress_mbps": sum(s["mbps"] for s in slots.values()),
+        "egress_pps": sum(s["pps"] for s in slots.values()),
+    }
+
+
+def layout_plan(venues: int = 9) -> tuple[dict[str, Any], dict[str, Any]]:
+    ids = [f"venue-{i}" for i in range(venues)]
+    subs = []
+    for i in range(venues):
+        others = [ids[(i + k) % venues] for k in range(1, venues)]
+        subs.append(
+            {
+                "id": f"viewer-{i}",
+                "video": [f"{o}/high" for o in others[:2]] + [f"{o}/low" for o in others[2:8]],
+                "audio": [f"{o}/mic" for o in others[:8]],
+            }
+        )
+    return {"publishers": ids, "tracks": ["high", "low", "mic"]}, {"subscribers": subs}
+
+
+def fanout_plan(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    subs = [{"id": f"viewer-{i}", "video": ["venue-0/high"], "audio": ["venue-0/mic"]} for i in range(n)]
+    return {"publishers": ["venue-0"], "tracks": ["high", "mic"]}, {"subscribers": subs, "source": "venue-0"}
+
+
+def summarize_slots(slots: dict[str, Any], kind_of: Any) -> dict[str, tuple[float, float, int]]:
+    groups: dict[str, list[float]] = {}
+    for key, s in slots.items():
+        groups.setdefault(kind_of(key, s), []).append(s["fps"])
+    return {g: (min(v), sum(v) / len(v), len(v)) for g, v in groups.items()}
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import aiortc
+    import av
+
+    return (
+        f"{os.cpu_count()} vCPU {model}; {platform.platform()}; Python {platform.python_version()}; "
+        f"aiortc {aiortc.__version__}, PyAV {av.__version__}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short windows (smoke run)")
+    parser.add_argument("--no-readme", action="store_true", help="do not write bench/README_sfu.md")
+    args = parser.parse_args()
+    warmup, window = (3.0, 5.0) if args.quick else (5.0, 12.0)
+    media = clips()
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    say(f"Machine: {machine()}")
+    say(f"Date: {started}; warm-up {warmup:g} s, window {window:g} s per run")
+    say(
+        f"Media: high {media['high'].width}x{media['high'].height}@{media['high'].rate:g} "
+        f"{media['high'].bitrate / 1e6:.2f} Mbit/s, low {media['low'].width}x{media['low'].height}@"
+        f"{media['low'].rate:g} {media['low'].bitrate / 1e3:.0f} kbit/s, Opus 20 ms "
+        f"{media['mic'].bitrate / 1e3:.0f} kbit/s (pre-encoded, VP8)"
+    )
+    say()
+
+    say("## Layout: 9 publishers x (720p + 180p + Opus), 9 subscribers x (2 high + 6 low + 8 audio)")
+    pub_plan, sub_plan = layout_plan()
+    r = run("sfu", pub_plan, sub_plan, warmup, window)
+
+    def layout_kind(key: str, s: dict[str, Any]) -> str:
+        _, kind, index = key.split("/")
+        if kind == "audio":
+            return "audio"
+        return "high" if int(index) < 2 else "low"
+
+    groups = summarize_slots(r["slots"], layout_kind)
+    say()
+    say("| measure | value |")
+    say("|---|---|")
+    say(
+        f"| SFU process CPU | {r['server_cores']:.2f} core ({100 * r['server_cores'] / (os.cpu_count() or 1):.0f}%"
+        f" of the box) |"
+    )
+    say(f"| publisher bots CPU (9 venues, one process) | {r['pub_cores']:.2f} core |")
+    say(f"| subscriber bots CPU (9 venues, one process) | {r['sub_cores']:.2f} core |")
+    for g, nominal in (("high", 30), ("low", 15), ("audio", 50)):
+        lo, mean, n = groups[g]
+        say(f"| {g} slots ({n}): fps min / mean (nominal {nominal}) | {lo:.1f} / {mean:.1f} |")
+    say(f"| SFU egress (RTP payload) | {r['egress_mbps']:.1f} Mbit/s, {r['egress_pps']:.0f} packets/s |")
+    layout = r
+
+    say()
+    say("## Fan-out: one 720p publisher to N subscribers, SFU forwarding vs aiortc MediaRelay (transcoding)")
+    say()
+    say(
+        "| N | SFU CPU | SFU video fps (min) | SFU egress Mbit/s | relay CPU | relay video fps (min) "
+        "| relay egress Mbit/s | CPU ratio relay/SFU |"
+    )
+    say("|---|---|---|---|---|---|---|---|")
+    fanout: dict[int, Any] = {}
+    for n in (1, 2, 4, 8):
+        pub_plan, sub_plan = fanout_plan(n)
+        fw = run("sfu", pub_plan, sub_plan, warmup, window)
+        tr = run("relay", pub_plan, sub_plan, warmup, window)
+        fanout[n] = (fw, tr)
+
+        def vid(res: dict[str, Any]) -> float:
+            return min(s["fps"] for s in res["slots"].values() if s["kind"] == "video")
+
+        say(
+            f"| {n} | {fw['server_cores']:.3f} | {vid(fw):.1f} | {fw['egress_mbps']:.1f} | "
+            f"{tr['server_cores']:.3f} | {vid(tr):.1f} | {tr['egress_mbps']:.1f} | "
+            f"{tr['server_cores'] / max(fw['server_cores'], 1e-6):.1f}x |"
+        )
+    say()
+    say(
+        f"(bots: layout publishers {layout['pub_cores']:.2f} core, subscribers {layout['sub_cores']:.2f} core; "
+        "fan-out bots are reported in the JSON below)"
+    )
+    if not args.no_readme:
+        path = ROOT / "bench" / "README_sfu.md"
+        body = [
+            "# SFU media-plane benchmark (`bench/sfu.py`)",
+            "",
+            "Produced by `.venv/bin/python bench/sfu.py`; the lead merges this section into bench/README.md.",
+            "How it measures: see the module docstring of `bench/sfu.py` (SFU in its own process, bots in two",
+            "others, loopback UDP, CPU = process time over the window, subscribers count frames without decoding).",
+            "",
+            *lines,
+            "",
+            "Raw figures (JSON):",
+            "",
+            "```json",
+            json.dumps(
+                {
+                    "layout": {k: v for k, v in layout.items() if k != "slots"},
+                    "fanout": {
+                        n: [{k: v for k, v in x.items() if k != "slots"} for x in pair]
+                        for n, pair in fanout.items()
+                    },
+                },
+                indent=1,
+            ),
+            "```",
+            "",
+        ]
+        path.write_text("\n".join(body))
+        print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()

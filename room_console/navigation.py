@@ -1,0 +1,35 @@
+"""The console's navigation: each entry needs one grant; the header and the dashboard show the
+entries the signed-in user holds. Later pages add their entry to :data:`NAV_ITEMS`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from signaling.grants import Grant
+
+__all__ = ["NavItem", "NAV_ITEMS", "navigation_for", "grant_keys_for"]
+
+
+@dataclass(frozen=True)
+class NavItem:
+    href: str
+    label_key: str
+    grant: Grant | None = None  # None: every signed-in user
+
+
+NAV_ITEMS: list[NavItem] = [
+    NavItem("/", "nav.home"),
+    NavItem("/admin/users", "nav.admin_users", Grant.MANAGE),
+]
+
+
+def navigation_for(grants: Iterable[Grant]) -> list[NavItem]:
+    held = frozenset(grants)
+    return [item for item in NAV_ITEMS if item.grant is None or item.grant in held]
+
+
+def grant_keys_for(grants: Iterable[Grant]) -> list[str]:
+    """Catalogue keys describing ``grants``, in the order of the grant table."""
+    held = frozenset(grants)
+    return [f"grant.{g.value}" for g in Grant if g in held]

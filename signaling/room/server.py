@@ -1,0 +1,412 @@
+"""The room server: owns the live rooms of this media node and routes between peers, rooms and the bus.
+
+Ownership: the lifespan owns the :class:`RoomServer`; the server owns its rooms, its room-state
+store, its background tasks (bus consumer, sweeper) and a registry of the peers attached to it
+(each peer is run by its ``/ws`` handler; :meth:`RoomServer.close` asks every peer to end with
+1001 and waits for them).
+
+Inputs and what they do:
+
+* bus ``SessionOpened`` → open the room with the session's venues; ``SessionClosed`` → every
+  participant gets ``room.closed`` and is disconnected (4010), the room's record is deleted;
+  ``UserDisabled`` → that user's connections end with 4005 and new ones are refused.
+* a peer's messages → :class:`~signaling.room.moderation.Room` → effects: messages are serialised
+  once and queued on each recipient peer, events are published on the bus in order, and the
+  room's record is saved when it changed. One lock per room keeps the order of effects equal to
+  the order of inputs.
+* at start, every stored record is restored (participants disconnected, grace running), so that a
+  node killed with SIGKILL keeps floor, lobby, hands and lock, and participants resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from ..bus import Bus
+from ..errors import TokenError
+from ..events import AnyEvent, Event, SessionClosed, SessionOpened, UserDisabled, VenueInfo
+from ..grants import Grant, Role
+from ..protocol import (
+    ClientMessage,
+    ErrorCode,
+    Join,
+    Refresh,
+    TokenRefreshed,
+    Welcome,
+    You,
+    dump_message,
+    error,
+)
+from ..tokens import Claims, TokenIssuer, TokenVerifier
+from .errors import AdmissionRefused, RoomClosed, StoreError
+from .moderation import Broadcast, Disconnect, Effect, Identity, Publish, Room, Send
+from .options import RoomOptions
+from .peer import Peer, Transport
+from .store import RoomStore
+
+__all__ = ["RoomServer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _LiveRoom:
+    state: Room
+    peers: dict[str, Peer] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    saved_version: int = -1
+
+
+class RoomServer:
+    """See the module docstring. Call :meth:`start` once, :meth:`close` at the end (idempotent)."""
+
+    def __init__(self, *, options: RoomOptions, issuer: TokenIssuer, verifier: TokenVerifier, bus: Bus,
+                 store: RoomStore, clock: Callable[[], float] = time.time,
+                 metrics: CollectorRegistry | None = None) -> None:
+        self.options = options
+        self.clock = clock
+        self._issuer = issuer
+        self._verifier = verifier
+        self._bus = bus
+        self._store = store
+        self._rooms: dict[str, _LiveRoom] = {}
+        self._closed_rooms: set[str] = set()
+        self._disabled: dict[str, float] = {}
+        self._peers: set[Peer] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._closed = False
+        self._close_done: asyncio.Event | None = None
+        if metrics is not None:
+            self._register_metrics(metrics)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def peer_count(self) -> int:
+        return len(self._peers)
+
+    @property
+    def room_count(self) -> int:
+        return len(self._rooms)
+
+    def room(self, room: str) -> Room | None:
+        """The state of an open room (read-only use: tests, metrics)."""
+        live = self._rooms.get(room)
+        return live.state if live is not None else None
+
+    async def start(self) -> None:
+        """Restore stored rooms and start consuming the bus."""
+        if self._closed:
+            raise RoomClosed("room server is closed")
+        if self._started:
+            return
+        self._started = True
+        now = self.clock()
+        for record in await self._store.load_all():
+            state = Room.restore(record, now)
+            self._rooms[record.room] = _LiveRoom(state, saved_version=record.version)
+            log.info("room restored", extra={"ctx": {"room": record.room, "count": len(record.members)}})
+        self._spawn(self._consume(), "room-server-consumer")
+        self._spawn(self._sweep(), "room-server-sweeper")
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """End every connection (1001), stop the tasks, close the store. Idempotent."""
+        if self._close_done is not None:
+            await self._close_done.wait()
+            return
+        self._close_done = asyncio.Event()
+        self._closed = True
+        try:
+            peers = list(self._peers)
+            for peer in peers:
+                peer.close_soon(1001)
+            if peers:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.options.close_timeout_s + 1):
+                        await asyncio.gather(*(p.wait_closed() for p in peers))
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._store.close()
+        finally:
+            self._close_done.set()
+
+    # -- bus --------------------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        try:
+            await self._bus.consume(self.options.consumer_group, self.options.node, self.on_event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if not self._closed:
+                log.exception("room server stopped consuming the bus")
+
+    async def on_event(self, event: AnyEvent) -> None:
+        """Handle one bus event (idempotent: a redelivered event changes nothing more)."""
+        if isinstance(event, SessionOpened):
+            await self.open_room(event.session, event.venues)
+        elif isinstance(event, SessionClosed):
+            await self.close_room(event.session)
+        elif isinstance(event, UserDisabled):
+            await self.disable_user(event.user)
+
+    async def open_room(self, room: str, venues: tuple[VenueInfo, ...]) -> None:
+        if self._closed or room in self._rooms or room in self._closed_rooms:
+            return
+        live = _LiveRoom(Room(room, venues))
+        self._rooms[room] = live
+        async with live.lock:
+            await self._save(live)
+        log.info("room opened", extra={"ctx": {"room": room, "count": len(venues)}})
+
+    async def close_room(self, room: str) -> None:
+        self._closed_rooms.add(room)
+        live = self._rooms.get(room)
+        if live is not None:
+            async with live.lock:
+                await self._apply(live, live.state.close(self.clock()))
+            self._rooms.pop(room, None)
+        with contextlib.suppress(StoreError):
+            await self._store.delete(room)
+        log.info("room closed", extra={"ctx": {"room": room}})
+
+    async def disable_user(self, sub: str) -> None:
+        self._disabled[sub] = self.clock()
+        for live in list(self._rooms.values()):
+            async with live.lock:
+                await self._apply(live, live.state.disable(sub, self.clock()))
+        for peer in list(self._peers):
+            if peer.sub == sub:
+                peer.close_soon(4005)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.sweep_interval_s)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        """Remove participants lost for longer than the grace; forget old disabled accounts."""
+        now = self.clock()
+        for live in list(self._rooms.values()):
+            due = live.state.next_expiry(self.options.reconnect_grace_s)
+            if due is not None and due <= now:
+                async with live.lock:
+                    await self._apply(live, live.state.expire(now, self.options.reconnect_grace_s))
+        for sub, at in list(self._disabled.items()):
+            if now - at > self.options.disabled_memory_s:
+                del self._disabled[sub]
+
+    # -- admission --------------------------------------------------------------------------------
+
+    def authenticate(self, token: str, room: str) -> Claims:
+        """Verify an access token for ``room`` before the WebSocket is accepted.
+
+        Raises:
+            AdmissionRefused: with a stable code (a token code such as ``token_expired``, or
+                ``wrong_room``, ``room_unknown``, ``room_closed``, ``account_disabled``,
+                ``forbidden``, ``venue_not_in_room``).
+        """
+        if self._closed:
+            raise AdmissionRefused(ErrorCode.INTERNAL)
+        try:
+            claims = self._verifier.verify(token, now=self.clock())
+        except TokenError as exc:
+            raise AdmissionRefused(exc.code) from exc
+        if claims.room != room:
+            raise AdmissionRefused(ErrorCode.WRONG_ROOM)
+        live = self._rooms.get(room)
+        if live is None:
+            raise AdmissionRefused(ErrorCode.ROOM_CLOSED if room in self._closed_rooms else ErrorCode.ROOM_UNKNOWN)
+        if claims.sub in self._disabled:
+            raise AdmissionRefused(ErrorCode.ACCOUNT_DISABLED)
+        if not claims.has(Grant.SUBSCRIBE):
+            raise AdmissionRefused(ErrorCode.FORBIDDEN)
+        if Role.VENUE in claims.roles and claims.venue is None:
+            raise AdmissionRefused(ErrorCode.FORBIDDEN)
+        if claims.venue is not None and not live.state.has_venue(claims.venue):
+            raise AdmissionRefused(ErrorCode.VENUE_NOT_IN_ROOM)
+        return claims
+
+    def new_peer(self, transport: Transport, claims: Claims, room: str) -> Peer:
+        """A peer for an authenticated connection; the caller accepts the socket and runs it."""
+        if self._closed:
+            raise AdmissionRefused(ErrorCode.INTERNAL)
+        peer = Peer(transport, claims, room, self, self.options, peer_id=secrets.token_hex(6))
+        self._peers.add(peer)
+        return peer
+
+    async def attach(self, peer: Peer, join: Join) -> None:
+        """Join (or resume) ``peer``'s participant; queues ``welcome`` first."""
+        live = self._rooms.get(peer.room)
+        if live is None or live.state.closed:
+            raise AdmissionRefused(ErrorCode.ROOM_CLOSED)
+        claims = peer.claims
+        async with live.lock:
+            if live.state.closed:
+                raise AdmissionRefused(ErrorCode.ROOM_CLOSED)
+            now = self.clock()
+            participant, effects, resume_failed = None, list[Effect](), False
+            if join.resume is not None:
+                participant = self._resume_target(join.resume, claims, peer.room)
+                if participant is not None:
+                    try:
+                        effects = live.state.resume(participant, claims.sub)
+                    except KeyError:
+                        participant = None
+                resume_failed = participant is None
+                if participant is not None:
+                    old = live.peers.get(participant)
+                    if old is not None and old is not peer:
+                        old.close_soon(4009)
+            if participant is None:
+                participant = f"p-{secrets.token_hex(6)}"
+                identity = Identity(claims.sub, tuple(r.value for r in claims.roles), claims.venue, claims.name)
+                effects = live.state.join(participant, identity, now)
+            peer.participant = participant
+            live.peers[participant] = peer
+            member = live.state.members[participant]
+            welcome = Welcome(
+                you=You(participant=participant, venue=claims.venue, roles=tuple(r.value for r in claims.roles),
+                        grants=tuple(sorted(g.value for g in claims.grants))),
+                status=member.status,
+                resumed=join.resume is not None and not resume_failed,
+                resume_token=self._resume_token(claims, participant),
+                resume_grace_s=self.options.reconnect_grace_s,
+                token_expires_at=claims.exp,
+                room=live.state.view_for(participant) if member.status == "admitted" else None,
+            )
+            peer.send(dump_message(welcome))
+            if resume_failed:
+                peer.send(dump_message(error(ErrorCode.RESUME_FAILED, ref=join.id)))
+            log.info("participant attached", extra={"ctx": {"room": peer.room, "participant": participant,
+                                                            "venue": claims.venue, "peer": peer.peer_id}})
+            await self._apply(live, effects)
+
+    def _resume_target(self, token: str, claims: Claims, room: str) -> str | None:
+        try:
+            resume = self._verifier.verify(token, kind="resume", now=self.clock())
+        except TokenError:
+            return None
+        if resume.sub != claims.sub or resume.room != room or resume.venue != claims.venue:
+            return None
+        return resume.participant
+
+    def _resume_token(self, claims: Claims, participant: str) -> str:
+        return self._issuer.issue(claims.sub, roles=claims.roles, room=claims.room, venue=claims.venue,
+                                  unit=claims.unit, kind="resume", participant=participant,
+                                  ttl_s=self.options.resume_token_ttl_s, now=self.clock())
+
+    async def refresh(self, peer: Peer, msg: Refresh) -> bool:
+        """Replace ``peer``'s access token; True when accepted (then ``token.refreshed`` is queued)."""
+        try:
+            claims = self._verifier.verify(msg.token, now=self.clock())
+        except TokenError as exc:
+            code = ErrorCode.TOKEN_EXPIRED if exc.code == "token_expired" else ErrorCode.TOKEN_INVALID
+            peer.send(dump_message(error(code, ref=msg.id, detail=exc.code)))
+            return False
+        old = peer.claims
+        if (claims.sub, claims.room, claims.venue, claims.roles) != (old.sub, old.room, old.venue, old.roles):
+            peer.send(dump_message(error(ErrorCode.TOKEN_MISMATCH, ref=msg.id)))
+            return False
+        peer.claims = claims
+        resume = self._resume_token(claims, peer.participant) if peer.participant else ""
+        peer.send(dump_message(TokenRefreshed(expires_at=claims.exp, resume_token=resume)))
+        return True
+
+    async def handle(self, peer: Peer, msg: ClientMessage) -> None:
+        """Apply one moderation message of an attached peer."""
+        live = self._rooms.get(peer.room)
+        participant = peer.participant
+        if live is None or participant is None:
+            peer.send(dump_message(error(ErrorCode.ROOM_CLOSED, ref=msg.id)))
+            return
+        async with live.lock:
+            if live.peers.get(participant) is not peer:
+                peer.send(dump_message(error(ErrorCode.NOT_IN_ROOM, ref=msg.id)))
+                return
+            await self._apply(live, live.state.act(participant, msg, self.clock()))
+
+    async def detach(self, peer: Peer) -> None:
+        """The peer's connection ended: leave (after ``leave``) or keep the place for the grace."""
+        self._peers.discard(peer)
+        live = self._rooms.get(peer.room)
+        participant = peer.participant
+        if live is None or participant is None:
+            return
+        async with live.lock:
+            if live.peers.get(participant) is not peer:
+                return
+            del live.peers[participant]
+            now = self.clock()
+            effects = live.state.leave(participant, now) if peer.left else live.state.disconnect(participant, now)
+            await self._apply(live, effects)
+
+    # -- effects ----------------------------------------------------------------------------------
+
+    async def _apply(self, live: _LiveRoom, effects: list[Effect]) -> None:
+        """Carry out ``effects`` in order; the caller holds ``live.lock``.
+
+        The new state is saved first: what a peer has been told survives a crash right after.
+        """
+        await self._save(live)
+        events: list[Event] = []
+        for effect in effects:
+            match effect:
+                case Send(to=to, message=message):
+                    target = live.peers.get(to)
+                    if target is not None:
+                        target.send(dump_message(message))
+                case Broadcast(message=message, audience=audience, exclude=exclude):
+                    text = dump_message(message)
+                    for pid in live.state.recipients(audience, exclude):
+                        target = live.peers.get(pid)
+                        if target is not None:
+                            target.send(text)
+                case Disconnect(participant=pid, code=code):
+                    target = live.peers.pop(pid, None)
+                    if target is not None:
+                        target.close_soon(code)
+                case Publish(event=event):
+                    events.append(event)
+        for event in events:
+            try:
+                await self._bus.publish(event)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - a bus outage must not stop the room
+                log.exception("room event not published", extra={"ctx": {"room": live.state.room,
+                                                                          "event": event.event_id}})
+
+    async def _save(self, live: _LiveRoom) -> None:
+        if live.state.closed or live.state.version == live.saved_version:
+            return
+        try:
+            await self._store.save(live.state.record())
+            live.saved_version = live.state.version
+        except StoreError:
+            log.exception("room state not saved", extra={"ctx": {"room": live.state.room}})
+
+    # -- metrics ----------------------------------------------------------------------------------
+
+    def _register_metrics(self, registry: CollectorRegistry) -> None:
+        Gauge("tiepdan_room_peers", "WebSocket peers attached to the room server",
+              registry=registry).set_function(lambda: float(len(self._peers)))
+        Gauge("tiepdan_rooms", "Live rooms open on this node",
+              registry=registry).set_function(lambda: float(len(self._rooms)))

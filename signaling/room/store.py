@@ -1,0 +1,143 @@
+"""Room-state persistence: one snapshot (:class:`RoomRecord`) per room, rewritten on every change.
+
+Both stores keep the same contract (``tests/signaling/test_room_store.py`` runs it on both):
+``save`` replaces the room's record, ``load_all`` returns every saved record, ``delete`` forgets a
+room, ``close`` releases resources and is idempotent; any call after ``close`` raises
+:class:`StoreError`. ``RedisRoomStore`` keeps each record under ``{prefix}room:{room}`` and the
+index of rooms in the set ``{prefix}rooms``, so that a media node killed with SIGKILL finds its
+rooms (presence, floor, lobby, hands, lock, closed segment) when it starts again.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .errors import StoreError
+from .moderation import RoomRecord
+
+__all__ = ["RoomStore", "MemoryRoomStore", "RedisRoomStore"]
+
+
+class RoomStore(Protocol):
+    async def save(self, record: RoomRecord) -> None: ...
+
+    async def load_all(self) -> list[RoomRecord]: ...
+
+    async def delete(self, room: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+class MemoryRoomStore:
+    """Keeps records in this process (the embedded default: a restart starts empty)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, str] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("room store is closed")
+
+    async def save(self, record: RoomRecord) -> None:
+        self._check()
+        self._records[record.room] = record.model_dump_json()
+
+    async def load_all(self) -> list[RoomRecord]:
+        self._check()
+        return [RoomRecord.model_validate_json(v) for v in self._records.values()]
+
+    async def delete(self, room: str) -> None:
+        self._check()
+        self._records.pop(room, None)
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+class RedisRoomStore:
+    """Keeps records in Redis so that they survive the process."""
+
+    def __init__(self, redis: Redis, prefix: str, *, owns_client: bool = False) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._owns_client = owns_client
+        self._closed = False
+
+    @classmethod
+    def connect(cls, url: str, prefix: str) -> RedisRoomStore:
+        """A store with its own client (closed with the store); connects lazily."""
+        return cls(Redis.from_url(url), prefix, owns_client=True)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _key(self, room: str) -> str:
+        return f"{self._prefix}room:{room}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self._prefix}rooms"
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("room store is closed")
+
+    async def save(self, record: RoomRecord) -> None:
+        self._check()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key(record.room), record.model_dump_json())
+                pipe.sadd(self._index, record.room)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"cannot save room {record.room}") from exc
+
+    async def load_all(self) -> list[RoomRecord]:
+        self._check()
+        try:
+            rooms = sorted(r.decode() if isinstance(r, bytes) else str(r)
+                           for r in await self._redis.smembers(self._index))  # type: ignore[misc]
+            if not rooms:
+                return []
+            values = await self._redis.mget([self._key(r) for r in rooms])
+        except RedisError as exc:
+            raise StoreError("cannot load rooms") from exc
+        records: list[RoomRecord] = []
+        for value in values:
+            if value is None:
+                continue
+            try:
+                records.append(RoomRecord.model_validate_json(value))
+            except ValidationError as exc:
+                raise StoreError("a stored room record is malformed") from exc
+        return records
+
+    async def delete(self, room: str) -> None:
+        self._check()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key(room))
+                pipe.srem(self._index, room)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"cannot delete room {room}") from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self._redis.aclose()

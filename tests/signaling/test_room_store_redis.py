@@ -1,0 +1,41 @@
+"""The Redis room-state store keeps the same contract as the memory store, under its key prefix."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from signaling.room import RedisRoomStore, StoreError
+
+from .test_room_store import check_store_contract, sample_record
+
+pytestmark = pytest.mark.integration
+
+
+async def test_redis_store_keeps_the_contract(redis_base_url: str, redis_prefix: str) -> None:
+    await check_store_contract(RedisRoomStore.connect(redis_base_url, redis_prefix))
+
+
+async def test_redis_store_keeps_keys_under_its_prefix_and_reports_a_malformed_record(
+        redis_base_url: str, redis_prefix: str) -> None:
+    store = RedisRoomStore.connect(redis_base_url, redis_prefix)
+    await store.save(sample_record("r1"))
+    client = Redis.from_url(redis_base_url)
+    try:
+        keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
+        assert keys == [f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
+        await client.set(f"{redis_prefix}room:r1", "{broken")
+        with pytest.raises(StoreError):
+            await store.load_all()
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def test_redis_outage_is_a_store_error() -> None:
+    store = RedisRoomStore.connect("redis://127.0.0.1:1/0", "nowhere:")
+    try:
+        with pytest.raises(StoreError):
+            await store.save(sample_record("r1"))
+    finally:
+        await store.close()

@@ -1,0 +1,47 @@
+"""Wiring of the room server into the app: settings → :class:`RoomOptions`, the room-state store
+(Redis when configured, so rooms survive a restart), the :class:`RoomServer` on
+``app.state.room_server`` (roles ``all`` and ``media``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from signaling.room import MemoryRoomStore, RedisRoomStore, RoomOptions, RoomServer, RoomStore
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .app import Services
+
+__all__ = ["room_options", "wire_room_server"]
+
+
+def room_options(settings: Settings) -> RoomOptions:
+    return RoomOptions(
+        max_frame_bytes=settings.ws_max_frame_bytes,
+        rate_per_s=settings.ws_rate_per_s,
+        rate_burst=settings.ws_rate_burst,
+        flood_close_after=settings.ws_rate_burst,
+        reconnect_grace_s=settings.ws_reconnect_grace_s,
+        node=f"{socket.gethostname()}-{os.getpid()}",
+    )
+
+
+async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitStack) -> RoomServer | None:
+    """Build and start the room server for the roles that serve the live room; closed by ``stack``."""
+    settings = services.settings
+    if settings.process_role not in ("all", "media"):
+        return None
+    store: RoomStore = (RedisRoomStore.connect(settings.redis_url, settings.redis_prefix)
+                        if settings.redis_url else MemoryRoomStore())
+    server = RoomServer(options=room_options(settings), issuer=services.issuer, verifier=services.verifier,
+                        bus=services.bus, store=store, metrics=services.metrics)
+    stack.push_async_callback(server.close)
+    await server.start()
+    app.state.room_server = server
+    return server

@@ -1,0 +1,80 @@
+"""Wiring of the console into the app: settings → :class:`ConsoleOptions`, the WebSocket ticket
+store, the :class:`ConsoleContext` on ``app.state``, and the first administrator's way in."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from room_console import ConsoleContext, ConsoleOptions, t
+from room_console.accounts import count_users, create_setup_invitation
+from signaling.tickets import MemoryTicketStore, RedisTicketStore, TicketStore
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .app import Services
+
+__all__ = ["console_options", "wire_console", "announce_first_admin"]
+
+
+def console_options(settings: Settings) -> ConsoleOptions:
+    return ConsoleOptions(
+        mode=settings.mode,
+        cookie_secure=settings.cookie_secure,
+        session_idle_s=settings.session_idle_s,
+        login_max_failures=settings.login_max_failures,
+        login_window_s=settings.login_window_s,
+        ws_ticket_ttl_s=settings.ws_ticket_ttl_s,
+        token_ttl_s=settings.token_ttl_s,
+        public_url=settings.public_url,
+    )
+
+
+async def _ticket_store(settings: Settings, stack: AsyncExitStack) -> TicketStore:
+    if not settings.redis_url:
+        return MemoryTicketStore()
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(settings.redis_url)
+    stack.push_async_callback(client.aclose)
+    return RedisTicketStore(client, settings.redis_prefix)
+
+
+def _base_url(settings: Settings) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+async def announce_first_admin(settings: Settings, console: ConsoleContext) -> str | None:
+    """With no account at all: in dev mode print a one-time setup link (to the console, never to
+    the log) and return its URL; in production print how to create an administrator."""
+    if settings.mode == "production":
+        async with console.engine.connect() as conn:
+            if await count_users(conn) == 0:
+                print(t("setup.production"), file=sys.stderr, flush=True)
+        return None
+    token = await create_setup_invitation(console.engine, now=time.time(), ttl_s=console.options.setup_ttl_s)
+    if token is None:
+        return None
+    url = f"{_base_url(settings)}/invite/{token}"
+    print(t("setup.link", url=url, minutes=console.options.setup_ttl_s // 60), file=sys.stderr, flush=True)
+    return url
+
+
+async def wire_console(app: FastAPI, services: Services, stack: AsyncExitStack) -> ConsoleContext:
+    settings = services.settings
+    tickets = await _ticket_store(settings, stack)
+    app.state.ws_tickets = tickets
+    console = ConsoleContext(engine=services.engine, bus=services.bus, issuer=services.issuer, tickets=tickets,
+                             options=console_options(settings))
+    app.state.console = console
+    if settings.process_role in ("all", "control"):
+        await announce_first_admin(settings, console)
+    return console
