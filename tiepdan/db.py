@@ -6,12 +6,17 @@ migrations. ``prepare_database`` brings a database to the current schema.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 from pathlib import Path
 
-from sqlalchemy import MetaData, event, make_url
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, MetaData, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["make_engine", "prepare_database", "metadatas"]
+__all__ = ["make_engine", "prepare_database", "metadatas", "current_revision"]
 
 
 def metadatas() -> list[MetaData]:
@@ -42,8 +47,47 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
 async def prepare_database(engine: AsyncEngine) -> None:
-    """Create the schema where it is missing."""
-    async with engine.begin() as conn:
-        for md in metadatas():
-            await conn.run_sync(md.create_all)
+    """Bring the database to the newest schema revision (Alembic ``upgrade head``).
+
+    Safe to call from several processes: PostgreSQL takes an advisory lock for the migration, and
+    SQLite serialises writers.
+    """
+
+    def upgrade(sync_conn: Connection) -> None:
+        if sync_conn.dialect.name == "postgresql":
+            sync_conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7217001)")
+        command.upgrade(_alembic_config(sync_conn), "head")
+
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:":
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade)
+        return
+    # Two processes starting on one SQLite file (server and CLI) migrate one after the other.
+    lock_path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    with lock_path.open("a") as lock_file:
+        await asyncio.to_thread(fcntl.flock, lock_file, fcntl.LOCK_EX)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade)
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    def read(sync_conn: Connection) -> str | None:
+        return MigrationContext.configure(sync_conn).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
