@@ -13,7 +13,8 @@ Three kinds of process talk over loopback UDP (ICE host candidates on 127.0.0.1,
   (they never decode, so their CPU is not mistaken for the server's).
 
 CPU is ``time.process_time()`` of each process (all threads) over the measurement window, in cores.
-Results are printed and written to ``bench/README_sfu.md``.
+Results are printed; ``--output FILE`` also writes them (with the raw JSON) to FILE. The figures
+recorded for the team live in ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -65,12 +66,26 @@ def clips() -> dict[str, Any]:
 
 
 def server_main(mode: str, port_q: Any) -> None:
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.runcall(asyncio.run, _server(mode, port_q))
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        return
     asyncio.run(_server(mode, port_q))
 
 
 async def _server(mode: str, port_q: Any) -> None:
     loopback_only()
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+    from aiortc import (
+        RTCBundlePolicy,
+        RTCConfiguration,
+        RTCPeerConnection,
+        RTCRtpSender,
+        RTCSessionDescription,
+    )
     from aiortc.contrib.media import MediaRelay
 
     from sfu import Options, Worker
@@ -90,6 +105,18 @@ async def _server(mode: str, port_q: Any) -> None:
         if kind == "quit":
             done.set()
             return {}
+        if kind == "stats" and mode == "sfu":
+            st = await room.stats()
+            return {
+                "pubs": {
+                    p.publication_id: [p.frames_per_second, p.packets_lost, p.frames_lost]
+                    for p in st.publications
+                },
+                "subs": {
+                    x.subscription_id: [x.frames_per_second, x.frames_dropped, x.queued, x.packets_lost]
+                    for x in st.subscriptions
+                },
+            }
         if mode == "sfu":
             if kind == "publish":
                 p = room.join(req["id"])
@@ -107,7 +134,9 @@ async def _server(mode: str, port_q: Any) -> None:
                 return {}
         else:  # relay: decode once per publisher, encode per subscriber (aiortc's documented pattern)
             if kind == "publish":
-                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pc = RTCPeerConnection(
+                    RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+                )
                 relay_pcs[req["id"]] = pc
 
                 @pc.on("track")
@@ -118,7 +147,9 @@ async def _server(mode: str, port_q: Any) -> None:
                 await pc.setLocalDescription(await pc.createAnswer())
                 return {"sdp": pc.localDescription.sdp}
             if kind == "subscribe":
-                pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                pc = RTCPeerConnection(
+                    RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+                )
                 relay_pcs[req["id"]] = pc
                 for k in ["video"] * req["video"] + ["audio"] * req["audio"]:
                     source = relay_tracks[f"{req['source']}/{k}"]
@@ -135,14 +166,18 @@ async def _server(mode: str, port_q: Any) -> None:
         raise ValueError(kind)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
-            try:
-                resp = await op(json.loads(line))
-            except Exception as exc:  # report to the driver
-                resp = {"error": f"{type(exc).__name__}: {exc}"}
-            writer.write((json.dumps(resp) + "\n").encode())
-            await writer.drain()
-        writer.close()
+        try:
+            while line := await reader.readline():
+                try:
+                    resp = await op(json.loads(line))
+                except Exception as exc:  # report to the driver
+                    resp = {"error": f"{type(exc).__name__}: {exc}"}
+                writer.write((json.dumps(resp) + "\n").encode())
+                await writer.drain()
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port_q.put(server.sockets[0].getsockname()[1])
@@ -212,7 +247,7 @@ async def _wait(evt: Any) -> None:
 
 async def _bots(role: str, port: int, plan: dict[str, Any], start: Any, stop: Any, out: Any) -> None:
     loopback_only()
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
     from sfu import hooks
     from tests.fakes.media import ClipTrack, PublisherBot
@@ -233,7 +268,7 @@ async def _bots(role: str, port: int, plan: dict[str, Any], start: Any, stop: An
         await asyncio.sleep(1.0)
     else:
         for sub in plan["subscribers"]:
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
             pcs.append(pc)
             offer = await rpc(
                 op="subscribe",
@@ -276,6 +311,8 @@ async def _bots(role: str, port: int, plan: dict[str, Any], start: Any, stop: An
         },
     }
     out.put(("result", result))
+    if rpc.writer is not None:
+        rpc.writer.close()
     for bot in bots:
         await bot.close()
     for pc in pcs:
@@ -306,6 +343,8 @@ def run(
     time.sleep(window)
     stop.set()
     c1 = rpc_sync(port, op="cpu")
+    if os.environ.get("BENCH_DEBUG") and mode == "sfu":
+        print(json.dumps(rpc_sync(port, op="stats"))[:3000])
     results = {}
     for _ in range(2):
         kind, result = out.get(timeout=60)
@@ -374,7 +413,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short windows (smoke run)")
-    parser.add_argument("--no-readme", action="store_true", help="do not write bench/README_sfu.md")
+    parser.add_argument("--output", type=Path, help="also write the results and raw JSON to this file")
     args = parser.parse_args()
     warmup, window = (3.0, 5.0) if args.quick else (5.0, 12.0)
     media = clips()
@@ -395,9 +434,16 @@ def main() -> None:
     )
     say()
 
-    say("## Layout: 9 publishers x (720p + 180p + Opus), 9 subscribers x (2 high + 6 low + 8 audio)")
-    pub_plan, sub_plan = layout_plan()
-    r = run("sfu", pub_plan, sub_plan, warmup, window)
+    say("## Layout: 9 publishers x (720p + 180p + Opus); each subscriber gets 2 high + 6 low + 8 audio")
+    say()
+    say("Subscribers are added in steps (the full case is 9); everything runs on the same box.")
+    say()
+    say(
+        "| subscribers | SFU CPU (cores) | publisher bots CPU | subscriber bots CPU | SFU egress Mbit/s "
+        "| egress packets/s | high fps min/mean (of 30) | low fps min/mean (of 15) "
+        "| audio fps min/mean (of 50) |"
+    )
+    say("|---|---|---|---|---|---|---|---|---|")
 
     def layout_kind(key: str, s: dict[str, Any]) -> str:
         _, kind, index = key.split("/")
@@ -405,22 +451,31 @@ def main() -> None:
             return "audio"
         return "high" if int(index) < 2 else "low"
 
-    groups = summarize_slots(r["slots"], layout_kind)
-    say()
-    say("| measure | value |")
-    say("|---|---|")
-    say(
-        f"| SFU process CPU | {r['server_cores']:.2f} core ({100 * r['server_cores'] / (os.cpu_count() or 1):.0f}%"
-        f" of the box) |"
-    )
-    say(f"| publisher bots CPU (9 venues, one process) | {r['pub_cores']:.2f} core |")
-    say(f"| subscriber bots CPU (9 venues, one process) | {r['sub_cores']:.2f} core |")
-    for g, nominal in (("high", 30), ("low", 15), ("audio", 50)):
-        lo, mean, n = groups[g]
-        say(f"| {g} slots ({n}): fps min / mean (nominal {nominal}) | {lo:.1f} / {mean:.1f} |")
-    say(f"| SFU egress (RTP payload) | {r['egress_mbps']:.1f} Mbit/s, {r['egress_pps']:.0f} packets/s |")
-    layout = r
+    layout: dict[int, Any] = {}
+    for count in (0, 3, 6, 9):
+        pub_plan, sub_plan = layout_plan()
+        sub_plan["subscribers"] = sub_plan["subscribers"][:count]
+        r = run("sfu", pub_plan, sub_plan, warmup, window)
+        layout[count] = r
+        groups = summarize_slots(r["slots"], layout_kind)
 
+        def cell(g: str, groups: dict[str, tuple[float, float, int]] = groups) -> str:
+            if g not in groups:
+                return "-"
+            return f"{groups[g][0]:.1f} / {groups[g][1]:.1f}"
+
+        say(
+            f"| {count} | {r['server_cores']:.2f} | {r['pub_cores']:.2f} | {r['sub_cores']:.2f} | "
+            f"{r['egress_mbps']:.1f} | {r['egress_pps']:.0f} | {cell('high')} | {cell('low')} | "
+            f"{cell('audio')} |"
+        )
+    ingest = layout[0]["server_cores"]
+    say()
+    say(f"SFU ingest alone (9 x 3 tracks, no subscriber): {ingest:.2f} core.")
+    for count in (3, 6, 9):
+        r = layout[count]
+        per_packet = 1e6 * (r["server_cores"] - ingest) / max(r["egress_pps"], 1)
+        say(f"- {count} subscribers: {per_packet:.0f} µs of SFU CPU per forwarded packet (ingest subtracted)")
     say()
     say("## Fan-out: one 720p publisher to N subscribers, SFU forwarding vs aiortc MediaRelay (transcoding)")
     say()
@@ -445,18 +500,16 @@ def main() -> None:
             f"{tr['server_cores'] / max(fw['server_cores'], 1e-6):.1f}x |"
         )
     say()
-    say(
-        f"(bots: layout publishers {layout['pub_cores']:.2f} core, subscribers {layout['sub_cores']:.2f} core; "
-        "fan-out bots are reported in the JSON below)"
-    )
-    if not args.no_readme:
-        path = ROOT / "bench" / "README_sfu.md"
+    say("(bots' CPU of the fan-out runs is in the JSON below)")
+    if args.output is not None:
+        path = args.output
         body = [
             "# SFU media-plane benchmark (`bench/sfu.py`)",
             "",
-            "Produced by `.venv/bin/python bench/sfu.py`; the lead merges this section into bench/README.md.",
-            "How it measures: see the module docstring of `bench/sfu.py` (SFU in its own process, bots in two",
-            "others, loopback UDP, CPU = process time over the window, subscribers count frames without decoding).",
+            "Produced by `.venv/bin/python bench/sfu.py --output FILE`. Method: see the docstring of",
+            "`bench/sfu.py` (SFU in its own process, bots in",
+            "two others, loopback UDP, CPU = process time over the window, subscribers count frames",
+            "without decoding).",
             "",
             *lines,
             "",
@@ -465,7 +518,7 @@ def main() -> None:
             "```json",
             json.dumps(
                 {
-                    "layout": {k: v for k, v in layout.items() if k != "slots"},
+                    "layout": {n: {k: v for k, v in r.items() if k != "slots"} for n, r in layout.items()},
                     "fanout": {
                         n: [{k: v for k, v in x.items() if k != "slots"} for x in pair]
                         for n, pair in fanout.items()

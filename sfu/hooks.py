@@ -1,0 +1,152 @@
+"""Every private aiortc hook the SFU relies on, in one place, and the start-up self-test.
+
+aiortc is pinned (``aiortc==1.16.0``); its internals change between minor releases (1.15 -> 1.16
+changed ``decoder_worker`` and the video jitter buffer). :func:`selftest` checks each hook below and
+raises :class:`~sfu.errors.AiortcHookMissing` naming every one that is missing; ``Worker.start`` calls
+it so that an upgrade fails at start-up, not in the middle of a reception session.
+
+Hooks (all per instance; nothing global is patched):
+
+1. ``RTCRtpReceiver._RTCRtpReceiver__jitter_buffer`` is replaced by an :class:`_IngestTap` whose
+   ``add(packet)`` hands each depayloaded RTP packet (after SRTP, NACK and RTX unwrap) to the SFU and
+   returns ``(False, None)``: aiortc's jitter buffer, decoder queue and decoder are never used.
+   Reading ``packet.extensions.audio_level`` there gives the RFC 6464 level without decoding.
+2. ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)`` sends a keyframe request to the publisher.
+3. ``RTCRtpReceiver._send_rtcp`` is wrapped to drop REMB on all but one video receiver per publisher
+   connection (Chromium applies each REMB to the whole transport; chromium-interop §3.3).
+4. ``RTCRtpSender._send_keyframe`` is overridden so that a subscriber's PLI/FIR reaches the SFU (on
+   the ``pack()`` path aiortc would ignore it).
+5. Public behaviour relied on: ``RTCRtpSender`` calls ``encoder.pack(packet)`` for non-``Frame`` data.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
+
+import aiortc
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.opus import OpusEncoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket
+
+from sfu.errors import AiortcHookMissing
+
+#: The aiortc release the hooks were written and measured against.
+AIORTC_VERSION = "1.16.0"
+
+_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+
+
+class IngestSink(Protocol):
+    """What the receiver hook feeds: one call per RTP packet of the publisher's track."""
+
+    def on_rtp(self, packet: RtpPacket, data: bytes) -> None: ...
+
+
+class _IngestTap:
+    """Stands in for aiortc's ``JitterBuffer``: forwards packets, never returns a frame to decode."""
+
+    __slots__ = ("_sink",)
+
+    def __init__(self, sink: IngestSink) -> None:
+        self._sink = sink
+
+    @property
+    def capacity(self) -> int:
+        return 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        # `_data` is the depayloaded payload that RTCRtpReceiver._handle_rtp_packet set just before
+        self._sink.on_rtp(packet, getattr(packet, "_data", b""))
+        return False, None
+
+
+def install_ingest(receiver: RTCRtpReceiver, sink: IngestSink) -> None:
+    """Route ``receiver``'s packets to ``sink`` instead of aiortc's jitter buffer and decoder."""
+    if not hasattr(receiver, _JITTER_ATTR):
+        raise AiortcHookMissing(f"RTCRtpReceiver has no {_JITTER_ATTR}")
+    setattr(receiver, _JITTER_ATTR, _IngestTap(sink))
+
+
+def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:
+    """Send an RTCP PLI for ``media_ssrc`` through ``receiver``."""
+    return cast(Awaitable[None], receiver._send_rtcp_pli(media_ssrc))
+
+
+def suppress_remb(receiver: RTCRtpReceiver) -> None:
+    """Drop the REMB packets ``receiver`` would send (keep one REMB source per publisher connection)."""
+    original = receiver._send_rtcp
+
+    async def send_rtcp_without_remb(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            return
+        await original(packet)
+
+    receiver._send_rtcp = send_rtcp_without_remb  # type: ignore[method-assign]
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the remote subscriber sends PLI or FIR for ``sender``'s stream."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def _source(obj: object) -> str | None:
+    try:
+        return inspect.getsource(cast(Any, obj))
+    except (OSError, TypeError):
+        return None  # no source shipped: the attribute checks still run
+
+
+def selftest() -> None:
+    """Check every private aiortc hook listed in the module docstring; raise ``AiortcHookMissing``.
+
+    Cheap (no network): inspects classes and builds one detached ``RTCRtpReceiver``.
+    """
+    problems: list[str] = []
+
+    def need(condition: bool, what: str) -> None:
+        if not condition:
+            problems.append(what)
+
+    version = getattr(aiortc, "__version__", "?")
+    try:
+        dummy_transport = cast(RTCDtlsTransport, types.SimpleNamespace(state="new"))
+        receiver = RTCRtpReceiver("video", dummy_transport)
+        jitter = getattr(receiver, _JITTER_ATTR, None)
+        need(callable(getattr(jitter, "add", None)), f"RTCRtpReceiver.{_JITTER_ATTR}.add")
+    except Exception as exc:  # any failure here means the constructor changed
+        problems.append(f"RTCRtpReceiver(kind, transport) constructor ({type(exc).__name__})")
+
+    handle = _source(RTCRtpReceiver._handle_rtp_packet)
+    if handle is not None:
+        need("__jitter_buffer.add(packet)" in handle, "RTCRtpReceiver._handle_rtp_packet feeds the buffer")
+        need("packet._data" in handle, "RTCRtpReceiver._handle_rtp_packet sets packet._data (depayload)")
+        need("encoded_frame is not None" in handle, "RTCRtpReceiver decodes only frames the buffer returns")
+
+    pli = getattr(RTCRtpReceiver, "_send_rtcp_pli", None)
+    need(
+        callable(pli) and list(inspect.signature(pli).parameters) == ["self", "media_ssrc"],
+        "RTCRtpReceiver._send_rtcp_pli(self, media_ssrc)",
+    )
+    need(callable(getattr(RTCRtpReceiver, "_send_rtcp", None)), "RTCRtpReceiver._send_rtcp")
+
+    need(callable(getattr(RTCRtpSender, "_send_keyframe", None)), "RTCRtpSender._send_keyframe")
+    rtcp = _source(getattr(RTCRtpSender, "_handle_rtcp_packet", None))
+    if rtcp is not None:
+        need("self._send_keyframe()" in rtcp, "RTCRtpSender._handle_rtcp_packet calls _send_keyframe")
+    nxt = _source(getattr(RTCRtpSender, "_next_encoded_frame", None))
+    need(nxt is None or ".pack(data)" in nxt, "RTCRtpSender._next_encoded_frame packs pre-encoded data")
+    for encoder in (Vp8Encoder, H264Encoder, OpusEncoder):
+        need(callable(getattr(encoder, "pack", None)), f"{encoder.__name__}.pack")
+    need(hasattr(RtpPacket().extensions, "audio_level"), "RtpPacket.extensions.audio_level")
+
+    if problems:
+        raise AiortcHookMissing(
+            f"aiortc {version} lacks hooks the SFU needs (written for aiortc=={AIORTC_VERSION}): "
+            + "; ".join(problems)
+        )

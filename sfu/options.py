@@ -1,0 +1,56 @@
+"""Frozen configuration of the SFU, passed down from the composition root (never read from the env)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """A STUN or TURN server for every peer connection (``urls`` like ``turn:host:443?transport=tcp``)."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Media-plane settings.
+
+    Times are in seconds, bitrates in kbit/s. The defaults suit 9-16 venues on a 2-core box.
+    """
+
+    #: STUN/TURN servers. Empty means host candidates only (aiortc's Google STUN default is never used).
+    ice_servers: tuple[IceServer, ...] = ()
+    #: Video codec of a room unless ``Worker.create_room`` says otherwise: ``"VP8"`` or ``"H264"``.
+    #: A forwarder cannot translate, so every publisher and subscriber of a room uses this codec.
+    video_codec: str = "VP8"
+    #: A peer connection not connected after this long is closed and reported as ``IceTimeout``.
+    connect_timeout: float = 15.0
+    #: At most one keyframe request (PLI) per publication per this interval; later ones are deferred.
+    keyframe_min_interval: float = 0.5
+    #: A sink still waiting for a keyframe after this long triggers another request.
+    keyframe_retry_after: float = 2.0
+    #: How long a video frame with a missing packet waits for its NACK retransmission before it is
+    #: declared lost (the stream then waits for a keyframe, which is requested).
+    video_loss_wait: float = 0.25
+    #: Bounded queue length, in frames, of each subscriber slot and recorder tap.
+    video_queue_frames: int = 60
+    audio_queue_frames: int = 50
+    #: Fixed slots offered to each subscriber (``Participant.subscriber_offer``).
+    video_slots: int = 8
+    audio_slots: int = 8
+    #: Munged into the answer to publishers (Chromium ramps up slowly without transport-cc).
+    start_bitrate_kbps: int | None = 1500
+    min_bitrate_kbps: int | None = 500
+    #: Negotiate Opus in-band FEC (``useinbandfec=1``) so that lossy venue links stay intelligible.
+    opus_inband_fec: bool = True
+    #: Audio level (RFC 6464, -dBov, 0 loudest .. 127 silence) below which a venue counts as speaking.
+    speaking_threshold: int = 50
+    #: Interval of ``AudioLevel`` events per audio publication; ``None`` disables them.
+    audio_level_interval: float | None = 0.5
+    #: Interval of ``StatsReport`` events per room; ``None`` disables them (stats stay pullable).
+    stats_interval: float | None = None
+    #: Run ``sfu.selftest()`` in ``Worker.start`` (fail fast if an aiortc hook is missing).
+    selftest: bool = True

@@ -1,0 +1,155 @@
+"""Transport: one aiortc ``RTCPeerConnection`` of a participant, in the publisher or subscriber role.
+
+Each participant has at most one live transport per role: publishers' media arrives on the publisher
+transport, forwarded media leaves on the subscriber transport (two connections, so that subscriber
+slots never need renegotiation when someone publishes).
+
+States: ``new`` -> ``connecting`` -> ``connected``; any -> ``failed`` (ICE/DTLS failure, or not
+connected within ``Options.connect_timeout``: :class:`~sfu.errors.IceTimeout`) -> ``closed``. A
+failed transport closes itself; its owner is told through ``on_state`` and restores the link by
+negotiating a new transport (aiortc has no ICE restart).
+
+ICE: aiortc gathers all local candidates before an SDP is returned (no outbound trickle); remote
+candidates may be trickled with :meth:`add_ice_candidate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc.sdp import candidate_from_sdp
+
+from sfu.errors import IceTimeout, InvalidCandidate, TransportFailed
+from sfu.options import Options
+
+logger = logging.getLogger(__name__)
+
+
+class Transport:
+    """A peer connection with a connect watchdog. Owned by a :class:`~sfu.participant.Participant`."""
+
+    def __init__(
+        self, *, role: str, label: str, options: Options, on_state: Callable[[Transport], None]
+    ) -> None:
+        self.role = role
+        self.label = label
+        self.state = "new"
+        self.closed = False
+        self.error: TransportFailed | None = None
+        self._options = options
+        self._on_state = on_state
+        servers = [
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in options.ice_servers
+        ]
+        # An empty list (not None) keeps aiortc from falling back to Google's public STUN server.
+        # max-bundle: with aiortc's default "balanced" policy a second audio (or video) m-line shares the
+        # transport of the first of its kind and is then left on a discarded transport when BUNDLE is
+        # applied (aiortc 1.16 setRemoteDescription skips transceivers already marked bundled).
+        config = RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        self.pc = RTCPeerConnection(config)
+        self.pc.on("connectionstatechange", self._on_pc_state)
+        self._settled = asyncio.Event()
+        self._closed_done = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.label} {self.role} {self.state}>"
+
+    def start_watchdog(self) -> None:
+        """Fail the transport with ``IceTimeout`` unless it connects within ``connect_timeout``."""
+        self._spawn(self._watchdog())
+
+    async def wait_connected(self) -> None:
+        """Return once connected; raise the failure (``IceTimeout``, ``TransportFailed``) otherwise."""
+        await self._settled.wait()
+        if self.state != "connected":
+            raise self.error or TransportFailed(f"{self.label} {self.role} transport {self.state}")
+
+    async def add_ice_candidate(
+        self, candidate: str | None, sdp_mid: str | None = None, sdp_mline_index: int | None = None
+    ) -> None:
+        """Add a trickled remote candidate (``candidate:...`` line); ``None`` or ``""`` ends trickling."""
+        if self.closed:
+            return
+        if not candidate:
+            return  # aiortc needs no end-of-candidates signal
+        try:
+            parsed = candidate_from_sdp(candidate.removeprefix("a=").removeprefix("candidate:"))
+        except (ValueError, IndexError) as exc:
+            raise InvalidCandidate("unparsable ICE candidate") from exc
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        if sdp_mid is None and sdp_mline_index is None:
+            parsed.sdpMLineIndex = 0
+        try:
+            await self.pc.addIceCandidate(parsed)
+        except (ValueError, KeyError) as exc:
+            raise InvalidCandidate("candidate matches no media section") from exc
+
+    async def close(self) -> None:
+        """Close the peer connection (senders, receivers, ICE, DTLS). Idempotent."""
+        if self.closed:
+            await self._closed_done.wait()
+            return
+        self.closed = True
+        try:
+            current = asyncio.current_task()
+            tasks = [t for t in self._tasks if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.pc.close()
+        finally:
+            self._set_state("closed")
+            self._closed_done.set()
+
+    # --- internals ---------------------------------------------------------------------------------------
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watchdog(self) -> None:
+        await asyncio.sleep(self._options.connect_timeout)
+        if self.state not in ("connected", "failed", "closed"):
+            self._fail(
+                IceTimeout(
+                    f"{self.label} {self.role} not connected after {self._options.connect_timeout:g} s"
+                )
+            )
+
+    def _on_pc_state(self) -> None:
+        state = self.pc.connectionState
+        if self.closed or self.state == "failed":
+            return
+        if state == "failed":
+            self._fail(TransportFailed(f"{self.label} {self.role} ICE/DTLS failed"))
+        elif state == "closed":
+            # aiortc closes the connection itself when the peer ends DTLS (it left or its tab closed)
+            self._fail(TransportFailed(f"{self.label} {self.role} closed by the peer"))
+        elif state in ("connecting", "connected"):
+            self._set_state(state)
+
+    def _fail(self, error: TransportFailed) -> None:
+        if self.closed or self.state == "failed":
+            return
+        self.error = error
+        logger.info("transport %s %s failed: %s", self.label, self.role, error)
+        self._set_state("failed")
+        self._spawn(self.close())
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        if state in ("connected", "failed", "closed"):
+            self._settled.set()
+        try:
+            self._on_state(self)
+        except Exception:
+            logger.exception("transport state callback failed")
