@@ -115,6 +115,7 @@ async def follow_up(
     calendar: WorkCalendar,
     unit_id: str | None = None,
     only: frozenset[DueStatus] | None = None,
+    case_id: str | None = None,
 ) -> list[DirectiveView]:
     """Directives with their follow-up status as of ``today``, soonest deadline first."""
     query = (
@@ -125,6 +126,8 @@ async def follow_up(
     )
     if unit_id is not None:
         query = query.where(directives.c.unit_id == unit_id)
+    if case_id is not None:
+        query = query.where(directives.c.case_id == case_id)
     rows = (await conn.execute(query)).mappings().all()
     done_on: dict[str, date] = {}
     if rows:

@@ -68,6 +68,19 @@ class IdentityKeyError(ComplaintsError):
     code = "identity_key"
 
 
+class InvalidInput(ComplaintsError, ValueError):
+    """A field of a request that breaks a rule (a future date, an empty text, a file too large…).
+
+    ``field`` names the offending field (English, as in the API) when there is one.
+    """
+
+    code = "invalid_input"
+
+    def __init__(self, message_vi: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message_vi, code=code)
+        self.field = field
+
+
 class NotFound(ComplaintsError, LookupError):
     """The record asked for does not exist."""
 

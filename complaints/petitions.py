@@ -71,6 +71,7 @@ async def add_petition(
     await conn.execute(petitions.insert().values(
         id=pet_id, case_id=case_id, source=petition.source.value, kind=petition.kind.value,
         written_on=petition.written_on, received_on=petition.received_on, content=petition.content,
+        content_norm=fold_text(petition.content),
         request=petition.request, admissibility=petition.admissibility.value if petition.admissibility else None,
         competence=petition.competence.value if petition.competence else None,
         prior_handling=petition.prior_handling.value if petition.prior_handling else None,

@@ -141,6 +141,7 @@ petitions = Table(
     Column("written_on", Date, nullable=True),
     Column("received_on", Date, nullable=False),
     Column("content", Text, nullable=False),
+    Column("content_norm", Text, nullable=False, default=""),  # folded, for diacritic-insensitive search
     Column("request", Text, nullable=False, default=""),
     Column("admissibility", String(32), nullable=True),
     Column("competence", String(32), nullable=True),
@@ -274,3 +275,55 @@ petitioner_keys = Table(
     Index("ix_petitioner_keys_key", "key"),
 )
 __all__ += ["petitioner_keys"]
+
+# Files handed in with a petition (tài liệu kèm theo). The file lives under ``data_dir/attachments``
+# named by ``stored_name`` (a random id, never the client's file name); ``display_name`` is the
+# client's name cleaned for display only.
+attachments = Table(
+    "attachments", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("petition_id", String(ID), ForeignKey("petitions.id"), nullable=False, index=True),
+    Column("case_id", String(ID), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("stored_name", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("uploaded_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("size >= 0", name="size"),
+)
+__all__ += ["attachments"]
+
+# Full-text search (complaints.search) on PostgreSQL: GIN indexes over the folded columns, with the
+# very expression the search query uses. SQLite searches the same folded columns with LIKE.
+SEARCH_INDEXES: dict[str, tuple[str, str]] = {
+    "ix_cases_summary_fts": ("cases", "summary_norm"),
+    "ix_petitions_content_fts": ("petitions", "content_norm"),
+    "ix_respondents_name_fts": ("respondents", "name_norm"),
+    "ix_petitioners_name_fts": ("petitioners", "name_norm"),
+}
+__all__ += ["SEARCH_INDEXES", "search_index_statements"]
+
+
+def search_index_statements() -> list[str]:
+    """The PostgreSQL DDL of the search indexes (migrations run the same statements)."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin (to_tsvector('simple', coalesce({column}, '')))"
+        for name, (table, column) in SEARCH_INDEXES.items()
+    ]
+
+
+def _install_search_indexes() -> None:
+    import sqlalchemy.dialects.postgresql  # noqa: F401 - registers to_tsvector's PostgreSQL types
+    from sqlalchemy import func, literal_column
+
+    tables = {t.name: t for t in (cases, petitions, respondents, petitioners)}
+    for name, (table, column) in SEARCH_INDEXES.items():
+        target = tables[table]
+        expression = func.to_tsvector(literal_column("'simple'"),
+                                      func.coalesce(target.c[column], literal_column("''")))
+        target.append_constraint(Index(name, expression, postgresql_using="gin").ddl_if(dialect="postgresql"))
+
+
+_install_search_indexes()

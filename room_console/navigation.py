@@ -16,17 +16,24 @@ class NavItem:
     href: str
     label_key: str
     grant: Grant | None = None  # None: every signed-in user
+    any_of: frozenset[Grant] = frozenset()  # instead of ``grant``: one of these suffices
 
 
 NAV_ITEMS: list[NavItem] = [
     NavItem("/", "nav.home"),
+    NavItem("/cases", "nav.cases", any_of=frozenset({Grant.INTAKE, Grant.MINUTES, Grant.REPORTS, Grant.APPROVE,
+                                                      Grant.DIRECTIVES})),
+    NavItem("/intake", "nav.intake", Grant.INTAKE),
+    NavItem("/follow-up", "nav.follow_up", Grant.DIRECTIVES),
     NavItem("/admin/users", "nav.admin_users", Grant.MANAGE),
 ]
 
 
 def navigation_for(grants: Iterable[Grant]) -> list[NavItem]:
     held = frozenset(grants)
-    return [item for item in NAV_ITEMS if item.grant is None or item.grant in held]
+    return [item for item in NAV_ITEMS
+            if (item.any_of and not held.isdisjoint(item.any_of)) or (not item.any_of and item.grant is None)
+            or item.grant in held]
 
 
 def grant_keys_for(grants: Iterable[Grant]) -> list[str]:

@@ -128,6 +128,9 @@ def _page(console: ConsoleContext, name: str, signed: SignedIn | None, *, status
     return console.pages.render(name, base, status=status)
 
 
+render_page = _page
+
+
 def _error_page(request: Request, status: int, message_key: str, **params: object) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": message_key, "message": t(message_key, **params)}, status_code=status)
@@ -135,6 +138,15 @@ def _error_page(request: Request, status: int, message_key: str, **params: objec
     context: dict[str, Any] = {"user": None, "csrf_token": "", "nav": [], "status": status,
                "title": t(title_key) if title_key in _error_pages().messages else t("error.title"),
                "message": t(message_key, **params)}
+    return _error_pages().render("error.html", context, status=status)
+
+
+def render_error_text(status: int, message: str) -> Response:
+    """An error page with a message already in Vietnamese (e.g. from the complaint database)."""
+    title_key = f"error.{status}.title"
+    context: dict[str, Any] = {"user": None, "csrf_token": "", "nav": [], "status": status,
+                               "title": t(title_key) if title_key in _error_pages().messages else t("error.title"),
+                               "message": message}
     return _error_pages().render("error.html", context, status=status)
 
 
@@ -406,7 +418,13 @@ def _quote(path: str) -> str:
 def install_console(app: FastAPI, options: ConsoleOptions) -> None:
     """Add the console to ``app``: routes, ``/static``, CSRF and security-header middlewares, and
     Vietnamese error pages. The lifespan must set ``app.state.console`` (a :class:`ConsoleContext`)."""
+    from .api import create_complaints_api_router, install_problem_handlers
+    from .views import create_views_router
+
     app.include_router(create_console_router())
+    app.include_router(create_complaints_api_router())
+    app.include_router(create_views_router())
+    install_problem_handlers(app)
     app.mount("/static", StaticFiles(packages=[("room_console", "static")]), name="static")
     app.add_middleware(CsrfMiddleware, options=options, reject=_csrf_reject)
     # Added last, so outermost: even a CSRF rejection carries the headers.

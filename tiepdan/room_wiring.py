@@ -1,6 +1,7 @@
 """Wiring of the room server into the app: settings → :class:`RoomOptions`, the room-state store
 (Redis when configured, so rooms survive a restart), the :class:`RoomServer` on
-``app.state.room_server`` (roles ``all`` and ``media``)."""
+``app.state.room_server`` (roles ``all`` and ``media``) with its media plane: the SFU worker (its
+aiortc self-test runs at start-up), the clients' STUN/TURN servers and TURN secret."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+import sfu
 from signaling.room import MemoryRoomStore, RedisRoomStore, RoomOptions, RoomServer, RoomStore
+from signaling.room.ice import parse_ice_urls
+from signaling.room.media import MediaOptions
 
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .app import Services
 
-__all__ = ["room_options", "wire_room_server"]
+__all__ = ["room_options", "media_options", "wire_room_server"]
 
 
 def room_options(settings: Settings) -> RoomOptions:
@@ -32,6 +36,14 @@ def room_options(settings: Settings) -> RoomOptions:
     )
 
 
+def media_options(settings: Settings) -> MediaOptions:
+    """Clients get every STUN/TURN URL (TURN with REST credentials); the SFU itself only STUN."""
+    urls = parse_ice_urls(settings.ice_servers)
+    stun = tuple(u for u in urls if u.startswith(("stun:", "stuns:")))
+    return MediaOptions(sfu=sfu.Options(ice_servers=(sfu.IceServer(urls=stun),) if stun else ()),
+                        ice_urls=urls, turn_secret=settings.turn_secret, turn_ttl_s=settings.turn_ttl_s)
+
+
 async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitStack) -> RoomServer | None:
     """Build and start the room server for the roles that serve the live room; closed by ``stack``."""
     settings = services.settings
@@ -40,7 +52,8 @@ async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitSta
     store: RoomStore = (RedisRoomStore.connect(settings.redis_url, settings.redis_prefix)
                         if settings.redis_url else MemoryRoomStore())
     server = RoomServer(options=room_options(settings), issuer=services.issuer, verifier=services.verifier,
-                        bus=services.bus, store=store, metrics=services.metrics)
+                        bus=services.bus, store=store, metrics=services.metrics,
+                        media=media_options(settings))
     stack.push_async_callback(server.close)
     await server.start()
     app.state.room_server = server

@@ -73,7 +73,8 @@ async def wire_console(app: FastAPI, services: Services, stack: AsyncExitStack) 
     tickets = await _ticket_store(settings, stack)
     app.state.ws_tickets = tickets
     console = ConsoleContext(engine=services.engine, bus=services.bus, issuer=services.issuer, tickets=tickets,
-                             options=console_options(settings))
+                             options=console_options(settings), keyring=services.keyring,
+                             verifier=services.verifier, attachments_dir=settings.data_dir / "attachments")
     app.state.console = console
     if settings.process_role in ("all", "control"):
         await announce_first_admin(settings, console)

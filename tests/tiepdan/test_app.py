@@ -39,13 +39,17 @@ async def test_metrics_are_prometheus_text_and_count_requests(app: FastAPI) -> N
 
 
 async def test_healthz_is_503_when_the_database_is_gone(app: FastAPI) -> None:
-    await app.state.services.engine.dispose()
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    app.state.services.engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-    async with await _client(app) as client:
-        response = await client.get("/healthz")
-    await app.state.services.engine.dispose()
+    services = app.state.services
+    original = services.engine
+    services.engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    try:
+        async with await _client(app) as client:
+            response = await client.get("/healthz")
+    finally:
+        await services.engine.dispose()
+        services.engine = original
     assert response.status_code == 503
     assert response.json()["checks"]["database"].startswith("error")
 

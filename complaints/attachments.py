@@ -1,0 +1,92 @@
+"""Attachments of petitions: the record of a stored file (its bytes are written by the web tier,
+streamed under a hard size cap, into ``data_dir/attachments/<stored_name>``).
+
+The client's file name is never used as a path: files are stored under a random name and the
+client's name is kept, cleaned, for display only (:func:`clean_display_name`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .errors import NotFound
+from .tables import attachments, petitions
+
+__all__ = ["AttachmentRecord", "MAX_ATTACHMENT_BYTES", "add_attachment", "clean_display_name", "new_stored_name",
+           "clean_media_type", "list_attachments", "petition_exists"]
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class AttachmentRecord:
+    id: str
+    petition_id: str
+    display_name: str
+    media_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+
+
+def new_stored_name() -> str:
+    """A random file name (hex), unrelated to anything the client sent."""
+    return secrets.token_hex(16)
+
+
+def clean_display_name(raw: str | None) -> str:
+    """The last path component of ``raw``, without control characters, at most 200 characters."""
+    text = unicodedata.normalize("NFC", raw or "")
+    text = re.split(r"[\\/]", text)[-1]
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip().strip(".")
+    return text[:200] or "tep-dinh-kem"
+
+
+def clean_media_type(raw: str | None) -> str:
+    value = (raw or "").split(";")[0].strip().lower()
+    return value if _MEDIA_TYPE.fullmatch(value) else "application/octet-stream"
+
+
+async def add_attachment(
+    conn: AsyncConnection,
+    petition_id: str,
+    *,
+    stored_name: str,
+    display_name: str,
+    media_type: str,
+    size: int,
+    sha256: str,
+    uploaded_by: str,
+    now: datetime,
+) -> AttachmentRecord:
+    case_id = (await conn.execute(select(petitions.c.case_id).where(petitions.c.id == petition_id))).scalar()
+    if case_id is None:
+        raise NotFound("Không tìm thấy đơn.")
+    record = AttachmentRecord(id=str(uuid.uuid4()), petition_id=petition_id, display_name=display_name,
+                              media_type=media_type, size=size, sha256=sha256, created_at=now)
+    await conn.execute(attachments.insert().values(
+        id=record.id, petition_id=petition_id, case_id=case_id, stored_name=stored_name, display_name=display_name,
+        media_type=media_type, size=size, sha256=sha256, uploaded_by=uploaded_by, created_at=now,
+    ))
+    return record
+
+
+async def petition_exists(conn: AsyncConnection, petition_id: str) -> bool:
+    return (await conn.execute(select(petitions.c.id).where(petitions.c.id == petition_id))).first() is not None
+
+
+async def list_attachments(conn: AsyncConnection, case_id: str) -> list[AttachmentRecord]:
+    rows = (await conn.execute(select(attachments).where(attachments.c.case_id == case_id)
+                               .order_by(attachments.c.created_at, attachments.c.id))).mappings().all()
+    return [AttachmentRecord(id=r["id"], petition_id=r["petition_id"], display_name=r["display_name"],
+                             media_type=r["media_type"], size=r["size"], sha256=r["sha256"],
+                             created_at=r["created_at"]) for r in rows]

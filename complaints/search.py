@@ -1,0 +1,185 @@
+"""Case search (tra cứu vụ việc): diacritic-insensitive full text plus filters, with paging.
+
+Text matching, the same on every database: the query is folded (:func:`complaints.duplicates.fold_text`:
+lower case, no diacritics, ``đ`` → ``d``, punctuation → space) into words; **every** query word must be
+the beginning of a word of at least one searched field: the case summary, a petition's content, a
+respondent's name, or the name of an open (not sealed) petitioner. A sealed denouncer's name is never
+searchable (it is not stored in clear). A query that is a valid tracking code finds that case.
+
+On PostgreSQL a word test is ``to_tsvector('simple', coalesce(col, '')) @@ to_tsquery('simple', 'w:*')``,
+served by the GIN indexes of :data:`complaints.tables.SEARCH_INDEXES`; on SQLite it is
+``' ' || col LIKE '% w%'`` with ``\\`` as the escape character. Folded words hold only ``[0-9a-z]``,
+and every value is a bound parameter, so text that looks like SQL or like a LIKE pattern is only text:
+a query made only of punctuation (``%``, ``_``, ``\\``) has no word and matches nothing.
+
+Filters: kind, status, venue, unit (a directive to that unit), the period a petition or reception entry
+was received, the period the case was created, and ``unit_scope`` (a unit's officials see only cases
+directed to their unit). Results are ordered newest first, with the total for paging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .duplicates import fold_text
+from .enums import CaseStatus, PetitionKind
+from .errors import InvalidTrackingCode
+from .tables import cases, directives, petition_parties, petitioners, petitions, reception_entries, respondents
+from .tracking import parse_tracking_code
+
+__all__ = ["CaseQuery", "CaseHit", "SearchResult", "search_cases", "query_words", "MAX_LIMIT"]
+
+MAX_LIMIT = 100
+_MAX_WORDS = 12
+
+
+@dataclass(frozen=True)
+class CaseQuery:
+    text: str = ""
+    kind: PetitionKind | None = None
+    status: CaseStatus | None = None
+    venue: str | None = None
+    unit: str | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    unit_scope: str | None = None  # set: only cases with a directive to this unit
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class CaseHit:
+    id: str
+    tracking_code: str
+    kind: PetitionKind
+    status: CaseStatus
+    summary: str
+    venue: str | None
+    confidential: bool
+    created_at: datetime
+    first_received_on: date | None
+    version: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    total: int
+    items: list[CaseHit]
+    limit: int
+    offset: int
+
+
+def query_words(text: str) -> list[str]:
+    """The folded words of a query (at most 12, duplicates removed, order kept)."""
+    seen: list[str] = []
+    for word in fold_text(text).split():
+        if word not in seen:
+            seen.append(word)
+    return seen[:_MAX_WORDS]
+
+
+def _word_test(column: Any, word: str, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        vector = func.to_tsvector(literal_column("'simple'"), func.coalesce(column, ""))
+        query = func.to_tsquery(literal_column("'simple'"), literal(f"{word}:*"))
+        return vector.op("@@")(query)  # type: ignore[no-any-return]
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return (literal(" ") + func.coalesce(column, "")).like(f"% {escaped}%", escape="\\")
+
+
+def _text_condition(word: str, dialect: str) -> ColumnElement[bool]:
+    in_petitions = exists(select(1).select_from(petitions).where(
+        petitions.c.case_id == cases.c.id, _word_test(petitions.c.content_norm, word, dialect)))
+    in_respondents = exists(select(1).select_from(respondents).where(
+        respondents.c.case_id == cases.c.id, _word_test(respondents.c.name_norm, word, dialect)))
+    in_people = exists(
+        select(1).select_from(petition_parties.join(petitions, petitions.c.id == petition_parties.c.petition_id)
+                              .join(petitioners, petitioners.c.id == petition_parties.c.petitioner_id))
+        .where(petitions.c.case_id == cases.c.id, petitioners.c.sealed.is_(False),
+               _word_test(petitioners.c.name_norm, word, dialect)))
+    return or_(_word_test(cases.c.summary_norm, word, dialect), in_petitions, in_respondents, in_people)
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _filters(query: CaseQuery, dialect: str) -> list[ColumnElement[bool]] | None:
+    """The WHERE conditions, or None when the query can match nothing."""
+    conditions: list[ColumnElement[bool]] = []
+    text = query.text.strip()
+    if text:
+        code: str | None
+        try:
+            code = parse_tracking_code(text)
+        except InvalidTrackingCode:
+            code = None
+        words = query_words(text)
+        if code is not None:
+            conditions.append(cases.c.tracking_code == code)
+        elif not words:
+            return None
+        else:
+            conditions.extend(_text_condition(word, dialect) for word in words)
+    if query.kind is not None:
+        conditions.append(cases.c.kind == query.kind.value)
+    if query.status is not None:
+        conditions.append(cases.c.status == query.status.value)
+    if query.venue:
+        conditions.append(cases.c.venue == query.venue)
+    for unit in (query.unit, query.unit_scope):
+        if unit is not None:
+            conditions.append(exists(select(1).select_from(directives).where(
+                directives.c.case_id == cases.c.id, directives.c.unit_id == unit)))
+    if query.received_from is not None or query.received_to is not None:
+        def within(column: Any) -> ColumnElement[bool]:
+            parts = []
+            if query.received_from is not None:
+                parts.append(column >= query.received_from)
+            if query.received_to is not None:
+                parts.append(column <= query.received_to)
+            return and_(*parts)
+
+        conditions.append(or_(
+            exists(select(1).select_from(petitions).where(petitions.c.case_id == cases.c.id,
+                                                          within(petitions.c.received_on))),
+            exists(select(1).select_from(reception_entries).where(reception_entries.c.case_id == cases.c.id,
+                                                                  within(reception_entries.c.received_on))),
+        ))
+    # Whole days of creation, in UTC.
+    if query.created_from is not None:
+        conditions.append(cases.c.created_at >= _start(query.created_from))
+    if query.created_to is not None:
+        conditions.append(cases.c.created_at < _start(query.created_to + timedelta(days=1)))
+    return conditions
+
+
+async def search_cases(conn: AsyncConnection, query: CaseQuery) -> SearchResult:
+    """Cases matching ``query``, newest first, with the total count (see the module doc)."""
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    offset = max(0, query.offset)
+    dialect = conn.dialect.name
+    conditions = _filters(query, dialect)
+    if conditions is None:
+        return SearchResult(0, [], limit, offset)
+    total = int((await conn.execute(
+        select(func.count()).select_from(cases).where(*conditions))).scalar_one())
+    first_received = (select(func.min(petitions.c.received_on)).where(petitions.c.case_id == cases.c.id)
+                      .correlate(cases).scalar_subquery())
+    page: Select[Any] = (select(cases, first_received.label("first_received_on")).where(*conditions)
+                         .order_by(cases.c.created_at.desc(), cases.c.id).limit(limit).offset(offset))
+    rows = (await conn.execute(page)).mappings().all()
+    items = [CaseHit(
+        id=r["id"], tracking_code=r["tracking_code"], kind=PetitionKind.parse(r["kind"]),
+        status=CaseStatus.parse(r["status"]), summary=r["summary"], venue=r["venue"],
+        confidential=r["confidential"], created_at=r["created_at"], first_received_on=r["first_received_on"],
+        version=r["version"],
+    ) for r in rows]
+    return SearchResult(total, items, limit, offset)

@@ -1,0 +1,91 @@
+"""Who is asking: a signed-in official (session cookie) or a service (``Authorization: Bearer`` access
+token verified with the console's :class:`~signaling.tokens.TokenVerifier`). Every complaint route
+asks for grants of the :class:`Actor`, never for roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from signaling.errors import TokenError
+from signaling.grants import Grant, grants_for
+
+from . import accounts
+from .context import ConsoleContext
+from .errors import Forbidden, NotSignedIn
+from .security import read_session_id
+
+__all__ = ["Actor", "CASE_VIEW_GRANTS", "CASE_EDIT_GRANTS", "current_actor", "CurrentActor", "require_any"]
+
+# Seeing cases in full (search, case file): the people who handle them.
+CASE_VIEW_GRANTS = frozenset({Grant.INTAKE, Grant.MINUTES, Grant.REPORTS, Grant.APPROVE})
+# Editing a case (status, summary, kind…): intake staff and the secretary writing the minutes.
+CASE_EDIT_GRANTS = frozenset({Grant.INTAKE, Grant.MINUTES})
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    name: str
+    grants: frozenset[Grant]
+    unit: str | None = None
+    session_id: str | None = None  # a signed-in official; None for a service token
+
+    @property
+    def label(self) -> str:
+        """The actor as written in the audit log and in records (an id, never a name)."""
+        return f"user:{self.id}" if self.session_id else f"service:{self.id}"
+
+    def has(self, grant: Grant) -> bool:
+        return grant in self.grants
+
+    def has_any(self, grants: Iterable[Grant]) -> bool:
+        return not self.grants.isdisjoint(grants)
+
+    @property
+    def unit_scope(self) -> str | None:
+        """For an official who follows directives only (a unit's officer): the unit whose cases and
+        directives they may see ("" when the account names no unit: nothing). None: no restriction."""
+        if self.has_any(CASE_VIEW_GRANTS) or not self.has(Grant.DIRECTIVES):
+            return None
+        return self.unit or ""
+
+    @property
+    def may_view_cases(self) -> bool:
+        return self.has_any(CASE_VIEW_GRANTS) or self.has(Grant.DIRECTIVES)
+
+
+def _console(request: Request) -> ConsoleContext:
+    console: ConsoleContext = request.app.state.console
+    return console
+
+
+async def current_actor(request: Request) -> Actor:
+    console = _console(request)
+    session_id = read_session_id(request, console.options)
+    if session_id is not None:
+        async with console.engine.begin() as conn:
+            user = await accounts.session_user(conn, session_id, now=console.clock(), options=console.options)
+        if user is not None:
+            return Actor(user.id, user.display_name, user.grants, user.unit, session_id)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token and console.verifier is not None:
+        try:
+            claims = console.verifier.verify(token.strip(), kind="access")
+        except TokenError as exc:
+            raise NotSignedIn(exc.code) from exc
+        return Actor(claims.sub, claims.name or claims.sub, grants_for(claims.roles), claims.unit)
+    raise NotSignedIn("not signed in")
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def require_any(actor: Actor, grants: Iterable[Grant]) -> None:
+    """Raise :class:`Forbidden` (403) unless ``actor`` holds one of ``grants``."""
+    if not actor.has_any(grants):
+        raise Forbidden("grant missing")

@@ -1,0 +1,6 @@
+"""The console's JSON APIs (under ``/api``)."""
+
+from .complaints import create_complaints_api_router
+from .problems import install_problem_handlers
+
+__all__ = ["create_complaints_api_router", "install_problem_handlers"]
