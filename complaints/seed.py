@@ -19,7 +19,7 @@ from evidence import Keyring
 from signaling.grants import Grant
 
 from .cases import add_reception_entry, create_case
-from .directives import add_unit, issue_directive
+from .directives import add_unit, issue_directive, report_on_directive
 from .enums import (
     PetitionerRole,
     PetitionerType,
@@ -120,7 +120,9 @@ async def seed_province(
     async with engine.begin() as conn:
         for unit_id, name, track in UNITS:
             await add_unit(conn, unit_id, name, track=track)
-    repeaters: list[tuple[str, str]] = []  # (petitioner id, case id) that come back
+    # Citizens who come back with the same matter: (petitioner id, case id, topic, commune).
+    repeaters: list[tuple[str, str, tuple[SubjectArea, PetitionKind, str, str], tuple[str, str]]] = []
+    last_visit: dict[str, date] = {}
     for _ in range(cases_count):
         area, kind, summary, respondent = rng.choice(TOPICS)
         commune, old_district = rng.choice(COMMUNES)
@@ -131,8 +133,14 @@ async def seed_province(
         old_address = f"{rng.choice(HAMLETS)}, xã {commune}, {old_district}, tỉnh Bắc Ninh"
         denounce = kind is PetitionKind.DENUNCIATION
         async with engine.begin() as conn:
-            if repeaters and not denounce and rng.random() < 0.12:
-                pid, case_id = rng.choice(repeaters)
+            if repeaters and not denounce and rng.random() < 0.15:
+                pid, case_id, (area, kind, summary, respondent), (commune, old_district) = rng.choice(repeaters)
+                # A return visit comes after the last one (lần tiếp thứ n follows the calendar).
+                gap = timedelta(days=rng.randrange(14, 90))
+                later = min(cal.next_working_day(last_visit[case_id] + gap), today)
+                if later <= last_visit[case_id]:
+                    continue
+                received = later
             else:
                 pid = await register_petitioner(conn, keyring, NewPetitioner(
                     kind=PetitionerType.INDIVIDUAL, full_name=name, id_number=_id_number(rng, sex, born),
@@ -147,12 +155,13 @@ async def seed_province(
                 await add_respondent(conn, case_id, kind="organisation" if "UBND" in respondent else "person",
                                      name=respondent.format(c=commune))
                 if not denounce:
-                    repeaters.append((pid, case_id))
+                    repeaters.append((pid, case_id, (area, kind, summary, respondent), (commune, old_district)))
             await add_petition(conn, case_id, NewPetition(
                 source=rng.choice([PetitionSource.IN_PERSON, PetitionSource.POST, PetitionSource.ONLINE]),
                 kind=kind, received_on=received, written_on=received - timedelta(days=rng.randrange(0, 10)),
                 content=summary + f" tại xã {commune}.", request="Đề nghị xem xét, giải quyết.",
             ), [(pid, PetitionerRole.SIGNATORY)], now=now)
+            last_visit[case_id] = received
             await add_reception_entry(
                 conn, case_id, received_on=received,
                 reception_type=rng.choice([ReceptionType.ROUTINE, ReceptionType.PERIODIC, ReceptionType.AD_HOC]),
@@ -163,9 +172,16 @@ async def seed_province(
             if rng.random() < 0.45:
                 unit_id = rng.choice(UNITS)[0]
                 deadline = cal.add_working_days(received, rng.choice([10, 15, 30, 45]))
-                await issue_directive(conn, case_id, unit_id=unit_id, content="Kiểm tra, xác minh, giải quyết "
-                                      "theo quy định và báo cáo kết quả.", issued_on=received, deadline=deadline,
-                                      issued_by="Bí thư Tỉnh ủy", calendar=cal)
+                directive_id = await issue_directive(
+                    conn, case_id, unit_id=unit_id, content="Kiểm tra, xác minh, giải quyết theo quy định và "
+                    "báo cáo kết quả.", issued_on=received, deadline=deadline, issued_by="Bí thư Tỉnh ủy",
+                    calendar=cal)
+                # Most units report back, a few late; the rest are still open (or overdue).
+                done = cal.add_working_days(received, rng.randrange(3, 55))
+                if done <= today and rng.random() < 0.7:
+                    await report_on_directive(
+                        conn, directive_id, expected_version=1, reported_on=done, completed=True, now=now,
+                        content="Đã kiểm tra, giải quyết và trả lời công dân bằng văn bản.", reported_by=unit_id)
                 directives_made += 1
     async with engine.connect() as conn:
         total = int((await conn.execute(select(func.count()).select_from(cases))).scalar_one())
