@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .duplicates import fold_text
 from .enums import CaseStatus, PetitionKind, ReceptionForm, ReceptionOutcome, ReceptionType
 from .errors import NotFound, StaleVersion
+from .search import refresh_search_document
 from .tables import cases, reception_entries
 from .tracking import generate_tracking_code, parse_tracking_code
 
@@ -91,6 +92,7 @@ async def create_case(
                 await conn.execute(cases.insert().values(**values))
         except IntegrityError:
             continue
+        await refresh_search_document(conn, str(values["id"]))
         return await get_case(conn, str(values["id"]))
     raise RuntimeError("could not draw a unique tracking code in 5 attempts")
 
@@ -138,6 +140,8 @@ async def update_case(
             f"Vụ việc đã được người khác cập nhật (phiên bản {current}, bạn đang sửa phiên bản "
             f"{expected_version}). Hãy tải lại trước khi lưu."
         )
+    if "summary" in values:
+        await refresh_search_document(conn, case_id)
     return await get_case(conn, case_id)
 
 

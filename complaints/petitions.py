@@ -21,6 +21,7 @@ from .enums import (
     Signatories,
 )
 from .errors import NotFound
+from .search import refresh_search_document
 from .tables import cases, petition_parties, petitioners, petitions, respondents
 
 __all__ = ["NewPetition", "add_petition", "add_respondent"]
@@ -82,6 +83,7 @@ async def add_petition(
         await conn.execute(petition_parties.insert(), [
             {"petition_id": pet_id, "petitioner_id": pid, "role": role.value} for pid, role in parties
         ])
+    await refresh_search_document(conn, case_id)
     return pet_id
 
 
@@ -96,4 +98,5 @@ async def add_respondent(
         id=rid, case_id=case_id, kind=kind, name=name, name_norm=fold_text(name), position=position,
         workplace=workplace,
     ))
+    await refresh_search_document(conn, case_id)
     return rid

@@ -2,15 +2,17 @@
 
 Text matching, the same on every database: the query is folded (:func:`complaints.duplicates.fold_text`:
 lower case, no diacritics, ``đ`` → ``d``, punctuation → space) into words; **every** query word must be
-the beginning of a word of at least one searched field: the case summary, a petition's content, a
-respondent's name, or the name of an open (not sealed) petitioner. A sealed denouncer's name is never
+the beginning of a word of the case's search document (``cases.search_norm``): the folded case summary,
+petition contents, respondents' names and the names of open (not sealed) petitioners, rebuilt by
+:func:`refresh_search_document` whenever one of them changes. A sealed denouncer's name is never
 searchable (it is not stored in clear). A query that is a valid tracking code finds that case.
 
-On PostgreSQL a word test is ``to_tsvector('simple', coalesce(col, '')) @@ to_tsquery('simple', 'w:*')``,
-served by the GIN indexes of :data:`complaints.tables.SEARCH_INDEXES`; on SQLite it is
-``' ' || col LIKE '% w%'`` with ``\\`` as the escape character. Folded words hold only ``[0-9a-z]``,
-and every value is a bound parameter, so text that looks like SQL or like a LIKE pattern is only text:
-a query made only of punctuation (``%``, ``_``, ``\\``) has no word and matches nothing.
+One index answers a whole query: on PostgreSQL ``to_tsvector('simple', coalesce(search_norm, '')) @@
+to_tsquery('simple', 'w1:* & w2:*')`` over a GIN index (:data:`complaints.tables.SEARCH_INDEXES`); on
+SQLite the FTS5 table ``cases_fts`` with ``"w1"* AND "w2"*``. Folded words hold only ``[0-9a-z]``, and
+the query is a bound parameter, so text that looks like SQL or like a pattern is only text: a query
+made only of punctuation (``%``, ``_``, ``\\``) has no word and matches nothing. Totals are counted
+up to :data:`COUNT_CAP`; past it ``SearchResult.more`` is set (a broad word on a million cases).
 
 Filters: kind, status, venue, unit (a directive to that unit), the period a petition or reception entry
 was received, the period the case was created, and ``unit_scope`` (a unit's officials see only cases
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, literal_column, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .duplicates import fold_text
@@ -32,9 +34,11 @@ from .errors import InvalidTrackingCode
 from .tables import cases, directives, petition_parties, petitioners, petitions, reception_entries, respondents
 from .tracking import parse_tracking_code
 
-__all__ = ["CaseQuery", "CaseHit", "SearchResult", "search_cases", "query_words", "MAX_LIMIT"]
+__all__ = ["CaseQuery", "CaseHit", "SearchResult", "search_cases", "query_words", "refresh_search_document",
+           "MAX_LIMIT", "COUNT_CAP"]
 
 MAX_LIMIT = 100
+COUNT_CAP = 10_000
 _MAX_WORDS = 12
 
 
@@ -74,6 +78,8 @@ class SearchResult:
     items: list[CaseHit]
     limit: int
     offset: int
+    more: bool = False
+    """True when more than ``total`` (= :data:`COUNT_CAP`) cases match."""
 
 
 def query_words(text: str) -> list[str]:
@@ -85,26 +91,39 @@ def query_words(text: str) -> list[str]:
     return seen[:_MAX_WORDS]
 
 
-def _word_test(column: Any, word: str, dialect: str) -> ColumnElement[bool]:
+async def refresh_search_document(conn: AsyncConnection, case_id: str) -> None:
+    """Rebuild ``cases.search_norm`` of one case from its parts (call after any of them changed)."""
+    summary = (await conn.execute(select(cases.c.summary_norm).where(cases.c.id == case_id))).scalar()
+    if summary is None:
+        return
+    parts = [summary]
+    parts += [r[0] for r in await conn.execute(
+        select(petitions.c.content_norm).where(petitions.c.case_id == case_id).order_by(petitions.c.created_at))]
+    parts += [r[0] for r in await conn.execute(
+        select(respondents.c.name_norm).where(respondents.c.case_id == case_id).order_by(respondents.c.id))]
+    parts += [r[0] for r in await conn.execute(
+        select(petitioners.c.name_norm).distinct()
+        .select_from(petition_parties.join(petitions, petitions.c.id == petition_parties.c.petition_id)
+                     .join(petitioners, petitioners.c.id == petition_parties.c.petitioner_id))
+        .where(petitions.c.case_id == case_id, petitioners.c.sealed.is_(False), petitioners.c.name_norm.is_not(None))
+        .order_by(petitioners.c.name_norm))]
+    document = " ".join(p for p in parts if p)
+    await conn.execute(update(cases).where(cases.c.id == case_id).values(search_norm=document))
+
+
+def _text_condition(words: list[str], dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        vector = func.to_tsvector(literal_column("'simple'"), func.coalesce(column, ""))
-        query = func.to_tsquery(literal_column("'simple'"), literal(f"{word}:*"))
+        vector = func.to_tsvector(literal_column("'simple'"), func.coalesce(cases.c.search_norm, literal_column("''")))
+        query = func.to_tsquery(literal_column("'simple'"), literal(" & ".join(f"{w}:*" for w in words)))
         return vector.op("@@")(query)  # type: ignore[no-any-return]
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return (literal(" ") + func.coalesce(column, "")).like(f"% {escaped}%", escape="\\")
-
-
-def _text_condition(word: str, dialect: str) -> ColumnElement[bool]:
-    in_petitions = exists(select(1).select_from(petitions).where(
-        petitions.c.case_id == cases.c.id, _word_test(petitions.c.content_norm, word, dialect)))
-    in_respondents = exists(select(1).select_from(respondents).where(
-        respondents.c.case_id == cases.c.id, _word_test(respondents.c.name_norm, word, dialect)))
-    in_people = exists(
-        select(1).select_from(petition_parties.join(petitions, petitions.c.id == petition_parties.c.petition_id)
-                              .join(petitioners, petitioners.c.id == petition_parties.c.petitioner_id))
-        .where(petitions.c.case_id == cases.c.id, petitioners.c.sealed.is_(False),
-               _word_test(petitioners.c.name_norm, word, dialect)))
-    return or_(_word_test(cases.c.summary_norm, word, dialect), in_petitions, in_respondents, in_people)
+    if dialect == "sqlite":
+        match = " AND ".join(f'"{w}"*' for w in words)
+        return literal_column("cases.rowid").in_(
+            select(literal_column("rowid")).select_from(text("cases_fts"))
+            .where(literal_column("cases_fts").op("MATCH")(literal(match))))
+    escaped = [w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for w in words]
+    padded = literal(" ") + func.coalesce(cases.c.search_norm, "")
+    return and_(*(padded.like(f"% {w}%", escape="\\") for w in escaped))
 
 
 def _start(day: date) -> datetime:
@@ -127,7 +146,7 @@ def _filters(query: CaseQuery, dialect: str) -> list[ColumnElement[bool]] | None
         elif not words:
             return None
         else:
-            conditions.extend(_text_condition(word, dialect) for word in words)
+            conditions.append(_text_condition(words, dialect))
     if query.kind is not None:
         conditions.append(cases.c.kind == query.kind.value)
     if query.status is not None:
@@ -169,8 +188,10 @@ async def search_cases(conn: AsyncConnection, query: CaseQuery) -> SearchResult:
     conditions = _filters(query, dialect)
     if conditions is None:
         return SearchResult(0, [], limit, offset)
-    total = int((await conn.execute(
-        select(func.count()).select_from(cases).where(*conditions))).scalar_one())
+    matching = select(cases.c.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+    total = int((await conn.execute(select(func.count()).select_from(matching))).scalar_one())
+    more = total > COUNT_CAP
+    total = min(total, COUNT_CAP)
     first_received = (select(func.min(petitions.c.received_on)).where(petitions.c.case_id == cases.c.id)
                       .correlate(cases).scalar_subquery())
     page: Select[Any] = (select(cases, first_received.label("first_received_on")).where(*conditions)
@@ -182,4 +203,4 @@ async def search_cases(conn: AsyncConnection, query: CaseQuery) -> SearchResult:
         confidential=r["confidential"], created_at=r["created_at"], first_received_on=r["first_received_on"],
         version=r["version"],
     ) for r in rows]
-    return SearchResult(total, items, limit, offset)
+    return SearchResult(total, items, limit, offset, more)

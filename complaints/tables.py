@@ -106,6 +106,9 @@ cases = Table(
     Column("subject_area", String(64), nullable=True),
     Column("summary", Text, nullable=False, default=""),
     Column("summary_norm", Text, nullable=False, default=""),  # for diacritic-insensitive search
+    # The case's search document (complaints.search): folded summary, petition contents, respondents'
+    # and open petitioners' names; kept current by the store functions, indexed for full text.
+    Column("search_norm", Text, nullable=False, default="", server_default=""),
     Column("novelty", String(16), nullable=True),
     Column("complex", Boolean, nullable=False, default=False),
     Column("crowd", Boolean, nullable=False, default=False),
@@ -295,13 +298,10 @@ attachments = Table(
 )
 __all__ += ["attachments"]
 
-# Full-text search (complaints.search) on PostgreSQL: GIN indexes over the folded columns, with the
-# very expression the search query uses. SQLite searches the same folded columns with LIKE.
+# Full-text search (complaints.search) on PostgreSQL: a GIN index over the case's search document, with
+# the very expression the search query uses. SQLite uses the FTS5 table below.
 SEARCH_INDEXES: dict[str, tuple[str, str]] = {
-    "ix_cases_summary_fts": ("cases", "summary_norm"),
-    "ix_petitions_content_fts": ("petitions", "content_norm"),
-    "ix_respondents_name_fts": ("respondents", "name_norm"),
-    "ix_petitioners_name_fts": ("petitioners", "name_norm"),
+    "ix_cases_search_fts": ("cases", "search_norm"),
 }
 __all__ += ["SEARCH_INDEXES", "search_index_statements"]
 
@@ -327,3 +327,32 @@ def _install_search_indexes() -> None:
 
 
 _install_search_indexes()
+
+# SQLite: an FTS5 index over cases.search_norm (external content, kept in step by triggers).
+SQLITE_FTS_STATEMENTS = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5(search_norm, content='cases', content_rowid='rowid')",
+    "CREATE TRIGGER IF NOT EXISTS cases_fts_ai AFTER INSERT ON cases BEGIN "
+    "INSERT INTO cases_fts(rowid, search_norm) VALUES (new.rowid, new.search_norm); END",
+    "CREATE TRIGGER IF NOT EXISTS cases_fts_ad AFTER DELETE ON cases BEGIN "
+    "INSERT INTO cases_fts(cases_fts, rowid, search_norm) VALUES ('delete', old.rowid, old.search_norm); END",
+    "CREATE TRIGGER IF NOT EXISTS cases_fts_au AFTER UPDATE OF search_norm ON cases BEGIN "
+    "INSERT INTO cases_fts(cases_fts, rowid, search_norm) VALUES ('delete', old.rowid, old.search_norm); "
+    "INSERT INTO cases_fts(rowid, search_norm) VALUES (new.rowid, new.search_norm); END",
+]
+__all__ += ["SQLITE_FTS_STATEMENTS", "is_search_shadow_table"]
+
+
+def is_search_shadow_table(name: str) -> bool:
+    """The FTS5 table and its shadow tables, which live outside the metadata."""
+    return name == "cases_fts" or name.startswith("cases_fts_")
+
+
+def _install_sqlite_fts() -> None:
+    from sqlalchemy import DDL, event
+
+    for statement in SQLITE_FTS_STATEMENTS:
+        ddl = DDL(statement)  # type: ignore[no-untyped-call]
+        event.listen(cases, "after_create", ddl.execute_if(dialect="sqlite"))
+
+
+_install_sqlite_fts()

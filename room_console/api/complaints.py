@@ -138,7 +138,7 @@ def case_file_json(file: CaseFile) -> dict[str, Any]:
 
 
 def _search_json(result: SearchResult) -> dict[str, Any]:
-    return {"total": result.total, "limit": result.limit, "offset": result.offset, "items": [{
+    return {"total": result.total, "more": result.more, "limit": result.limit, "offset": result.offset, "items": [{
         "id": h.id, "tracking_code": h.tracking_code, "kind": _labelled(h.kind), "status": _labelled(h.status),
         "summary": h.summary, "venue": h.venue, "confidential": h.confidential, "created_at": h.created_at.isoformat(),
         "first_received_on": h.first_received_on.isoformat() if h.first_received_on else None, "version": h.version,

@@ -123,3 +123,17 @@ async def test_reception_entries_count_the_nth_reception_and_refuse_future_dates
             await add_reception_entry(conn, case.id, received_on=NOW.date() + timedelta(days=1),
                                       reception_type=ReceptionType.ROUTINE, form=ReceptionForm.IN_PERSON,
                                       with_petition=False, now=NOW)
+
+
+async def test_search_document_follows_summary_edits(engine: AsyncEngine) -> None:
+    from complaints.search import CaseQuery, search_cases
+
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="Khiếu nại về đường điện", now=NOW)
+    async with engine.connect() as conn:
+        assert (await search_cases(conn, CaseQuery(text="duong dien"))).total == 1
+    async with engine.begin() as conn:
+        await update_case(conn, case.id, expected_version=1, changes={"summary": "Tranh chấp lối đi chung"}, now=NOW)
+    async with engine.connect() as conn:
+        assert (await search_cases(conn, CaseQuery(text="duong dien"))).total == 0
+        assert (await search_cases(conn, CaseQuery(text="LỐI ĐI"))).total == 1

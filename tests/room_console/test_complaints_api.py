@@ -193,7 +193,7 @@ async def test_search_has_gin_indexes_on_postgresql(app: FastAPI, database_url: 
     async with ctx.engine.connect() as conn:
         names = {r[0] for r in await conn.execute(text(
             "SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%USING gin%'"))}
-    assert {"ix_cases_summary_fts", "ix_petitions_content_fts", "ix_respondents_name_fts"} <= names
+    assert "ix_cases_search_fts" in names
 
 
 # -- bad input ---------------------------------------------------------------------------------------

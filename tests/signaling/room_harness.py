@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 import websockets
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from evidence import Keyring
 from signaling.events import AnyEvent, SessionOpened, VenueInfo
@@ -22,6 +23,7 @@ from signaling.grants import Role
 from signaling.memory_bus import MemoryBus
 from signaling.room import MemoryRoomStore, RoomOptions, RoomServer, RoomStore
 from signaling.room.api import router
+from signaling.room.media import MediaOptions
 from signaling.tickets import MemoryTicketStore
 from signaling.tokens import TokenIssuer, TokenOptions, TokenVerifier
 
@@ -134,13 +136,15 @@ async def open_room(h: Harness, room: str = ROOM, venues: tuple[VenueInfo, ...] 
 @asynccontextmanager
 async def running_server(options: RoomOptions = FAST, *, store: RoomStore | None = None,
                          keyring: Keyring | None = None, token_options: TokenOptions | None = None,
-                         clock: Any = time.time, open_default_room: bool = True) -> AsyncIterator[Harness]:
+                         clock: Any = time.time, open_default_room: bool = True,
+                         media: MediaOptions | None = None,
+                         metrics: CollectorRegistry | None = None) -> AsyncIterator[Harness]:
     keyring = keyring or Keyring.generate(dev=True)
     token_options = token_options or TokenOptions()
     issuer, verifier = TokenIssuer(keyring, token_options), TokenVerifier(keyring, token_options)
     bus = RecordingBus()
     server = RoomServer(options=options, issuer=issuer, verifier=verifier, bus=bus,
-                        store=store or MemoryRoomStore(), clock=clock)
+                        store=store or MemoryRoomStore(), clock=clock, media=media, metrics=metrics)
     await server.start()
     app = FastAPI()
     app.include_router(router)

@@ -6,10 +6,16 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+from complaints.tables import is_search_shadow_table
 from tiepdan.db import metadatas
 
 config = context.config
 target_metadata = metadatas()
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave SQLite's FTS5 search table and its shadow tables out of autogenerate."""
+    return not (type_ == "table" and name is not None and is_search_shadow_table(name))
 
 
 def _run(connection: Connection) -> None:
@@ -18,6 +24,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
