@@ -9,8 +9,9 @@ unions.
 Versioning: the protocol version is :data:`PROTOCOL_VERSION`; the client states it in ``join`` and
 the server repeats it in ``welcome``. Within one version the server may add *server* message
 types and optional fields (a client ignores a ``type`` it does not know); a change a client must
-understand bumps the version. The media plane (``media.offer``, ``media.answer``, ``media.ice``,
-…) will join both unions under the ``media.`` prefix without touching the messages below.
+understand bumps the version. The media plane joined both unions under the ``media.`` prefix
+without touching the other messages: new *client* types are only sent by clients that know them,
+new *server* types are ignored by clients that do not, so the version stays 1.
 
 Importing this module loads neither fastapi nor aiortc.
 """
@@ -30,13 +31,17 @@ __all__ = [
     "Join", "Leave", "Ping", "Refresh", "FloorGive", "FloorTake", "MicMute", "MicUnmuteRequest", "MicSet",
     "LobbyAdmit", "LobbyDeny", "ParticipantRemove", "HandRaise", "HandLower", "RoomLock", "RoomUnlock",
     "ClosedSegmentRequest", "ClosedSegmentStart", "ClosedSegmentEnd",
+    "MediaPublish", "MediaSubscribe", "MediaAnswer", "MediaIce", "MediaUnpublish",
     # server → client
     "Welcome", "Admitted", "RoomState", "PresenceJoined", "PresenceUpdated", "PresenceLeft",
     "FloorChanged", "MicChanged", "UnmuteRequested", "LobbyEntered", "LobbyLeft", "LobbyDenied",
     "RemovedNotice", "HandsChanged", "LockChanged", "ClosedSegmentChanged", "TokenExpiring",
     "TokenRefreshed", "Pong", "Error", "RoomClosedNotice",
+    "MediaIceServers", "MediaPublishAnswer", "MediaSubscriberOffer", "MediaSlots", "MediaLink",
+    "MediaActiveSpeaker", "MediaStats",
     # shared shapes
     "VenueView", "ParticipantView", "ClosedSegmentView", "RoomView", "You",
+    "IceServerView", "SlotView", "SlotSource", "MediaStatsEntry", "TrackName", "Mid",
 ]
 
 PROTOCOL_VERSION = 1
@@ -49,6 +54,14 @@ VenueId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=
 ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_SLUG)]
 """A participant id, assigned by the server at join, kept across a resume."""
 RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+TrackName = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9-]*$")]
+"""A published track's name (``camera``, ``mic``, ``camera-low``)."""
+Mid = Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
+"""An SDP media-section id (``a=mid``)."""
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=60_000)]
+"""A complete session description (all candidates included: no trickle needed)."""
+MediaRole = Literal["publisher", "subscriber"]
+MAX_SLOTS = 16
 
 
 class ErrorCode(StrEnum):
@@ -74,6 +87,13 @@ class ErrorCode(StrEnum):
     TOKEN_INVALID = "token_invalid"        # a refresh token that does not verify (see ``detail``)
     TOKEN_MISMATCH = "token_mismatch"      # a refresh token for another subject, room or venue
     RESUME_FAILED = "resume_failed"
+    INVALID_SDP = "invalid_sdp"            # the session description cannot be used (``detail`` says why)
+    UNSUPPORTED_CODEC = "unsupported_codec"  # no codec the room forwards (VP8/H.264, Opus) is offered
+    INVALID_CANDIDATE = "invalid_candidate"  # a trickled ICE candidate cannot be parsed or placed
+    MEDIA_STATE = "media_state"            # out of order: an answer without an offer, a second subscribe
+    ALREADY_PUBLISHING = "already_publishing"  # the venue already publishes (this or another connection)
+    MEDIA_FAILED = "media_failed"          # the media plane failed for this request; nothing changed
+    MEDIA_UNAVAILABLE = "media_unavailable"  # this node serves no media (no SFU)
     INTERNAL = "internal"
 
 
@@ -218,10 +238,60 @@ class ClosedSegmentEnd(_ClientMessage):
     type: Literal["closed_segment.end"] = "closed_segment.end"
 
 
+class MediaPublish(_ClientMessage):
+    """Publish camera and microphone (grant PUBLISH, as the token's venue): a send-only offer.
+
+    ``tracks`` names the offer's media sections by ``mid`` (e.g. ``{"0": "mic", "1": "camera"}``);
+    unnamed ones get ``audio-0``, ``video-0``, … The answer is ``media.publish_answer``.
+    """
+
+    type: Literal["media.publish"] = "media.publish"
+    sdp: Sdp
+    tracks: dict[Mid, TrackName] = Field(default_factory=dict, max_length=8)
+
+
+class MediaSubscribe(_ClientMessage):
+    """Ask for the subscriber connection: the server offers fixed slots (``media.subscriber_offer``).
+
+    Without counts the server decides from the room size (one video and one audio slot per venue).
+    """
+
+    type: Literal["media.subscribe"] = "media.subscribe"
+    video_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
+    audio_slots: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
+
+
+class MediaAnswer(_ClientMessage):
+    """The answer to the server's ``media.subscriber_offer``."""
+
+    type: Literal["media.answer"] = "media.answer"
+    sdp: Sdp
+
+
+class MediaIce(_ClientMessage):
+    """A trickled ICE candidate of the client (optional: a complete SDP needs none).
+
+    ``candidate`` null or empty ends trickling.
+    """
+
+    type: Literal["media.ice"] = "media.ice"
+    candidate: str | None = Field(default=None, max_length=1024)
+    sdp_mid: Mid | None = None
+    sdp_mline_index: int | None = Field(default=None, ge=0, le=64)
+    role: MediaRole
+
+
+class MediaUnpublish(_ClientMessage):
+    """Stop publishing: the venue's tracks end and every slot showing them is repointed."""
+
+    type: Literal["media.unpublish"] = "media.unpublish"
+
+
 ClientMessage = Annotated[
     Join | Leave | Ping | Refresh | FloorGive | FloorTake | MicMute | MicUnmuteRequest | MicSet
     | LobbyAdmit | LobbyDeny | ParticipantRemove | HandRaise | HandLower | RoomLock | RoomUnlock
-    | ClosedSegmentRequest | ClosedSegmentStart | ClosedSegmentEnd,
+    | ClosedSegmentRequest | ClosedSegmentStart | ClosedSegmentEnd
+    | MediaPublish | MediaSubscribe | MediaAnswer | MediaIce | MediaUnpublish,
     Field(discriminator="type"),
 ]
 
@@ -426,10 +496,123 @@ class RoomClosedNotice(_Message):
     type: Literal["room.closed"] = "room.closed"
 
 
+class IceServerView(_Message):
+    """A STUN/TURN server for ``RTCPeerConnection({iceServers})``; TURN has time-limited credentials."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+class MediaIceServers(_Message):
+    """The ICE servers to use (after ``welcome``/``admitted``, and again after ``token.refreshed``).
+
+    TURN credentials follow the TURN REST scheme and stop working at ``expires_at`` (Unix seconds);
+    a connection made before keeps working.
+    """
+
+    type: Literal["media.ice_servers"] = "media.ice_servers"
+    ice_servers: tuple[IceServerView, ...]
+    expires_at: int | None = None
+
+
+class MediaPublishAnswer(_Message):
+    """The answer to ``media.publish``; ``tracks`` names each published ``mid``."""
+
+    type: Literal["media.publish_answer"] = "media.publish_answer"
+    sdp: str
+    tracks: dict[str, str] = Field(default_factory=dict)
+
+
+class SlotView(_Message):
+    """One fixed receive slot of the subscriber connection: its id, kind and SDP ``mid``."""
+
+    slot: str
+    kind: Literal["audio", "video"]
+    mid: str
+
+
+class MediaSubscriberOffer(_Message):
+    """The server's offer for the subscriber connection (answer with ``media.answer``)."""
+
+    type: Literal["media.subscriber_offer"] = "media.subscriber_offer"
+    sdp: str
+    slots: tuple[SlotView, ...]
+
+
+class SlotSource(_Message):
+    """What a slot shows: a venue (``null``: nothing) and why (``floor`` holder, ``chair``, ``other``)."""
+
+    slot: str
+    kind: Literal["audio", "video"]
+    venue: VenueId | None
+    role: Literal["floor", "chair", "other"] | None = None
+
+
+class MediaSlots(_Message):
+    """The full slot assignment of your subscriber connection; sent whenever it changes.
+
+    Sources change without renegotiation: a slot stays silent until the new source's keyframe.
+    """
+
+    type: Literal["media.slots"] = "media.slots"
+    slots: tuple[SlotSource, ...]
+
+
+class MediaLink(_Message):
+    """A media connection went up, was lost or came back (``role`` publisher: the venue's uplink).
+
+    To the participant itself for both roles (on ``lost`` it negotiates again: ``media.publish`` or
+    ``media.subscribe``); the publisher link of a venue also to everyone in the room.
+    """
+
+    type: Literal["media.link"] = "media.link"
+    participant: ParticipantId
+    venue: VenueId | None = None
+    role: MediaRole
+    state: Literal["connected", "lost", "restored"]
+
+
+class MediaActiveSpeaker(_Message):
+    """The venue speaking loudest now (``null``: nobody); at most once per second."""
+
+    type: Literal["media.active_speaker"] = "media.active_speaker"
+    venue: VenueId | None
+
+
+class MediaStatsEntry(_Message):
+    """One publication (venue → server) or subscription slot (server → venue), over the last interval."""
+
+    participant: ParticipantId
+    venue: VenueId | None
+    direction: Literal["publication", "subscription"]
+    kind: Literal["audio", "video"]
+    slot: str | None = None
+    source: VenueId | None = None
+    bitrate_bps: float
+    packets: int
+    packets_lost: int
+    loss: float
+    """Fraction of packets lost since the previous report (0..1)."""
+    rtt_ms: float | None = None
+    jitter_ms: float | None = None
+    fps: float
+    keyframe_requests: int
+
+
+class MediaStats(_Message):
+    """Media health of every venue (to moderators, every few seconds)."""
+
+    type: Literal["media.stats"] = "media.stats"
+    entries: tuple[MediaStatsEntry, ...]
+
+
 ServerMessage = Annotated[
     Welcome | Admitted | RoomState | PresenceJoined | PresenceUpdated | PresenceLeft | FloorChanged
     | MicChanged | UnmuteRequested | LobbyEntered | LobbyLeft | LobbyDenied | RemovedNotice | HandsChanged
-    | LockChanged | ClosedSegmentChanged | TokenExpiring | TokenRefreshed | Pong | Error | RoomClosedNotice,
+    | LockChanged | ClosedSegmentChanged | TokenExpiring | TokenRefreshed | Pong | Error | RoomClosedNotice
+    | MediaIceServers | MediaPublishAnswer | MediaSubscriberOffer | MediaSlots | MediaLink | MediaActiveSpeaker
+    | MediaStats,
     Field(discriminator="type"),
 ]
 
@@ -483,6 +666,13 @@ ERROR_TEXT_VI: dict[ErrorCode, str] = {
     ErrorCode.TOKEN_INVALID: "Mã thông báo không hợp lệ.",
     ErrorCode.TOKEN_MISMATCH: "Mã thông báo mới không khớp với người tham gia.",
     ErrorCode.RESUME_FAILED: "Không khôi phục được kết nối trước; đã tham gia lại như mới.",
+    ErrorCode.INVALID_SDP: "Mô tả phiên truyền hình ảnh, âm thanh không hợp lệ.",
+    ErrorCode.UNSUPPORTED_CODEC: "Thiết bị không hỗ trợ chuẩn mã hóa hình ảnh, âm thanh của phiên.",
+    ErrorCode.INVALID_CANDIDATE: "Thông tin kết nối mạng (ICE) không hợp lệ.",
+    ErrorCode.MEDIA_STATE: "Thao tác truyền hình ảnh, âm thanh không đúng trình tự.",
+    ErrorCode.ALREADY_PUBLISHING: "Điểm cầu đã đang truyền hình ảnh, âm thanh.",
+    ErrorCode.MEDIA_FAILED: "Không thiết lập được kết nối hình ảnh, âm thanh, vui lòng thử lại.",
+    ErrorCode.MEDIA_UNAVAILABLE: "Máy chủ này không phục vụ hình ảnh, âm thanh.",
     ErrorCode.INTERNAL: "Lỗi máy chủ, vui lòng thử lại.",
 }
 """The people-facing text of each error code (the one catalogue; an English UI maps the codes)."""

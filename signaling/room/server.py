@@ -16,6 +16,9 @@ Inputs and what they do:
   the order of inputs.
 * at start, every stored record is restored (participants disconnected, grace running), so that a
   node killed with SIGKILL keeps floor, lobby, hands and lock, and participants resume.
+* media (when built with ``media=MediaOptions(...)``): the server owns a
+  :class:`~signaling.room.media.MediaPlane` (the SFU of this node); ``media.*`` messages go to it,
+  and after every change of a room it reconciles slots and closed-segment restrictions.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -35,10 +39,12 @@ from ..errors import TokenError
 from ..events import AnyEvent, Event, SessionClosed, SessionOpened, UserDisabled, VenueInfo
 from ..grants import Grant, Role
 from ..protocol import (
+    Admitted,
     ClientMessage,
     ErrorCode,
     Join,
     Refresh,
+    ServerMessage,
     TokenRefreshed,
     Welcome,
     You,
@@ -47,6 +53,7 @@ from ..protocol import (
 )
 from ..tokens import Claims, TokenIssuer, TokenVerifier
 from .errors import AdmissionRefused, RoomClosed, StoreError
+from .media import MEDIA_MESSAGES, MediaMessage, MediaOptions, MediaPlane
 from .moderation import Broadcast, Disconnect, Effect, Identity, Publish, Room, Send
 from .options import RoomOptions
 from .peer import Peer, Transport
@@ -70,7 +77,7 @@ class RoomServer:
 
     def __init__(self, *, options: RoomOptions, issuer: TokenIssuer, verifier: TokenVerifier, bus: Bus,
                  store: RoomStore, clock: Callable[[], float] = time.time,
-                 metrics: CollectorRegistry | None = None) -> None:
+                 metrics: CollectorRegistry | None = None, media: MediaOptions | None = None) -> None:
         self.options = options
         self.clock = clock
         self._issuer = issuer
@@ -85,6 +92,7 @@ class RoomServer:
         self._started = False
         self._closed = False
         self._close_done: asyncio.Event | None = None
+        self.media: MediaPlane | None = MediaPlane(self, media, metrics=metrics) if media is not None else None
         if metrics is not None:
             self._register_metrics(metrics)
 
@@ -114,6 +122,8 @@ class RoomServer:
         if self._started:
             return
         self._started = True
+        if self.media is not None:
+            await self.media.start()  # the SFU self-test: fail fast when aiortc changed
         now = self.clock()
         for record in await self._store.load_all():
             state = Room.restore(record, now)
@@ -145,6 +155,8 @@ class RoomServer:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.media is not None:
+                await self.media.close()
             await self._store.close()
         finally:
             self._close_done.set()
@@ -185,6 +197,8 @@ class RoomServer:
             async with live.lock:
                 await self._apply(live, live.state.close(self.clock()))
             self._rooms.pop(room, None)
+        if self.media is not None:
+            await self.media.close_room(room)
         with contextlib.suppress(StoreError):
             await self._store.delete(room)
         log.info("room closed", extra={"ctx": {"room": room}})
@@ -297,6 +311,10 @@ class RoomServer:
             peer.send(dump_message(welcome))
             if resume_failed:
                 peer.send(dump_message(error(ErrorCode.RESUME_FAILED, ref=join.id)))
+            if self.media is not None and member.status == "admitted":
+                peer.send(dump_message(self.media.ice_servers(participant)))
+                if welcome.resumed:
+                    await self.media.resumed(peer.room, participant)  # the client publishes again
             log.info("participant attached", extra={"ctx": {"room": peer.room, "participant": participant,
                                                             "venue": claims.venue, "peer": peer.peer_id}})
             await self._apply(live, effects)
@@ -330,6 +348,8 @@ class RoomServer:
         peer.claims = claims
         resume = self._resume_token(claims, peer.participant) if peer.participant else ""
         peer.send(dump_message(TokenRefreshed(expires_at=claims.exp, resume_token=resume)))
+        if self.media is not None and peer.participant:
+            peer.send(dump_message(self.media.ice_servers(peer.participant)))
         return True
 
     async def handle(self, peer: Peer, msg: ClientMessage) -> None:
@@ -339,11 +359,30 @@ class RoomServer:
         if live is None or participant is None:
             peer.send(dump_message(error(ErrorCode.ROOM_CLOSED, ref=msg.id)))
             return
+        if isinstance(msg, MEDIA_MESSAGES):
+            await self._handle_media(live, peer, participant, msg)
+            return
         async with live.lock:
             if live.peers.get(participant) is not peer:
                 peer.send(dump_message(error(ErrorCode.NOT_IN_ROOM, ref=msg.id)))
                 return
             await self._apply(live, live.state.act(participant, msg, self.clock()))
+
+    async def _handle_media(self, live: _LiveRoom, peer: Peer, participant: str, msg: MediaMessage) -> None:
+        """Media messages are checked under the room lock and negotiated outside it (ICE gathering
+        may take a while; the room's moderation never waits for it)."""
+        async with live.lock:
+            member = live.state.member(participant)
+            if live.peers.get(participant) is not peer or member is None or live.state.closed:
+                peer.send(dump_message(error(ErrorCode.NOT_IN_ROOM, ref=msg.id)))
+                return
+            if member.status != "admitted":
+                peer.send(dump_message(error(ErrorCode.IN_LOBBY, ref=msg.id)))
+                return
+        if self.media is None:
+            peer.send(dump_message(error(ErrorCode.MEDIA_UNAVAILABLE, ref=msg.id)))
+            return
+        await self.media.handle(peer.room, member, peer.peer_id, msg)
 
     async def detach(self, peer: Peer) -> None:
         """The peer's connection ended: leave (after ``leave``) or keep the place for the grace."""
@@ -375,6 +414,8 @@ class RoomServer:
                     target = live.peers.get(to)
                     if target is not None:
                         target.send(dump_message(message))
+                        if isinstance(message, Admitted) and self.media is not None:
+                            target.send(dump_message(self.media.ice_servers(to)))
                 case Broadcast(message=message, audience=audience, exclude=exclude):
                     text = dump_message(message)
                     for pid in live.state.recipients(audience, exclude):
@@ -388,11 +429,35 @@ class RoomServer:
                 case Publish(event=event):
                     events.append(event)
         for event in events:
-            try:
-                await self._bus.publish(event)  # type: ignore[arg-type]
-            except Exception:  # noqa: BLE001 - a bus outage must not stop the room
-                log.exception("room event not published", extra={"ctx": {"room": live.state.room,
-                                                                          "event": event.event_id}})
+            await self.publish_event(event)
+        if self.media is not None:
+            await self.media.after_change(live.state)
+
+    async def publish_event(self, event: Event) -> None:
+        """Publish one event on the bus; an outage is logged, never raised (the room goes on)."""
+        try:
+            await self._bus.publish(event)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a bus outage must not stop the room
+            log.exception("room event not published", extra={"ctx": {"room": getattr(event, "room", None),
+                                                                      "event": event.event_id}})
+
+    # -- for the media plane ----------------------------------------------------------------------
+
+    def send_to(self, room: str, participant: str, message: ServerMessage) -> None:
+        live = self._rooms.get(room)
+        target = live.peers.get(participant) if live is not None else None
+        if target is not None:
+            target.send(dump_message(message))
+
+    def broadcast(self, room: str, message: ServerMessage, audience: Literal["room", "moderators"]) -> None:
+        live = self._rooms.get(room)
+        if live is None:
+            return
+        text = dump_message(message)
+        for pid in live.state.recipients(audience):
+            target = live.peers.get(pid)
+            if target is not None:
+                target.send(text)
 
     async def _save(self, live: _LiveRoom) -> None:
         if live.state.closed or live.state.version == live.saved_version:

@@ -1,0 +1,97 @@
+"""Venue link health and the active speaker (sans-I/O: the driver samples, these decide).
+
+:class:`LinkMonitor` turns samples of each venue's received-frame counter into ``lost`` /
+``restored`` transitions: a venue whose media was flowing and stops for ``lost_after`` seconds (or
+whose uplink failed) is lost; it is restored when frames flow again. A deliberate end (unpublish,
+leave) is :meth:`LinkMonitor.forget`, never a loss.
+
+:class:`SpeakerTracker` picks the loudest venue that is speaking (RFC 6464 level, lower is louder)
+and reports a change at most once per ``interval``; a change inside the window is reported when
+the window ends, if it still holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["LinkMonitor", "SpeakerTracker", "Transition"]
+
+Transition = Literal["lost", "restored"]
+
+
+@dataclass
+class _Link:
+    counter: int
+    changed_at: float
+    state: Literal["pending", "up", "lost"]
+
+
+class LinkMonitor:
+    def __init__(self, lost_after: float) -> None:
+        self.lost_after = lost_after
+        self._links: dict[str, _Link] = {}
+
+    def state(self, venue: str) -> str | None:
+        link = self._links.get(venue)
+        return None if link is None else link.state
+
+    def sample(self, counters: Mapping[str, int], now: float) -> list[tuple[str, Transition]]:
+        """``counters``: venue → frames received so far (venues publishing now)."""
+        out: list[tuple[str, Transition]] = []
+        for venue, counter in counters.items():
+            link = self._links.get(venue)
+            if link is None:
+                self._links[venue] = link = _Link(counter, now, "up" if counter > 0 else "pending")
+                continue
+            if counter != link.counter:
+                link.counter, link.changed_at = counter, now
+                if link.state == "lost":
+                    out.append((venue, "restored"))
+                link.state = "up"
+        for venue, link in self._links.items():
+            if venue not in counters:
+                link.counter = -1  # the publication is gone: any new one counts as media again
+            if link.state == "up" and now - link.changed_at >= self.lost_after:
+                link.state = "lost"
+                out.append((venue, "lost"))
+        return out
+
+    def failed(self, venue: str, now: float) -> Transition | None:
+        """The venue's uplink failed (ICE/DTLS): lost at once if it was up."""
+        link = self._links.get(venue)
+        if link is None or link.state != "up":
+            return None
+        link.state, link.changed_at = "lost", now
+        return "lost"
+
+    def forget(self, venue: str) -> None:
+        self._links.pop(venue, None)
+
+
+class SpeakerTracker:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.current: str | None = None
+        self._last_change = float("-inf")
+        self._levels: dict[str, tuple[bool, int]] = {}
+
+    def update(self, venue: str, *, speaking: bool, level: int | None = None) -> None:
+        old = self._levels.get(venue, (False, 127))
+        self._levels[venue] = (speaking, old[1] if level is None else level)
+
+    def forget(self, venue: str) -> None:
+        self._levels.pop(venue, None)
+
+    def candidate(self) -> str | None:
+        speaking = [(level, venue) for venue, (on, level) in self._levels.items() if on]
+        return min(speaking)[1] if speaking else None
+
+    def tick(self, now: float) -> tuple[bool, str | None]:
+        """``(changed, venue)``: whether to announce a new active speaker now."""
+        candidate = self.candidate()
+        if candidate == self.current or now - self._last_change < self.interval:
+            return False, self.current
+        self.current, self._last_change = candidate, now
+        return True, candidate
