@@ -86,3 +86,49 @@ def test_audit_verify_names_the_first_bad_row_after_a_raw_edit(tmp_path: Path) -
     bad = _run(["audit", "verify"], tmp_path)
     assert bad.returncode == 1
     assert "id=2" in bad.stderr
+
+
+def test_keys_rotate_reseals_every_sealed_identity(tmp_path: Path) -> None:
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from complaints.tables import identity_vault, petitioners
+    from complaints.vault import Identity, new_handle, read_identity, seal_identity
+    from signaling.grants import ROLE_GRANTS, Role
+    from tiepdan.db import make_engine, prepare_database
+
+    _run(["token", "--role", "chair"], tmp_path)  # makes the development keyring
+    ring_path = tmp_path / "keys" / "keyring.json"
+    db = f"sqlite+aiosqlite:///{tmp_path / 'tiepdan.db'}"
+    pid = str(uuid.uuid4())
+
+    async def seal() -> str:
+        engine = make_engine(db)
+        await prepare_database(engine)
+        ring = Keyring.load(ring_path)
+        async with engine.begin() as conn:
+            await conn.execute(insert(petitioners).values(id=pid, kind="individual", handle=new_handle(), sealed=True,
+                                                          created_at=datetime.now(UTC)))
+            await seal_identity(conn, ring, pid, Identity(full_name="Lê Văn Tố", id_number="001088000111"),
+                                actor="desk", grants=ROLE_GRANTS[Role.RECEPTION])
+        await engine.dispose()
+        return ring.active_data.kid
+
+    old_kid = asyncio.run(seal())
+    result = _run(["keys", "rotate"], tmp_path)
+    assert result.returncode == 0 and "1 hồ sơ" in result.stdout, result.stdout + result.stderr
+
+    async def check() -> tuple[str, str]:
+        engine = make_engine(db)
+        ring = Keyring.load(ring_path)
+        async with engine.begin() as conn:
+            kid = (await conn.execute(select(identity_vault.c.kid))).scalar_one()
+            name = (await read_identity(conn, ring, pid, actor="chair", grants=ROLE_GRANTS[Role.CHAIR])).full_name
+        await engine.dispose()
+        return kid, name
+
+    kid, name = asyncio.run(check())
+    assert kid != old_kid and name == "Lê Văn Tố"
