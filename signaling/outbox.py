@@ -220,9 +220,16 @@ class OutboxRelay:
             except (BusError, OutboxError) as exc:
                 failures += 1
                 pause = min(5.0, self._poll_s * 2 ** failures)
+                if self._closed:
+                    break
                 log.warning("outbox relay failed (%s); retrying in %.1f s", type(exc).__name__, pause,
                             extra={"ctx": {"code": "outbox_retry", "count": failures}})
-                await asyncio.sleep(pause)
+                self._wake.clear()
+                try:  # a pause that close() can cut short
+                    async with asyncio.timeout(pause):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
                 continue
             if relayed >= self._batch:
                 continue
@@ -236,11 +243,15 @@ class OutboxRelay:
         if self._closed:
             raise OutboxError("the outbox relay is closed")
 
-    async def close(self) -> None:
+    async def close(self, *, grace_s: float = 5.0) -> None:
+        """Stop relaying. The loop is asked to finish the batch it is in (so no transaction is cut
+        in the middle) and cancelled only if it has not ended within ``grace_s``."""
         if self._closed:
             return
         self._closed = True
+        self._wake.set()
         if self._task is not None:
+            await asyncio.wait({self._task}, timeout=grace_s)
             await stop_task(self._task)
             if not self._task.cancelled() and self._task.exception() is not None:
                 log.error("outbox relay loop ended with %s", type(self._task.exception()).__name__,
