@@ -51,7 +51,7 @@ def clips() -> dict[str, Any]:
             return pickle.loads(CLIP_CACHE.read_bytes())  # noqa: S301 - our own cache file
         except Exception:
             pass
-    from tests.fakes.media import opus_clip, textured_vp8_clip
+    from tiepdan.bots.media import opus_clip, textured_vp8_clip
 
     data = {
         "high": textured_vp8_clip(1280, 720, 30, 2.0, 30, 0.07),
@@ -250,7 +250,7 @@ async def _bots(role: str, port: int, plan: dict[str, Any], start: Any, stop: An
     from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
     from sfu import hooks
-    from tests.fakes.media import ClipTrack, PublisherBot
+    from tiepdan.bots.media import ClipTrack, PublisherBot
 
     rpc = Rpc(port)
     pcs: list[Any] = []

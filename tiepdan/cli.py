@@ -144,6 +144,19 @@ def _load_any(settings: Settings):  # type: ignore[no-untyped-def]
     return Keyring.generate(dev=False, path=path, passphrase=settings.keyring_passphrase)
 
 
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .demo import DemoOptions, run_demo
+    from .logs import configure_logging
+
+    configure_logging("WARNING", json_output=settings.log_json)
+    options = DemoOptions(headless=args.headless, duration=args.duration, port=args.port, venues=args.venues,
+                          rotate_s=args.rotate, lan=args.lan)
+    try:
+        return asyncio.run(run_demo(settings, options))
+    except KeyboardInterrupt:  # Ctrl-C before the demo took over the signal (while rendering or starting)
+        return 130
+
+
 def _cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     from .accounts_cli import run_user_command
 
@@ -196,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="Make new signing and data keys, keep the retired ones, re-seal sealed identities."
     )
     keys.set_defaults(func=_cmd_keys)
+
+    demo = sub.add_parser("demo", help="Start the server and bots for the main venue and the communes, "
+                                       "sending pre-rendered loops; prints the console link.")
+    demo.add_argument("--headless", action="store_true",
+                      help="temporary data, run --duration seconds, exit 0 only if every bot saw every other")
+    demo.add_argument("--duration", type=float, default=20.0, help="seconds (with --headless)")
+    demo.add_argument("--port", type=int, help="server port (default: the settings' port; headless: a free one)")
+    demo.add_argument("--venues", type=int, default=8, help="communes besides the main venue (1-8)")
+    demo.add_argument("--rotate", type=float, help="seconds between floor changes")
+    demo.add_argument("--lan", action="store_true", help="let the SFU offer network addresses, not only loopback")
+    demo.set_defaults(func=_cmd_demo)
 
     audit = sub.add_parser("audit", help="Check the audit log.")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
