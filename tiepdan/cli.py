@@ -49,7 +49,7 @@ async def _seed(settings: Settings, *, only_if_empty: bool, cases: int) -> int:
                 return 0
             print("tiepdan: cơ sở dữ liệu đã có vụ việc; không tạo dữ liệu mẫu", file=sys.stderr)
             return 1
-        print(f"tiepdan: cơ sở dữ liệu trống, đang tạo dữ liệu mẫu ({cases} vụ việc)…", file=sys.stderr)
+        print(f"tiepdan: cơ sở dữ liệu trống, đang tạo dữ liệu mẫu ({cases} lượt tiếp)…", file=sys.stderr)
         report = await seed_province(engine, load_keyring(settings), cases_count=cases)
         print(f"tiepdan: đã tạo {report.cases} vụ việc, {report.petitioners} công dân "
               f"({report.sealed} hồ sơ tố cáo được niêm phong), {report.directives} ý kiến chỉ đạo", file=sys.stderr)
