@@ -214,6 +214,7 @@ async def main() -> None:
         path = Path(f"/tmp/tiepdan-bench-{secrets.token_hex(3)}.db")
         try:
             out += await run("sqlite", f"sqlite+aiosqlite:///{path}", args.cases, args.queries, args.seed)
+            print("\n".join(out), flush=True)  # shown at once: a long run may be stopped later
         finally:
             for p in path.parent.glob(path.name + "*"):
                 p.unlink()
@@ -224,12 +225,14 @@ async def main() -> None:
         admin = await asyncpg.connect(host="127.0.0.1", user="postgres", database="test")
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            out += await run("postgresql", f"postgresql+asyncpg://postgres@127.0.0.1/{name}", args.cases,
-                             args.queries, args.seed)
+            pg = await run("postgresql", f"postgresql+asyncpg://postgres@127.0.0.1/{name}", args.cases,
+                           args.queries, args.seed)
+            print("\n".join(pg), flush=True)
+            out += pg
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
-    print("\n".join(out))
+    print("\n--- summary ---\n" + "\n".join(out))
 
 
 if __name__ == "__main__":
