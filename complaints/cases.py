@@ -61,11 +61,6 @@ class CaseRecord:
         )
 
 
-def normalise_text(text: str) -> str:
-    """Lower case, diacritics removed (``đ`` → ``d``), white space folded: for search columns."""
-    return fold_text(text)
-
-
 async def create_case(
     conn: AsyncConnection,
     *,
@@ -83,7 +78,7 @@ async def create_case(
         code = generate_tracking_code(randbelow)
         values = {
             "id": str(uuid.uuid4()), "tracking_code": code, "kind": kind.value, "status": status.value,
-            "subject_area": subject_area, "summary": summary, "summary_norm": normalise_text(summary),
+            "subject_area": subject_area, "summary": summary, "summary_norm": fold_text(summary),
             "confidential": confidential or kind is PetitionKind.DENUNCIATION, "venue": venue, "version": 1,
             "created_at": now, "updated_at": now,
         }
@@ -126,7 +121,7 @@ async def update_case(
     if "status" in values:
         values["status"] = CaseStatus.parse(values["status"]).value
     if "summary" in values:
-        values["summary_norm"] = normalise_text(values["summary"])
+        values["summary_norm"] = fold_text(values["summary"])
     result = await conn.execute(
         update(cases)
         .where(cases.c.id == case_id, cases.c.version == expected_version)

@@ -125,45 +125,51 @@ async def find_duplicates(
     latest = await _latest_cases(conn, ids)
     records: list[IntakeRecord] = []
     for p in people:
-        case_id, summary, respondent = latest.get(p["id"], (None, "", ""))
+        case = latest.get(p["id"])
         if p["sealed"]:
             # Only the blind index brought it here: it shares the query's ID number, nothing else shows.
             records.append(IntakeRecord(p["id"], id_number=number))
         else:
             records.append(IntakeRecord(p["id"], full_name=p["full_name"] or "", id_number=p["id_number"] or "",
-                                        address=p["address_detail"] or "", respondent=respondent, content=summary))
+                                        address=p["address_detail"] or "",
+                                        respondent=case.respondents if case else "",
+                                        content=case.summary if case else ""))
     by_id = {p["id"]: p for p in people}
     result = []
     for cand in rank(query, records, limit=limit):
         p = by_id[cand.record_id]
-        case_id = latest.get(p["id"], (None, "", ""))[0]
-        code = None
-        if case_id is not None:
-            code = (await conn.execute(select(cases.c.tracking_code).where(cases.c.id == case_id))).scalar()
+        case = latest.get(p["id"])
         result.append(DuplicateCandidate(
             candidate=cand, petitioner_id=p["id"], display_name=p["handle"] if p["sealed"] else p["full_name"],
-            sealed=p["sealed"], case_id=case_id, tracking_code=code,
+            sealed=p["sealed"], case_id=case.id if case else None, tracking_code=case.tracking_code if case else None,
         ))
     return result
 
 
-async def _latest_cases(conn: AsyncConnection, petitioner_ids: set[str]) -> dict[str, tuple[str, str, str]]:
-    """petitioner id → (latest case id, its summary, its respondents' names joined)."""
+@dataclass(frozen=True)
+class _LatestCase:
+    id: str
+    tracking_code: str
+    summary: str
+    respondents: str
+
+
+async def _latest_cases(conn: AsyncConnection, petitioner_ids: set[str]) -> dict[str, _LatestCase]:
+    """petitioner id → its latest case (with its respondents' names joined), in two queries."""
     rows = (await conn.execute(
-        select(petition_parties.c.petitioner_id, cases.c.id, cases.c.summary, cases.c.created_at)
+        select(petition_parties.c.petitioner_id, cases.c.id, cases.c.tracking_code, cases.c.summary)
         .join(petitions, petitions.c.id == petition_parties.c.petition_id)
         .join(cases, cases.c.id == petitions.c.case_id)
         .where(petition_parties.c.petitioner_id.in_(petitioner_ids))
         .order_by(cases.c.created_at)
     )).all()
-    latest: dict[str, tuple[str, str]] = {}
-    for pid, case_id, summary, _created in rows:
-        latest[pid] = (case_id, summary)
-    case_ids = {c for c, _ in latest.values()}
+    latest = {pid: (case_id, code, summary) for pid, case_id, code, summary in rows}  # the last one wins
     names: dict[str, list[str]] = {}
+    case_ids = {c for c, _, _ in latest.values()}
     if case_ids:
         for case_id, name in await conn.execute(
             select(respondents.c.case_id, respondents.c.name).where(respondents.c.case_id.in_(case_ids))
         ):
             names.setdefault(case_id, []).append(name)
-    return {pid: (c, s, "; ".join(names.get(c, []))) for pid, (c, s) in latest.items()}
+    return {pid: _LatestCase(c, code, summary, "; ".join(names.get(c, [])))
+            for pid, (c, code, summary) in latest.items()}

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from evidence import Keyring
 from signaling.grants import Role
 
 from .settings import Settings
@@ -94,13 +95,11 @@ def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _reseal_identities(settings: Settings, ring: object) -> int:
+async def _reseal_identities(settings: Settings, ring: Keyring) -> int:
     from complaints.vault import rekey_identities
-    from evidence import Keyring
 
     from .db import make_engine, prepare_database
 
-    assert isinstance(ring, Keyring)
     engine = make_engine(settings.resolved_database_url)
     try:
         await prepare_database(engine)
@@ -134,9 +133,7 @@ async def _verify_audit(settings: Settings) -> int:
     return 1
 
 
-def _load_any(settings: Settings):  # type: ignore[no-untyped-def]
-    from evidence import Keyring
-
+def _load_any(settings: Settings) -> Keyring:
     path = settings.resolved_keyring_path
     if path.exists():
         return Keyring.load(path, passphrase=settings.keyring_passphrase)
