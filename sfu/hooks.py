@@ -17,6 +17,11 @@ Hooks (all per instance; nothing global is patched):
 4. ``RTCRtpSender._send_keyframe`` is overridden so that a subscriber's PLI/FIR reaches the SFU (on
    the ``pack()`` path aiortc would ignore it).
 5. Public behaviour relied on: ``RTCRtpSender`` calls ``encoder.pack(packet)`` for non-``Frame`` data.
+
+One process-wide hook, only when ``Options.host_addresses`` is set: ``aioice.ice.get_host_addresses``
+is replaced so that the SFU's ICE agents offer exactly the configured addresses (the public interface
+of a multi-homed server, or ``127.0.0.1`` for a loopback-only demo or test, which aioice never offers
+by itself; chromium-interop §1).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import types
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
+import aioice.ice
 import aiortc
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
@@ -90,6 +96,20 @@ def suppress_remb(receiver: RTCRtpReceiver) -> None:
     receiver._send_rtcp = send_rtcp_without_remb  # type: ignore[method-assign]
 
 
+def announce_host_addresses(addresses: tuple[str, ...]) -> None:
+    """Make every ICE agent of this process offer exactly ``addresses`` as host candidates."""
+    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+        raise AiortcHookMissing("aioice.ice.get_host_addresses")
+    chosen = list(addresses)
+    v4 = [a for a in chosen if ":" not in a]
+    v6 = [a for a in chosen if ":" in a]
+
+    def configured(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return (v4 if use_ipv4 else []) + (v6 if use_ipv6 else [])
+
+    aioice.ice.get_host_addresses = configured
+
+
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` when the remote subscriber sends PLI or FIR for ``sender``'s stream."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
@@ -144,6 +164,7 @@ def selftest() -> None:
     for encoder in (Vp8Encoder, H264Encoder, OpusEncoder):
         need(callable(getattr(encoder, "pack", None)), f"{encoder.__name__}.pack")
     need(hasattr(RtpPacket().extensions, "audio_level"), "RtpPacket.extensions.audio_level")
+    need(callable(getattr(aioice.ice, "get_host_addresses", None)), "aioice.ice.get_host_addresses")
 
     if problems:
         raise AiortcHookMissing(

@@ -23,6 +23,10 @@ class Options:
 
     #: STUN/TURN servers. Empty means host candidates only (aiortc's Google STUN default is never used).
     ice_servers: tuple[IceServer, ...] = ()
+    #: Host addresses the ICE agents offer (process-wide); empty: every address aioice finds (never
+    #: loopback). ``("127.0.0.1",)`` for a loopback-only demo or test; the public address on a
+    #: multi-homed server.
+    host_addresses: tuple[str, ...] = ()
     #: Video codec of a room unless ``Worker.create_room`` says otherwise: ``"VP8"`` or ``"H264"``.
     #: A forwarder cannot translate, so every publisher and subscriber of a room uses this codec.
     video_codec: str = "VP8"

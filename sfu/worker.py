@@ -20,7 +20,7 @@ from types import TracebackType
 
 from sfu.errors import DuplicateRoom, NotFound, UnsupportedCodec, WorkerClosed
 from sfu.events import Event
-from sfu.hooks import selftest
+from sfu.hooks import announce_host_addresses, selftest
 from sfu.negotiation import VIDEO_CODECS
 from sfu.options import Options
 from sfu.room import Room
@@ -56,6 +56,8 @@ class Worker:
             return
         if self.options.selftest:
             selftest()
+        if self.options.host_addresses:
+            announce_host_addresses(self.options.host_addresses)
         self.started = True
 
     def create_room(self, room_id: str, *, video_codec: str | None = None) -> Room:

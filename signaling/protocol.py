@@ -541,12 +541,14 @@ class MediaSubscriberOffer(_Message):
 
 
 class SlotSource(_Message):
-    """What a slot shows: a venue (``null``: nothing) and why (``floor`` holder, ``chair``, ``other``)."""
+    """What a slot shows: a venue (``null``: nothing), why (``floor`` holder, ``chair``, ``other``) and,
+    for video, which layer (``high``: the venue's camera, ``low``: its 320×180 camera-low)."""
 
     slot: str
     kind: Literal["audio", "video"]
     venue: VenueId | None
     role: Literal["floor", "chair", "other"] | None = None
+    layer: Literal["high", "low"] | None = None
 
 
 class MediaSlots(_Message):

@@ -117,7 +117,9 @@ def _clean_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     # The developer's own TIEPDAN_* variables never leak into a test server.
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDAN_")}
     env.update({"TIEPDAN_DATA_DIR": str(data_dir), "TIEPDAN_MODE": "dev", "TIEPDAN_LOG_JSON": "true",
-                "PYTHONUNBUFFERED": "1"})
+                "PYTHONUNBUFFERED": "1",
+                # the SFU offers 127.0.0.1 (aioice never does by itself): Chromium reaches it on loopback
+                "TIEPDAN_MEDIA_HOST_ADDRESSES": "127.0.0.1"})
     env.update(extra)
     return env
 
@@ -196,6 +198,45 @@ class LiveServer:
             csrf = _CSRF_RE.search(client.get("/").text)
             assert csrf is not None, "page without a CSRF token"
             yield client, csrf.group(1)
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``tiepdan <args>`` against this server's settings (same database, keyring, data dir)."""
+        return subprocess.run([sys.executable, "-m", "tiepdan.cli", *args], cwd=REPO_ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def _room_status(self, room: str) -> int:
+        """HTTP status of a WebSocket handshake to ``room`` as its chair: 101 open, 404 unknown, 410 closed."""
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect
+
+        minted = self.cli("token", "--role", "chair", "--room", room, "--ttl", "60")
+        assert minted.returncode == 0, minted.stderr
+        url = self.base_url.replace("http://", "ws://") + f"/ws?room={room}"
+        try:
+            with connect(url, additional_headers={"Authorization": f"Bearer {minted.stdout.strip()}"},
+                         open_timeout=5):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    def open_session(self, room: str, venues: Sequence[tuple[str, str]], *, timeout: float = 15) -> None:
+        """Open the live room ``room`` (``tiepdan session open``) with ``venues`` (id, name) in order, the
+        first being the main venue; return once the server has it open."""
+        done = self.cli("session", "open", room, *[f"--venue={v}={n}" for v, n in venues])
+        assert done.returncode == 0, done.stderr
+        self._wait_room(room, 101, timeout)
+
+    def close_session(self, room: str, *, timeout: float = 15) -> None:
+        done = self.cli("session", "close", room)
+        assert done.returncode == 0, done.stderr
+        self._wait_room(room, 410, timeout)
+
+    def _wait_room(self, room: str, status: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (seen := self._room_status(room)) != status:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"room {room}: status {seen}, expected {status}")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         if self.process.poll() is None:

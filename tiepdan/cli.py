@@ -160,6 +160,12 @@ def _cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_user_command(args, settings))
 
 
+def _cmd_session(args: argparse.Namespace, settings: Settings) -> int:
+    from .session_cli import run_session_command
+
+    return asyncio.run(run_session_command(args, settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tiepdan", description="Tiếp công dân trực tuyến: máy chủ, mã thông báo, tài khoản, khóa."
@@ -217,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rotate", type=float, help="seconds between floor changes")
     demo.add_argument("--lan", action="store_true", help="let the SFU offer network addresses, not only loopback")
     demo.set_defaults(func=_cmd_demo)
+
+    session = sub.add_parser("session", help="Open or close a live reception session (its room) on the running "
+                                             "server, through the database's outbox.")
+    session_sub = session.add_subparsers(dest="session_command", required=True)
+    opened = session_sub.add_parser("open", help="Open the live room of a session with its venues.")
+    opened.add_argument("room", help="the session id (lowercase letters, digits, dashes)")
+    opened.add_argument("--venue", action="append", metavar="ID=NAME",
+                        help="a venue of the session, in order (repeat); the first is the main venue")
+    opened.add_argument("--main", help="the main venue (the chair's), when not the first --venue")
+    closed = session_sub.add_parser("close", help="Close the live room of a session.")
+    closed.add_argument("room")
+    session.set_defaults(func=_cmd_session)
 
     audit = sub.add_parser("audit", help="Check the audit log.")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

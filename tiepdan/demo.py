@@ -182,22 +182,13 @@ def _server_settings(settings: Settings, options: DemoOptions, data_dir: Path | 
     if data_dir is not None:  # headless: self-contained, nothing outside the temporary directory
         values.update(data_dir=data_dir, database_url=None, redis_url=None, keyring_path=None,
                       keyring_passphrase=None, mode="dev", host="127.0.0.1", public_url=None)
+    if not options.lan:  # the SFU (and, in this process, the bots) offer only 127.0.0.1
+        values["media_host_addresses"] = "127.0.0.1"
     if options.port is not None:
         values["port"] = options.port
     elif options.headless:
         values["port"] = _free_port()
     return Settings.model_validate(values)
-
-
-def _loopback_only() -> None:
-    """Let aioice offer 127.0.0.1 (it never does by itself) and nothing else: the bots and the SFU stay on
-    loopback (reference/chromium-interop.md §1)."""
-    import aioice.ice
-
-    def loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["127.0.0.1"]
-
-    aioice.ice.get_host_addresses = loopback
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -314,8 +305,6 @@ async def run_demo(settings: Settings, options: DemoOptions) -> int:
         raise ValueError("--duration phải lớn hơn 0")
     specs = _specs(options.venues)
     loops, tone = await asyncio.to_thread(_render_all, settings.data_dir / "demo", specs)
-    if not options.lan:
-        _loopback_only()
     with contextlib.ExitStack() as cleanup:
         data_dir: Path | None = None
         if options.headless:

@@ -40,7 +40,8 @@ def media_options(settings: Settings) -> MediaOptions:
     """Clients get every STUN/TURN URL (TURN with REST credentials); the SFU itself only STUN."""
     urls = parse_ice_urls(settings.ice_servers)
     stun = tuple(u for u in urls if u.startswith(("stun:", "stuns:")))
-    return MediaOptions(sfu=sfu.Options(ice_servers=(sfu.IceServer(urls=stun),) if stun else ()),
+    hosts = tuple(a.strip() for a in settings.media_host_addresses.split(",") if a.strip())
+    return MediaOptions(sfu=sfu.Options(ice_servers=(sfu.IceServer(urls=stun),) if stun else (), host_addresses=hosts),
                         ice_urls=urls, turn_secret=settings.turn_secret, turn_ttl_s=settings.turn_ttl_s)
 
 

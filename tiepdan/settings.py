@@ -8,11 +8,12 @@ development keys and requires a cookie secret of its own.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from signaling.tokens import TokenOptions
@@ -56,11 +57,24 @@ class Settings(BaseSettings):
     ws_ticket_ttl_s: int = 60
 
     ice_servers: str = Field(default="", description="comma-separated stun:/turn: URLs")
+    media_host_addresses: str = Field(
+        default="", description="comma-separated addresses the SFU offers as ICE host candidates (empty: all)")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("media_host_addresses")
+    @classmethod
+    def _check_addresses(cls, value: str) -> str:
+        for item in (a.strip() for a in value.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_address(item)
+                except ValueError:
+                    raise ValueError(f"TIEPDAN_MEDIA_HOST_ADDRESSES: {item!r} is not an IP address") from None
+        return value
 
     @cached_property
     def resolved_database_url(self) -> str:

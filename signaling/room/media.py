@@ -76,6 +76,8 @@ MEDIA_MESSAGES = (MediaPublish, MediaSubscribe, MediaAnswer, MediaIce, MediaUnpu
 
 #: preferred publication per kind for the slots (a later low layer is not shown large)
 _PREFERRED = {"video": ("camera",), "audio": ("mic",)}
+#: the small layer (320×180, 15 fps) a venue may publish besides its camera: shown in ``other`` slots
+_LOW_LAYER = "camera-low"
 _MID = re.compile(r"^a=mid:(\S+)\s*$", re.MULTILINE)
 
 
@@ -124,6 +126,20 @@ def error_for(exc: sfu.SfuError) -> ErrorCode:
             return ErrorCode.INVALID_SDP
         case _:
             return ErrorCode.MEDIA_FAILED
+
+
+def _layer_for(pubs: Mapping[str, sfu.Publication], kind: str, role: str | None
+               ) -> tuple[Literal["high", "low"] | None, sfu.Publication | None]:
+    """The publication a slot of ``kind`` shows for a venue in ``role``: the floor holder and the chair
+    large (high layer), the others small (the low layer when the venue publishes one)."""
+    if kind != "video":
+        return None, pubs.get(kind)
+    if role == "other" and "video-low" in pubs:
+        return "low", pubs["video-low"]
+    source = pubs.get("video")
+    if source is None:
+        return None, None
+    return ("low" if source.name == _LOW_LAYER else "high"), source
 
 
 def _slot_name(subscription: sfu.Subscription) -> str:
@@ -362,7 +378,8 @@ class MediaPlane:
     # -- reconcile: allow-lists and slots ---------------------------------------------------------
 
     def _publications(self, mr: _MediaRoom) -> dict[str, dict[str, sfu.Publication]]:
-        """venue → kind → the publication shown in slots."""
+        """venue → ``video`` (the high layer, or the only one), ``video-low`` (when the venue publishes a
+        ``camera-low`` besides its camera), ``audio`` → the publication shown in slots."""
         result: dict[str, dict[str, sfu.Publication]] = {}
         for venue, participant in mr.publishers.items():
             session = mr.sessions.get(participant)
@@ -371,6 +388,9 @@ class MediaPlane:
             by_kind: dict[str, sfu.Publication] = {}
             for pub in sorted(session.sfu.publications, key=lambda p: p.name not in _PREFERRED.get(p.kind, ())):
                 by_kind.setdefault(pub.kind, pub)
+            low = next((p for p in session.sfu.publications if p.kind == "video" and p.name == _LOW_LAYER), None)
+            if low is not None and by_kind.get("video") is not low:
+                by_kind["video-low"] = low
             if by_kind:
                 result[venue] = by_kind
         return result
@@ -411,21 +431,26 @@ class MediaPlane:
             assignment = assign(layout, video_slots=len(session.sfu.video_slots),
                                 audio_slots=len(session.sfu.audio_slots), previous=mr.previous.get(participant))
             mr.previous[participant] = assignment
+            layers: dict[str, Literal["high", "low"] | None] = {}
             for slot in slots:
-                shown = assignment.get(_slot_name(slot))
-                source = pubs.get(shown, {}).get(slot.kind) if shown is not None else None
+                name = _slot_name(slot)
+                shown = assignment.get(name)
+                layers[name], source = _layer_for(pubs.get(shown, {}) if shown is not None else {}, slot.kind,
+                                                  role_of(shown, state.floor, chair))
                 if slot.source is not source:
                     try:
                         slot.set_source(source)
                     except sfu.SfuError as exc:  # e.g. a publication ending right now: shown as empty
                         log.info("slot not repointed", extra={"ctx": {"room": room, "participant": participant,
                                                                       "code": type(exc).__name__}})
-                        assignment[_slot_name(slot)] = None
+                        assignment[name] = None
+                        layers[name] = None
                         slot.set_source(None)
             message = MediaSlots(slots=tuple(
                 SlotSource(slot=_slot_name(s), kind="video" if s.kind == "video" else "audio",
                            venue=assignment.get(_slot_name(s)),
-                           role=role_of(assignment.get(_slot_name(s)), state.floor, chair))
+                           role=role_of(assignment.get(_slot_name(s)), state.floor, chair),
+                           layer=layers.get(_slot_name(s)))
                 for s in slots))
             if message != session.sent:
                 session.sent = message

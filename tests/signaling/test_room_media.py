@@ -22,6 +22,7 @@ from signaling.grants import Role
 from signaling.room import RoomOptions
 from signaling.room.media import MediaOptions
 from tests.fakes.venue_bot import RequestRefused, VenueBot, until
+from tiepdan.bots.media import vp8_clip
 from tests.sfu.conftest import DecoderGuard
 
 from .room_harness import FAST, ROOM, Harness, running_server
@@ -52,9 +53,13 @@ class Venues:
         self.h = h
         self.bots: list[VenueBot] = []
 
-    async def join(self, role: Role, venue: str | None, *, sub: str | None = None, tone: bool = False) -> VenueBot:
-        bot = VenueBot(self.h.url, self.h.token(role, venue=venue, sub=sub), colour=COLOURS.get(venue or "", "grey"),
-                       name=f"{role.value}-{venue}", tone=tone)
+    async def join(self, role: Role, venue: str | None, *, sub: str | None = None, tone: bool = False,
+                   layers: bool = False) -> VenueBot:
+        colour = COLOURS.get(venue or "", "grey")
+        bot = VenueBot(self.h.url, self.h.token(role, venue=venue, sub=sub), colour=colour,
+                       name=f"{role.value}-{venue}", tone=tone,
+                       camera=vp8_clip(640, 360, colour=colour, bitrate=400_000) if layers else None,
+                       camera_low=vp8_clip(320, 180, colour=colour) if layers else None)
         self.bots.append(bot)
         await bot.connect()
         return bot
@@ -109,7 +114,7 @@ async def test_venues_see_each_other_the_floor_moves_large_slots_and_a_closed_se
         await until(lambda: "green" in chair.colours_since("video-0", given + 0.05), what="chair shows the floor")
         assert c.sources["video-1"] == "tinh" and b.sources["video-0"] == "tinh"  # the holder sees the chair
         slots_msg = c.of_type("media.slots")[-1]["slots"]
-        assert {"slot": "video-0", "kind": "video", "venue": "tien-du", "role": "floor"} in slots_msg
+        assert {"slot": "video-0", "kind": "video", "venue": "tien-du", "role": "floor", "layer": "high"} in slots_msg
         assert [bot.offers for bot in bots] == offers  # no renegotiation
         assert all(not bot.of_type("media.subscriber_offer")[1:] for bot in bots)
 
@@ -129,6 +134,44 @@ async def test_venues_see_each_other_the_floor_moves_large_slots_and_a_closed_se
         await chair.send({"type": "closed_segment.end"})
         ended = time.monotonic()
         await until(lambda: sees(b, "que-vo", ended), what="que-vo back at tien-du")
+
+
+async def test_large_slots_get_the_high_layer_small_slots_the_low_one_and_switch_with_the_floor(
+        venues_factory: list[Venues]) -> None:
+    async with running_server(media=MEDIA) as h:
+        v = Venues(h)
+        venues_factory.append(v)
+        chair = await v.join(Role.CHAIR, "tinh", layers=True)
+        b = await v.join(Role.VENUE, "tien-du", layers=True)
+        c = await v.join(Role.VENUE, "que-vo", layers=True)
+        for bot in (chair, b, c):
+            await bot.publish()
+        await c.subscribe(video_slots=2, audio_slots=1)
+
+        def sizes_since(bot: VenueBot, slot: str, since: float) -> set[tuple[int, int]]:
+            got = bot.received(slot)
+            assert got is not None
+            return {size for t, size in zip(got.times, got.frame_sizes, strict=True) if t >= since}
+
+        start = time.monotonic()
+        # the chair's venue holds the floor: large, high layer; tien-du small, low layer
+        await until(lambda: c.sources.get("video-0") == "tinh" and c.sources.get("video-1") == "tien-du")
+        slots = {s["slot"]: s for s in c.of_type("media.slots")[-1]["slots"]}
+        assert (slots["video-0"]["role"], slots["video-0"]["layer"]) == ("floor", "high")
+        assert (slots["video-1"]["role"], slots["video-1"]["layer"]) == ("other", "low")
+        await until(lambda: (640, 360) in sizes_since(c, "video-0", start), what="high layer in the large slot")
+        await until(lambda: (320, 180) in sizes_since(c, "video-1", start), what="low layer in the small slot")
+
+        offers = c.offers
+        given = time.monotonic()
+        await chair.send({"type": "floor.give", "venue": "tien-du"})
+        await until(lambda: c.sources.get("video-0") == "tien-du" and c.sources.get("video-1") == "tinh")
+        slots = {s["slot"]: s for s in c.of_type("media.slots")[-1]["slots"]}
+        assert (slots["video-0"]["role"], slots["video-0"]["layer"]) == ("floor", "high")
+        assert (slots["video-1"]["role"], slots["video-1"]["layer"]) == ("chair", "high")
+        await until(lambda: "green" in c.colours_since("video-0", given + 0.05) and
+                    (640, 360) in sizes_since(c, "video-0", given + 0.3), what="tien-du large in high")
+        assert c.offers == offers and len(c.of_type("media.subscriber_offer")) == 1  # no renegotiation
 
 
 async def test_a_venue_that_reconnects_gets_its_media_back_without_anyone_acting(

@@ -405,6 +405,8 @@ class Received:
     pts: list[int] = field(default_factory=list)
     colours: list[tuple[int, int, int]] = field(default_factory=list)
     sizes: set[tuple[int, int]] = field(default_factory=set)
+    #: (width, height) of each decoded video frame, parallel to ``times`` (with history)
+    frame_sizes: list[tuple[int, int]] = field(default_factory=list)
     first_at: float | None = None
     #: (arrival time, RTP timestamp) of each RTP packet, before the bot's own jitter buffer
     rtp: list[tuple[float, int]] = field(default_factory=list)
@@ -493,6 +495,7 @@ class SubscriberBot:
                     record.last_yuv = yuv
                     if self.history:
                         record.colours.append(yuv)
+                        record.frame_sizes.append((frame.width, frame.height))
                     if self.on_video is not None and self.sample_colours:
                         self.on_video(record.mid, yuv)
         except MediaStreamError:

@@ -170,11 +170,18 @@ class VenueBot:
             if self.camera_low is not None:
                 tracks.append(ClipTrack(self.camera_low, name="camera-low"))
         bot = PublisherBot(tracks)
+        try:
+            offer = await bot.offer()
+            names = {str(t.mid): str(getattr(t.sender.track, "name", "")) for t in bot.pc.getTransceivers()}
+            answer = await self.request({"type": "media.publish", "sdp": offer, "tracks": names},
+                                        "media.publish_answer")
+            await bot.accept(answer["sdp"])
+        except BaseException:
+            await bot.close()  # a refused publish leaves the previous publisher (if any) as it was
+            raise
+        if self.publisher is not None:
+            await self.publisher.close()
         self.publisher = bot
-        offer = await bot.offer()
-        names = {str(t.mid): str(getattr(t.sender.track, "name", "")) for t in bot.pc.getTransceivers()}
-        answer = await self.request({"type": "media.publish", "sdp": offer, "tracks": names}, "media.publish_answer")
-        await bot.accept(answer["sdp"])
         self.publishing = True
         return answer
 

@@ -1,0 +1,45 @@
+"""``Options.host_addresses``: the SFU's ICE agents offer exactly the configured addresses."""
+
+from __future__ import annotations
+
+import aioice.ice
+import pytest
+from pydantic import ValidationError
+
+import sfu
+from sfu.hooks import announce_host_addresses
+from tiepdan.room_wiring import media_options
+from tiepdan.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_announced_addresses_replace_what_aioice_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", aioice.ice.get_host_addresses)  # restored after
+    announce_host_addresses(("127.0.0.1", "::1", "192.0.2.7"))
+    assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1", "192.0.2.7"]
+    assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "192.0.2.7", "::1"]
+    assert aioice.ice.get_host_addresses(False, True) == ["::1"]
+
+
+async def test_a_worker_with_host_addresses_announces_them_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["203.0.113.9"])
+    async with sfu.Worker(sfu.Options(host_addresses=("127.0.0.1",))):
+        assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
+
+
+async def test_a_worker_without_host_addresses_leaves_aioice_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    def found(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return ["203.0.113.9"]
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", found)
+    async with sfu.Worker(sfu.Options()):
+        assert aioice.ice.get_host_addresses is found
+
+
+def test_settings_take_a_comma_list_of_ip_addresses_and_refuse_anything_else() -> None:
+    settings = Settings(media_host_addresses=" 127.0.0.1, ::1 ")
+    assert media_options(settings).sfu.host_addresses == ("127.0.0.1", "::1")
+    assert media_options(Settings()).sfu.host_addresses == ()
+    with pytest.raises(ValidationError, match="not an IP address"):
+        Settings(media_host_addresses="127.0.0.1,sfu.example")
