@@ -13,6 +13,9 @@ Contracts
 - ``restrict(allowed_participant_ids)`` limits who receives it (a closed segment): slots of other
   participants are detached at once and re-attached (with a keyframe request) when the restriction is
   lifted with ``restrict(None)``. Recorder taps are never restricted.
+- ``mute(True)`` (audio only) stops forwarding to every sink, taps included, and reporting levels: a
+  microphone the room server muted stays silent whatever the client sends. Sinks stay attached;
+  ``mute(False)`` resumes with the next packet.
 - ``attach_tap()`` is the recorder hook: it yields :class:`~sfu.forwarding.EncodedFrame` (bytes, pts,
   keyframe flag; ``to_packet()`` makes an ``av.Packet``), starting at a keyframe requested on attach.
 - Audio level: RFC 6464 levels are read from each packet's header extension on ingest; ``audio_level``
@@ -91,6 +94,8 @@ class Publication:
         self._receiver = receiver
         self._ssrc = ssrc
         self._allowed: frozenset[str] | None = None
+        self._muted = False
+        self.packets_muted = 0
         self._sinks: list[Sink] = []
         #: every slot whose source is this publication, attached or not (blocked, inactive)
         self._pointing: set[Subscription] = set()
@@ -154,6 +159,21 @@ class Publication:
         self._allowed = None if allowed_participant_ids is None else frozenset(allowed_participant_ids)
         for slot in list(self._pointing):
             slot._refresh()
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    def mute(self, muted: bool) -> None:
+        """Stop (``True``) or resume forwarding this audio publication (see the module docstring)."""
+        if self.kind != "audio":
+            raise ValueError(f"{self.id}: only audio publications are muted")
+        if self.closed or muted == self._muted:
+            return
+        self._muted = muted
+        if muted and self._speaking:
+            self._speaking = False
+            self._emit(SpeakingChanged(self.room_id, self.participant_id, self.id, False))
 
     def request_keyframe(self, reason: str = "api") -> None:
         """Ask the publisher for a keyframe (throttled, see module docstring)."""
@@ -253,6 +273,9 @@ class Publication:
         self._ssrc = packet.ssrc
         self._packets.add(now, len(packet.payload))
         if self.kind == "audio":
+            if self._muted:
+                self.packets_muted += 1
+                return
             level = packet.extensions.audio_level
             if level is not None:
                 self._on_level(level[1], now)

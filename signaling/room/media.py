@@ -11,7 +11,9 @@ What drives what:
 * ``media.*`` messages of admitted participants → :meth:`handle` → the participant's SFU calls;
   SFU errors become typed ``error`` messages (:func:`error_for`); nothing else changes.
 * every change of a room (moderation effects, publications appearing or ending) → :meth:`reconcile`:
-  closed-segment allow-lists (``Publication.restrict``) and every subscriber's slots from the pure
+  the server's mute state on each venue's microphone (``Publication.mute``: a muted participant's
+  audio is not forwarded, whatever its client sends), closed-segment allow-lists
+  (``Publication.restrict``) and every subscriber's slots from the pure
   :func:`~signaling.room.layout.assign` (``Subscription.set_source``, never a renegotiation);
   a subscriber whose assignment or roles changed gets ``media.slots``.
 * a participant that resumes on a new connection → its old SFU participant is closed
@@ -414,9 +416,12 @@ class MediaPlane:
             if session is None:
                 continue
             want = allowed if venue == closed_venue else None
+            publisher = members.get(participant)
             for pub in session.sfu.publications:
                 if pub.allowed != want:
                     pub.restrict(want)
+                if pub.kind == "audio":  # the server's mute state is authoritative, also for the media
+                    pub.mute(publisher is None or publisher.muted)
         chair = chair_venue(state)
         available = {kind: frozenset(v for v, kinds in pubs.items() if kind in kinds) for kind in ("video", "audio")}
         order = tuple(v.venue for v in state.venues)

@@ -22,8 +22,8 @@ from signaling.grants import Role
 from signaling.room import RoomOptions
 from signaling.room.media import MediaOptions
 from tests.fakes.venue_bot import RequestRefused, VenueBot, until
-from tiepdan.bots.media import vp8_clip
 from tests.sfu.conftest import DecoderGuard
+from tiepdan.bots.media import vp8_clip
 
 from .room_harness import FAST, ROOM, Harness, running_server
 
@@ -54,10 +54,10 @@ class Venues:
         self.bots: list[VenueBot] = []
 
     async def join(self, role: Role, venue: str | None, *, sub: str | None = None, tone: bool = False,
-                   layers: bool = False) -> VenueBot:
+                   layers: bool = False, unmute: bool = True) -> VenueBot:
         colour = COLOURS.get(venue or "", "grey")
         bot = VenueBot(self.h.url, self.h.token(role, venue=venue, sub=sub), colour=colour,
-                       name=f"{role.value}-{venue}", tone=tone,
+                       name=f"{role.value}-{venue}", tone=tone, unmute=unmute,
                        camera=vp8_clip(640, 360, colour=colour, bitrate=400_000) if layers else None,
                        camera_low=vp8_clip(320, 180, colour=colour) if layers else None)
         self.bots.append(bot)
@@ -172,6 +172,45 @@ async def test_large_slots_get_the_high_layer_small_slots_the_low_one_and_switch
         await until(lambda: "green" in c.colours_since("video-0", given + 0.05) and
                     (640, 360) in sizes_since(c, "video-0", given + 0.3), what="tien-du large in high")
         assert c.offers == offers and len(c.of_type("media.subscriber_offer")) == 1  # no renegotiation
+
+
+async def test_a_muted_microphone_is_not_forwarded_whatever_its_client_sends(venues_factory: list[Venues]) -> None:
+    async with running_server(media=MEDIA) as h:
+        v = Venues(h)
+        venues_factory.append(v)
+        chair = await v.join(Role.CHAIR, "tinh")
+        b = await v.join(Role.VENUE, "tien-du")
+        quiet = await v.join(Role.VENUE, "que-vo", unmute=False)  # never turns its microphone on
+        for bot in (b, quiet):
+            await bot.publish()
+        await chair.subscribe(video_slots=1, audio_slots=2)
+
+        def audio_packets(venue: str) -> int:
+            slot = chair.slot_of(venue, "audio")
+            got = chair.received(slot) if slot is not None else None
+            return 0 if got is None else len(got.rtp)
+
+        await until(lambda: audio_packets("tien-du") > 10, what="tien-du's audio reaches the chair")
+        await asyncio.sleep(0.5)
+        assert audio_packets("que-vo") == 0  # joined muted and still muted: its packets are dropped
+
+        await chair.send({"type": "mic.mute", "participant": b.participant})
+        await b.wait_for(lambda m: m["type"] == "mic.changed" and m["participant"] == b.participant and m["muted"])
+        await asyncio.sleep(0.3)  # packets already forwarded may still land
+        muted_at = audio_packets("tien-du")
+        await b.send({"type": "mic.set", "muted": False})  # refused: forced by the chair
+        await b.wait_for(lambda m: m["type"] == "error")
+        await asyncio.sleep(1.0)
+        assert audio_packets("tien-du") == muted_at  # the bot keeps sending, nothing is forwarded
+        room = h.server.media.sfu_room(ROOM) if h.server.media else None
+        assert room is not None
+        mic = next(p for p in room.publications if p.participant_id.startswith(b.participant) and p.kind == "audio")
+        assert mic.muted and mic.packets_muted > 0
+
+        await chair.send({"type": "mic.unmute_request", "participant": b.participant})
+        await b.wait_for(lambda m: m["type"] == "mic.unmute_requested")
+        await b.send({"type": "mic.set", "muted": False})
+        await until(lambda: audio_packets("tien-du") > muted_at + 10, what="tien-du heard again")
 
 
 async def test_a_venue_that_reconnects_gets_its_media_back_without_anyone_acting(

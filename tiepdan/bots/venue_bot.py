@@ -56,7 +56,8 @@ class VenueBot:
     def __init__(self, url: str, token: str, *, colour: str | None = "grey", video: bool = True,
                  audio: bool = True, tone: bool = False, name: str = "bot", camera: Clip | None = None,
                  camera_low: Clip | None = None, mic: Clip | None = None,
-                 palette: Mapping[str, tuple[int, int, int]] | None = None, history: bool = True) -> None:
+                 palette: Mapping[str, tuple[int, int, int]] | None = None, history: bool = True,
+                 unmute: bool = True) -> None:
         self.url = url
         self.token = token
         self.colour = colour
@@ -73,6 +74,9 @@ class VenueBot:
         self.with_audio = audio
         #: a live-encoded tone instead of the pre-encoded clip: its packets carry RFC 6464 levels (speaking)
         self.tone = tone
+        #: after publishing, turn its own microphone on (``mic.set``), as an operator would; the server
+        #: keeps a venue muted until then (or until it gets the floor), and the SFU enforces it
+        self.unmute = unmute
         self.name = name
         self.ws: websockets.ClientConnection | None = None
         self.welcome: Message = {}
@@ -183,6 +187,8 @@ class VenueBot:
             await self.publisher.close()
         self.publisher = bot
         self.publishing = True
+        if self.with_audio and self.unmute:
+            await self.send({"type": "mic.set", "muted": False})
         return answer
 
     async def subscribe(self, video_slots: int | None = None, audio_slots: int | None = None) -> Message:
