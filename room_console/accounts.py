@@ -253,6 +253,17 @@ async def add_user(
                                   unit=unit_id, venue=venue_id, now=now)
 
 
+async def set_password(engine: AsyncEngine, user_id: str, password: str, *, options: ConsoleOptions) -> None:
+    """Give an account a new password (checked against the policy) and end its login sessions."""
+    check_password(password, options)
+    hashed = await hash_password(password)
+    async with engine.begin() as conn:
+        if await get_user(conn, user_id) is None:
+            raise UserNotFound("no such user")
+        await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=hashed))
+        await conn.execute(delete(login_sessions).where(login_sessions.c.user_id == user_id))
+
+
 async def get_user(conn: AsyncConnection, user_id: str) -> User | None:
     row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
     return None if row is None else _user_from_row(row)

@@ -41,7 +41,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from sfu.stats import RateMeter
+from sfu.stats import DelaySampler, RateMeter
 
 logger = logging.getLogger(__name__)
 
@@ -516,11 +516,13 @@ class ForwardedTrack(MediaStreamTrack):
     ``recv`` returns ``av.Packet``, so the sender re-packetizes with ``encoder.pack()`` and never encodes.
     """
 
-    def __init__(self, kind: str, queue: SinkQueue, meter: RateMeter | None = None) -> None:
+    def __init__(self, kind: str, queue: SinkQueue, meter: RateMeter | None = None,
+                 delays: DelaySampler | None = None) -> None:
         super().__init__()
         self.kind = kind
         self._queue = queue
         self._meter = meter
+        self._delays = delays
 
     async def recv(self) -> av.Packet[Any]:
         item = await self._queue.get()
@@ -528,6 +530,10 @@ class ForwardedTrack(MediaStreamTrack):
             self.stop()
             raise MediaStreamError
         frame, pts = item
-        if self._meter is not None:
-            self._meter.add(time.monotonic(), len(frame.data))
+        if self._meter is not None or self._delays is not None:
+            now = time.monotonic()
+            if self._meter is not None:
+                self._meter.add(now, len(frame.data))
+            if self._delays is not None:
+                self._delays.add(now - frame.arrival)
         return frame.to_packet(pts)

@@ -6,6 +6,7 @@ Rates are measured over windows of about one second on the hot path, so a snapsh
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -50,6 +51,10 @@ class SubscriptionStats:
     jitter_ms: float | None
     rtt_ms: float | None
     queued: int
+    #: forwarding delay inside the SFU (a frame's last packet in → the frame handed to the sender),
+    #: median and 99th percentile of the last frames, in ms; None before any frame
+    delay_p50_ms: float | None = None
+    delay_p99_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,26 @@ class RoomStats:
 @dataclass(frozen=True, slots=True)
 class WorkerStats:
     rooms: tuple[RoomStats, ...]
+
+
+class DelaySampler:
+    """The last ``size`` delays (seconds) of a stream; percentiles on demand (stats, not the hot path)."""
+
+    __slots__ = ("_samples",)
+
+    def __init__(self, size: int = 1000) -> None:
+        self._samples: deque[float] = deque(maxlen=size)
+
+    def add(self, seconds: float) -> None:
+        self._samples.append(seconds)
+
+    def percentiles_ms(self) -> tuple[float | None, float | None]:
+        """(p50, p99) in milliseconds, or (None, None) without samples."""
+        if not self._samples:
+            return None, None
+        ordered = sorted(self._samples)
+        last = len(ordered) - 1
+        return 1000.0 * ordered[round(0.5 * last)], 1000.0 * ordered[round(0.99 * last)]
 
 
 class RateMeter:

@@ -33,7 +33,7 @@ from sfu.errors import (
 from sfu.events import Event, SinkLagging, SourceChanged
 from sfu.forwarding import ForwardedTrack, SinkQueue
 from sfu.options import Options
-from sfu.stats import RateMeter, SubscriptionStats
+from sfu.stats import DelaySampler, RateMeter, SubscriptionStats
 
 if TYPE_CHECKING:
     from sfu.publication import Publication
@@ -72,6 +72,7 @@ class Subscription:
         self._active = False
         self._sender: RTCRtpSender | None = None
         self._meter = RateMeter()
+        self._delays = DelaySampler()
         self._last_lag_event = -_LAG_EVENT_INTERVAL
         self.keyframe_requests = 0
 
@@ -146,6 +147,7 @@ class Subscription:
                         rtt = getattr(entry, "roundTripTime", None)
                         if rtt is not None:
                             rtt_ms = 1000.0 * float(rtt)
+        delay_p50, delay_p99 = self._delays.percentiles_ms()
         return SubscriptionStats(
             subscription_id=self.id,
             participant_id=self.participant_id,
@@ -162,6 +164,8 @@ class Subscription:
             jitter_ms=jitter_ms,
             rtt_ms=rtt_ms,
             queued=len(self._queue),
+            delay_p50_ms=delay_p50,
+            delay_p99_ms=delay_p99,
         )
 
     async def rtt(self) -> float | None:
@@ -195,7 +199,7 @@ class Subscription:
 
         self._queue.close()
         self._queue = SinkQueue(self.kind, self._maxsize, self._keyframe_needed, self._overflowed)
-        track = ForwardedTrack(self.kind, self._queue, self._meter)
+        track = ForwardedTrack(self.kind, self._queue, self._meter, self._delays)
         self._sender = sender_ready(track)
         hooks.on_keyframe_request(self._sender, self._on_pli)
 

@@ -35,6 +35,7 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import secrets
 import signal
 import socket
 import sys
@@ -59,6 +60,8 @@ from .settings import Settings
 __all__ = ["DemoOptions", "DEMO_VENUES", "run_demo", "Pair", "missing_pairs"]
 
 ROOM = "phien-trinh-dien"
+#: the console account a person uses to chair the demo (interactive runs)
+DEMO_CHAIR = "chutri-demo"
 TOKEN_TTL_S = 12 * 3600
 
 #: the main venue first, then the communes (venue id, name)
@@ -83,11 +86,9 @@ MESSAGES: dict[str, str] = {
     "rendered": "tiepdan demo: hình đã sẵn sàng ({seconds:.1f} giây)",
     "server": "tiepdan demo: máy chủ chạy tại {url} (dữ liệu: {data})",
     "joined": "tiepdan demo: {count} điểm cầu đã vào phiên «{room}» và đang gửi hình, tiếng",
-    "console": "Bảng điều khiển: {url}/ (đăng nhập; khi chưa có tài khoản, dùng đường dẫn tạo quản trị viên ở trên)",
-    "chair": "Mã thông báo của chủ trì cho phiên «{room}» (điểm cầu {venue}), dùng với /ws: "
-             ".venv/bin/tiepdan token --role chair --room {room} --venue {venue}",
-    "live_page": "Trang phòng họp trực tuyến cho chủ trì chưa có trong bảng điều khiển (sẽ có cùng các trang "
-                 "phòng họp); trong lúc chờ, /metrics (tiepdan_media_*) cho thấy hình và tiếng của từng điểm cầu.",
+    "chair": "Trang của chủ trì: {url}/phien/{room}\n"
+             "  đăng nhập bằng tài khoản «{username}», mật khẩu «{password}» (mật khẩu mới mỗi lần chạy demo).\n"
+             "  Máy chủ trì của demo trao quyền phát biểu lần lượt cho từng điểm cầu cho đến khi bạn vào phiên.",
     "stop": "Nhấn Ctrl-C để dừng.",
     "floor": "tiepdan demo: trao quyền phát biểu cho {name}",
     "summary": "Số khung hình mỗi điểm cầu đã giải mã, theo điểm cầu gửi ({seconds:.0f} giây, CPU trung bình "
@@ -258,12 +259,40 @@ async def _rotate_floor(chair: VenueBot, loops: Sequence[VenueLoop], every: floa
     if not immediately:
         await asyncio.sleep(every)
     while True:
+        if _someone_else_chairs(chair):
+            return  # a person chairs now (the console's chair page): the floor is theirs to give
         spec = order[index % len(order)]
         index += 1
         await chair.send({"type": "floor.give", "venue": spec.venue})
         if not quiet:
             say("floor", name=spec.name)
         await asyncio.sleep(every)
+
+
+def _someone_else_chairs(chair: VenueBot) -> bool:
+    """Whether a participant with the chair role other than the demo's chair bot is in the room."""
+    return any(m["type"] == "presence.joined" and "chair" in m["participant"].get("roles", ())
+               and m["participant"].get("participant") != chair.participant for m in chair.messages)
+
+
+async def _demo_chair_account(app: Any) -> str:
+    """The console account a person chairs the demo with (chair role, no venue: it watches and moderates);
+    a new random password each run, which is printed. Development data only."""
+    from room_console.accounts import add_user, get_user_by_username, set_password
+
+    from .wiring import console_options
+
+    services = app.state.services
+    options = console_options(services.settings)
+    password = secrets.token_urlsafe(12)
+    async with services.engine.connect() as conn:
+        existing = await get_user_by_username(conn, DEMO_CHAIR)
+    if existing is None:
+        await add_user(services.engine, username=DEMO_CHAIR, display_name="Chủ trì phiên trình diễn",
+                       roles=["chair"], password=password, options=options, now=time.time())
+    else:
+        await set_password(services.engine, existing.id, password, options=options)
+    return password
 
 
 def _cpu_seconds() -> float:
@@ -341,9 +370,8 @@ async def _run(settings: Settings, options: DemoOptions, loops: list[VenueLoop],
             if done:
                 raise RuntimeError("the server stopped during the demo")
             return _report(bots, loops, time.monotonic() - started, _cpu_seconds() - cpu_started)
-        say("console", url=base)
-        say("chair", room=ROOM, venue=loops[0].spec.venue)
-        say("live_page")
+        password = await _demo_chair_account(app)
+        say("chair", url=base, room=ROOM, username=DEMO_CHAIR, password=password)
         say("stop")
         await _wait_for_stop(server_task)
         say("stopping")
