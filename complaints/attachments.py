@@ -2,7 +2,9 @@
 streamed under a hard size cap, into ``data_dir/attachments/<stored_name>``).
 
 The client's file name is never used as a path: files are stored under a random name and the
-client's name is kept, cleaned, for display only (:func:`clean_display_name`).
+client's name is kept, cleaned, for display only (:func:`clean_display_name`). A download names the
+file by :func:`content_disposition` (RFC 6266: an ASCII ``filename`` for old clients and the exact
+Vietnamese name in ``filename*``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,10 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .errors import NotFound
 from .tables import attachments, petitions
 
-__all__ = ["AttachmentRecord", "MAX_ATTACHMENT_BYTES", "add_attachment", "clean_display_name", "new_stored_name",
-           "clean_media_type", "list_attachments", "petition_exists"]
+__all__ = ["AttachmentRecord", "StoredAttachment", "MAX_ATTACHMENT_BYTES", "add_attachment", "clean_display_name",
+           "new_stored_name", "clean_media_type", "list_attachments", "petition_exists", "get_attachment",
+           "ascii_file_name", "content_disposition", "is_stored_name"]
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+_STORED_NAME = re.compile(r"^[0-9a-f]{32}$")
+# RFC 8187 attr-char, besides the letters, digits and "_.-~" that quote() always keeps.
+_ATTR_CHAR_EXTRA = "!#$&+^`|"
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 
 
@@ -38,9 +45,46 @@ class AttachmentRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class StoredAttachment:
+    """An attachment with where its bytes are (``stored_name`` under the attachments directory)."""
+
+    id: str
+    case_id: str
+    petition_id: str
+    stored_name: str
+    display_name: str
+    media_type: str
+    size: int
+    sha256: str
+
+
 def new_stored_name() -> str:
     """A random file name (hex), unrelated to anything the client sent."""
     return secrets.token_hex(16)
+
+
+def is_stored_name(name: str) -> bool:
+    """True for a name :func:`new_stored_name` can make (never a path)."""
+    return bool(_STORED_NAME.fullmatch(name))
+
+
+def ascii_file_name(name: str) -> str:
+    """``name`` in plain ASCII for clients that ignore ``filename*``: Vietnamese letters lose their
+    marks (đ → d), anything outside letters, digits, space and ``._()-`` becomes ``_``."""
+    text = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"[^A-Za-z0-9 ._()-]", "_", text).strip(" .")
+    return text[:200] or "tep-dinh-kem"
+
+
+def content_disposition(display_name: str, *, disposition: str = "attachment") -> str:
+    """The ``Content-Disposition`` value of a download (RFC 6266 with the RFC 8187 ``filename*``)."""
+    if disposition not in ("attachment", "inline"):
+        raise ValueError("disposition is attachment or inline")
+    name = clean_display_name(display_name)
+    encoded = quote(name, safe=_ATTR_CHAR_EXTRA, encoding="utf-8")
+    return f"{disposition}; filename=\"{ascii_file_name(name)}\"; filename*=UTF-8''{encoded}"
 
 
 def clean_display_name(raw: str | None) -> str:
@@ -90,3 +134,12 @@ async def list_attachments(conn: AsyncConnection, case_id: str) -> list[Attachme
     return [AttachmentRecord(id=r["id"], petition_id=r["petition_id"], display_name=r["display_name"],
                              media_type=r["media_type"], size=r["size"], sha256=r["sha256"],
                              created_at=r["created_at"]) for r in rows]
+
+
+async def get_attachment(conn: AsyncConnection, attachment_id: str) -> StoredAttachment:
+    row = (await conn.execute(select(attachments).where(attachments.c.id == attachment_id))).mappings().first()
+    if row is None:
+        raise NotFound("Không tìm thấy tệp đính kèm.")
+    return StoredAttachment(id=row["id"], case_id=row["case_id"], petition_id=row["petition_id"],
+                            stored_name=row["stored_name"], display_name=row["display_name"],
+                            media_type=row["media_type"], size=row["size"], sha256=row["sha256"])

@@ -5,7 +5,11 @@ minutes writer owns the transaction, so a case and its outbox event commit toget
 
 Optimistic locking: every case row has ``version``; :func:`update_case` changes it only when the
 caller names the version it read, and raises :class:`StaleVersion` otherwise, so two officials
-editing one case never silently overwrite each other.
+editing one case never silently overwrite each other. Values equal to the stored ones are not
+changes: an edit that changes nothing keeps the version (and announces nothing).
+
+The functions here write no events: the caller that owns the transaction puts the matching event
+(``signaling.events.CaseCreated``, ``CaseUpdated``…) into the outbox in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,14 +26,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .duplicates import fold_text
-from .enums import CaseStatus, PetitionKind, ReceptionForm, ReceptionOutcome, ReceptionType
-from .errors import NotFound, StaleVersion
+from .enums import (
+    CaseNovelty,
+    CaseStatus,
+    LabelledEnum,
+    PetitionKind,
+    ReceptionForm,
+    ReceptionOutcome,
+    ReceptionType,
+    SubjectArea,
+)
+from .errors import InvalidInput, NotFound, StaleVersion
 from .search import refresh_search_document
 from .tables import cases, reception_entries
 from .tracking import generate_tracking_code, parse_tracking_code
 
-__all__ = ["CaseRecord", "create_case", "get_case", "find_case_by_tracking_code", "update_case",
-           "add_reception_entry", "EDITABLE_CASE_FIELDS"]
+__all__ = ["CaseRecord", "CaseChange", "create_case", "get_case", "find_case_by_tracking_code", "update_case",
+           "add_reception_entry", "EDITABLE_CASE_FIELDS", "MAX_SUMMARY_CHARS"]
+
+MAX_SUMMARY_CHARS = 1000
 
 EDITABLE_CASE_FIELDS = frozenset(
     {"kind", "status", "subject_area", "summary", "novelty", "complex", "crowd", "confidential", "venue",
@@ -50,6 +65,10 @@ class CaseRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+    novelty: CaseNovelty | None = None
+    complex: bool = False
+    crowd: bool = False
+    national_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any] | RowMapping) -> CaseRecord:
@@ -58,7 +77,24 @@ class CaseRecord:
             status=CaseStatus.parse(row["status"]), summary=row["summary"], subject_area=row["subject_area"],
             confidential=row["confidential"], venue=row["venue"], version=row["version"],
             created_at=row["created_at"], updated_at=row["updated_at"],
+            novelty=CaseNovelty.parse(row["novelty"]) if row["novelty"] else None,
+            complex=bool(row["complex"]), crowd=bool(row["crowd"]), national_id=row["national_id"],
         )
+
+    def stored_value(self, field: str) -> Any:
+        """The value of an editable field as stored (enumerations as their English value)."""
+        value = getattr(self, field)
+        return value.value if isinstance(value, CaseNovelty | CaseStatus | PetitionKind) else value
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """The outcome of :func:`update_case`: the case before and after, and the fields that changed
+    (sorted; empty when every value sent equals the stored one, and then ``before is after``)."""
+
+    before: CaseRecord
+    after: CaseRecord
+    changed: tuple[str, ...]
 
 
 async def create_case(
@@ -108,36 +144,80 @@ async def find_case_by_tracking_code(conn: AsyncConnection, raw_code: str) -> Ca
     return CaseRecord.from_row(row)
 
 
-async def update_case(
-    conn: AsyncConnection, case_id: str, *, expected_version: int, changes: Mapping[str, Any], now: datetime
-) -> CaseRecord:
-    """Apply ``changes`` when the case is still at ``expected_version``; bumps the version."""
+def _normalise_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and normalise the values of an edit (enumerations to their English values)."""
     unknown = set(changes) - EDITABLE_CASE_FIELDS
     if unknown:
         raise ValueError(f"fields that cannot be edited: {sorted(unknown)}")
     values: dict[str, Any] = dict(changes)
-    if "kind" in values:
-        values["kind"] = PetitionKind.parse(values["kind"]).value
-    if "status" in values:
-        values["status"] = CaseStatus.parse(values["status"]).value
+    enums: dict[str, type[LabelledEnum]] = {"kind": PetitionKind, "status": CaseStatus,
+                                            "subject_area": SubjectArea, "novelty": CaseNovelty}
+    for name, enum in enums.items():
+        if name not in values:
+            continue
+        if values[name] is None:
+            if name in ("kind", "status"):
+                raise InvalidInput("Trường này không được để trống.", field=name)
+            continue
+        values[name] = enum.parse(values[name]).value
+    for name in ("complex", "crowd", "confidential"):
+        if name in values and not isinstance(values[name], bool):
+            raise InvalidInput("Phải là đúng hoặc sai.", field=name)
     if "summary" in values:
-        values["summary_norm"] = fold_text(values["summary"])
-    result = await conn.execute(
-        update(cases)
-        .where(cases.c.id == case_id, cases.c.version == expected_version)
-        .values(**values, version=cases.c.version + 1, updated_at=now)
+        summary = str(values["summary"] or "").strip()
+        if not summary:
+            raise InvalidInput("Nội dung vụ việc không được để trống.", field="summary")
+        if len(summary) > MAX_SUMMARY_CHARS:
+            raise InvalidInput(f"Nội dung vụ việc quá dài (tối đa {MAX_SUMMARY_CHARS} ký tự).", field="summary")
+        values["summary"] = summary
+    for name in ("venue", "national_id"):
+        if name in values and values[name] is not None:
+            values[name] = str(values[name]).strip() or None
+    return values
+
+
+def _stale(current: int, expected: int) -> StaleVersion:
+    return StaleVersion(
+        f"Vụ việc đã được người khác cập nhật (phiên bản {current}, bạn đang sửa phiên bản "
+        f"{expected}). Hãy tải lại trước khi lưu."
     )
-    if result.rowcount != 1:
+
+
+async def update_case(
+    conn: AsyncConnection, case_id: str, *, expected_version: int, changes: Mapping[str, Any], now: datetime
+) -> CaseChange:
+    """Apply ``changes`` when the case is still at ``expected_version``; bumps the version.
+
+    Only values that differ from the stored ones count; when none does, nothing is written and the
+    version stays (still refused with :class:`StaleVersion` when ``expected_version`` is old). A case
+    whose kind becomes a denunciation becomes confidential (LTC Điều 47), and stays so.
+    """
+    values = _normalise_changes(changes)
+    # Take the row first (a row lock on PostgreSQL, the write lock on SQLite: a read before the
+    # first write would leave SQLite with a snapshot that a concurrent commit makes unwritable).
+    claimed = await conn.execute(update(cases).where(cases.c.id == case_id, cases.c.version == expected_version)
+                                 .values(version=cases.c.version))
+    if claimed.rowcount != 1:
         current = (await conn.execute(select(cases.c.version).where(cases.c.id == case_id))).scalar()
         if current is None:
             raise NotFound("Không tìm thấy vụ việc.")
-        raise StaleVersion(
-            f"Vụ việc đã được người khác cập nhật (phiên bản {current}, bạn đang sửa phiên bản "
-            f"{expected_version}). Hãy tải lại trước khi lưu."
-        )
-    if "summary" in values:
+        raise _stale(int(current), expected_version)
+    before = await get_case(conn, case_id)
+    effective = {name: value for name, value in values.items() if before.stored_value(name) != value}
+    if not effective:
+        return CaseChange(before, before, ())
+    if effective.get("kind") == PetitionKind.DENUNCIATION.value and not before.confidential:
+        effective["confidential"] = True
+    if effective.get("confidential") is False and before.kind is PetitionKind.DENUNCIATION:
+        raise InvalidInput("Vụ việc tố cáo luôn được giữ mật.", field="confidential")
+    written = dict(effective)
+    if "summary" in written:
+        written["summary_norm"] = fold_text(written["summary"])
+    await conn.execute(update(cases).where(cases.c.id == case_id, cases.c.version == expected_version)
+                       .values(**written, version=cases.c.version + 1, updated_at=now))
+    if "summary" in effective:
         await refresh_search_document(conn, case_id)
-    return await get_case(conn, case_id)
+    return CaseChange(before, await get_case(conn, case_id), tuple(sorted(effective)))
 
 
 async def add_reception_entry(

@@ -15,8 +15,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from .deadlines import DeadlineKind
+from .directives import MAX_DEADLINE_WORKING_DAYS, resolve_deadline
 from .enums import (
     Admissibility,
+    CaseNovelty,
     CaseStatus,
     Competence,
     HandlingDirection,
@@ -38,6 +41,7 @@ from .identity import parse_personal_id
 from .intake import Intake, IntakeReception, IntakeRespondent
 from .petitioners import NewPetitioner
 from .petitions import NewPetition
+from .workdays import WorkCalendar
 
 __all__ = [
     "PetitionerIn", "PetitionIn", "RespondentIn", "ReceptionDetailsIn", "IntakeIn", "DuplicateCheckIn",
@@ -179,10 +183,14 @@ class DuplicateCheckIn(_In):
 
 
 class CaseUpdateIn(_In):
+    """An edit of a case. A field not sent is not changed; ``null`` clears the fields that may be
+    empty (``subject_area``, ``novelty``, ``venue``) and is ignored for the others."""
+
     version: int | None = Field(default=None, ge=1, description="the version read; or send If-Match")
     kind: Annotated[PetitionKind, _enum(PetitionKind)] | None = None
     status: Annotated[CaseStatus, _enum(CaseStatus)] | None = None
     subject_area: Annotated[SubjectArea, _enum(SubjectArea)] | None = None
+    novelty: Annotated[CaseNovelty, _enum(CaseNovelty)] | None = None
     summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)] | None = None
     venue: Slug | None = None
     complex: bool | None = None
@@ -190,7 +198,11 @@ class CaseUpdateIn(_In):
 
     def changes(self) -> dict[str, Any]:
         values = self.model_dump(exclude_unset=True, exclude={"version"})
-        return {k: (v.value if hasattr(v, "value") else v) for k, v in values.items() if v is not None}
+        return {k: (v.value if hasattr(v, "value") else v) for k, v in values.items()
+                if v is not None or k in _CLEARABLE}
+
+
+_CLEARABLE = frozenset({"subject_area", "novelty", "venue"})
 
 
 class ReceptionIn(_In):
@@ -231,10 +243,20 @@ class DelegationIn(_In):
 
 
 class DirectiveIn(_In):
+    """A directive; its deadline is one of: ``deadline`` (a date), ``working_days`` after
+    ``issued_on``, or ``legal_deadline`` (a legal period counted from ``issued_on``)."""
+
     unit_id: Slug
     content: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
     issued_on: date
-    deadline: date
+    deadline: date | None = None
+    working_days: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_WORKING_DAYS)
+    legal_deadline: Annotated[DeadlineKind, _enum(DeadlineKind)] | None = None
+
+    def resolve_deadline(self, calendar: WorkCalendar) -> date:
+        """The deadline asked for (:func:`complaints.directives.resolve_deadline`)."""
+        return resolve_deadline(self.issued_on, calendar, on=self.deadline, working_days=self.working_days,
+                                legal=self.legal_deadline)
 
 
 class DirectiveReportIn(_In):

@@ -25,6 +25,7 @@ NAV_ITEMS: list[NavItem] = [
                                                       Grant.DIRECTIVES})),
     NavItem("/intake", "nav.intake", Grant.INTAKE),
     NavItem("/follow-up", "nav.follow_up", Grant.DIRECTIVES),
+    NavItem("/phien", "nav.live", Grant.SUBSCRIBE),
     NavItem("/admin/users", "nav.admin_users", Grant.MANAGE),
 ]
 

@@ -10,10 +10,10 @@ ids yes; names, ID numbers, addresses and minutes text never.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 __all__ = [
     "Event", "AnyEvent", "parse_event", "dump_event", "EVENT_TYPES",
@@ -24,6 +24,7 @@ __all__ = [
     "RoomLocked", "RoomUnlocked", "VenueLinkLost", "VenueLinkRestored", "ActiveSpeakerChanged",
     "SegmentOpened", "SegmentClosed", "ClosedSegmentRequested", "ClosedSegmentStarted",
     "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "VenueInfo", "UnmuteRequested",
+    "CaseCreated", "CaseUpdated", "HandlingDecisionRecorded", "DirectiveIssued", "DirectiveReported",
 ]
 
 
@@ -332,6 +333,99 @@ class CaseRecorded(Event):
         return f"case:{self.case}:recorded"
 
 
+# -- the complaint database (complaints, written by the console's complaint routes) ----------------
+#
+# Facts about a case file, put into the outbox in the transaction of the change. They name the case,
+# its classification and ids, never a person and never free text (summary, content, a body's name),
+# so a denouncer's identity cannot travel in one. ``by`` is the actor's label (``user:<id>`` or
+# ``service:<id>``). Every event of one case has the aggregate ``case:<id>``.
+
+_Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
+
+class _CaseFileEvent(Event):
+    case: _Ref
+    by: str = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+
+    @property
+    def aggregate(self) -> str:
+        return f"case:{self.case}"
+
+
+class CaseCreated(_CaseFileEvent):
+    """A case was opened (intake of a petition that starts a new case)."""
+
+    type: Literal["case.created"] = "case.created"
+    kind: _Ref                       # complaints.enums.PetitionKind value
+    status: _Ref                     # complaints.enums.CaseStatus value
+    confidential: bool = False
+    venue: str | None = Field(default=None, max_length=64)
+
+    @property
+    def key(self) -> str:
+        return f"case:{self.case}:created"
+
+
+class CaseUpdated(_CaseFileEvent):
+    """A case was edited: ``changed`` names the fields; classification and status as they are now."""
+
+    type: Literal["case.updated"] = "case.updated"
+    case_version: int = Field(ge=2)          # the case's version after the edit
+    changed: tuple[_Ref, ...] = Field(min_length=1, max_length=16)
+    kind: _Ref
+    status: _Ref
+    previous_status: _Ref | None = None     # set when ``status`` is among ``changed``
+    subject_area: _Ref | None = None
+    confidential: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"case:{self.case}:updated:{self.case_version}"
+
+
+class HandlingDecisionRecorded(_CaseFileEvent):
+    """A handling decision (hướng xử lý đơn) was recorded for the case or one of its petitions."""
+
+    type: Literal["case.handling_decision_recorded"] = "case.handling_decision_recorded"
+    decision: _Ref
+    direction: _Ref                  # complaints.enums.HandlingDirection value
+    decided_on: date
+    petition: _Ref | None = None
+
+    @property
+    def key(self) -> str:
+        return f"decision:{self.decision}:recorded"
+
+
+class DirectiveIssued(_CaseFileEvent):
+    """The chair's directive (ý kiến chỉ đạo) to ``unit`` with its deadline."""
+
+    type: Literal["case.directive_issued"] = "case.directive_issued"
+    directive: _Ref
+    unit: _Ref
+    issued_on: date
+    deadline: date
+
+    @property
+    def key(self) -> str:
+        return f"directive:{self.directive}:issued"
+
+
+class DirectiveReported(_CaseFileEvent):
+    """A unit reported on a directive (``completed``: the directive is done)."""
+
+    type: Literal["case.directive_reported"] = "case.directive_reported"
+    directive: _Ref
+    unit: _Ref
+    directive_version: int = Field(ge=2)    # the directive's version after the report
+    reported_on: date
+    completed: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"directive:{self.directive}:reported:{self.directive_version}"
+
+
 class UserDisabled(Event):
     """An account was disabled: every live connection of ``user`` must end (within 60 s)."""
 
@@ -351,7 +445,8 @@ AnyEvent = Annotated[
     | Muted | UnmuteRequested | Removed | HandRaised | HandLowered | RoomLocked | RoomUnlocked
     | VenueLinkLost | VenueLinkRestored | ActiveSpeakerChanged | SegmentOpened | SegmentClosed
     | ClosedSegmentRequested | ClosedSegmentStarted | ClosedSegmentEnded
-    | CaseRecorded | UserDisabled,
+    | CaseRecorded | UserDisabled
+    | CaseCreated | CaseUpdated | HandlingDecisionRecorded | DirectiveIssued | DirectiveReported,
     Field(discriminator="type"),
 ]
 

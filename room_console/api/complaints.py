@@ -4,6 +4,12 @@ directives, search, sealed identities and attachments. See docs/complaints-api.m
 Each handler: parse (pydantic models of :mod:`complaints.schemas`), authorise by grant, call one
 domain function in one transaction, shape the response. Errors of the domain are mapped by
 :mod:`room_console.api.problems`.
+
+The ``save_*`` functions are the writes the API and the pages share: each calls the domain function
+and puts the matching event (``signaling.events``: ``CaseCreated``, ``CaseUpdated``,
+``HandlingDecisionRecorded``, ``DirectiveIssued``, ``DirectiveReported``) into the outbox in the
+caller's transaction, so the change and its announcement commit together or not at all. Reading a
+case file (:func:`record_case_view`) and downloading an attachment are audit events.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,19 +32,29 @@ from complaints.attachments import (
     add_attachment,
     clean_display_name,
     clean_media_type,
+    content_disposition,
+    get_attachment,
+    is_stored_name,
     new_stored_name,
     petition_exists,
 )
+from complaints.audit import append_audit
 from complaints.case_file import CaseFile, load_case_file
-from complaints.cases import CaseRecord, add_reception_entry, get_case, update_case
+from complaints.cases import CaseChange, CaseRecord, add_reception_entry, get_case, update_case
 from complaints.deadlines import DueStatus
-from complaints.directives import DirectiveView, follow_up, issue_directive, report_on_directive
+from complaints.directives import (
+    DirectiveView,
+    follow_up,
+    get_directive,
+    issue_directive,
+    report_on_directive,
+)
 from complaints.duplicates import IntakeRecord
 from complaints.enums import CaseStatus, PetitionKind
 from complaints.errors import IdentityAccessDenied, InvalidInput, NotFound
 from complaints.groups import record_delegation
 from complaints.handling import record_handling_decision
-from complaints.intake import record_intake
+from complaints.intake import Intake, IntakeResult, record_intake
 from complaints.petitioners import find_duplicates, register_petitioner
 from complaints.petitions import add_petition
 from complaints.schemas import (
@@ -58,19 +74,31 @@ from complaints.schemas import (
 from complaints.search import MAX_LIMIT, CaseQuery, SearchResult, search_cases
 from complaints.tables import directives
 from complaints.vault import read_identity
+from complaints.workdays import WorkCalendar
 from evidence import Keyring
+from signaling.events import CaseCreated, CaseUpdated, DirectiveIssued, DirectiveReported, HandlingDecisionRecorded
 from signaling.grants import Grant
+from signaling.outbox import add_to_outbox
 
 from ..actor import CASE_EDIT_GRANTS, Actor, CurrentActor, require_any
 from ..context import ConsoleContext
 from ..errors import Forbidden
 
 __all__ = ["create_complaints_api_router", "case_json", "case_file_json", "directive_json", "local_now",
-           "ensure_case_visible", "keyring_of", "VN_TIME"]
+           "ensure_case_visible", "keyring_of", "VN_TIME", "DECISION_GRANTS", "DIRECTIVE_GRANTS",
+           "may_issue_directives", "record_case_view", "save_intake", "save_case_update", "save_handling_decision",
+           "save_directive", "save_directive_report", "attachment_download"]
 
 log = logging.getLogger("room_console.api")
 VN_TIME = timezone(timedelta(hours=7))
 _CHUNK = 64 * 1024
+
+# Recording a handling decision (xử lý đơn): intake staff and the approving leader.
+DECISION_GRANTS = frozenset({Grant.INTAKE, Grant.APPROVE})
+# Issuing a directive: holders of ``directives`` who are not a unit's officer (a unit reports back).
+DIRECTIVE_GRANTS = frozenset({Grant.DIRECTIVES})
+# A download answers with the file only: no script, no plugin, no framing, even if it is HTML.
+_DOWNLOAD_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
 
 
 def _console(request: Request) -> ConsoleContext:
@@ -99,6 +127,7 @@ def _labelled(value: Any) -> dict[str, str] | None:
 def case_json(case: CaseRecord) -> dict[str, Any]:
     return {"id": case.id, "tracking_code": case.tracking_code, "kind": _labelled(case.kind),
             "status": _labelled(case.status), "summary": case.summary, "subject_area": case.subject_area,
+            "novelty": _labelled(case.novelty), "complex": case.complex, "crowd": case.crowd,
             "confidential": case.confidential, "venue": case.venue, "version": case.version,
             "created_at": case.created_at.isoformat(), "updated_at": case.updated_at.isoformat()}
 
@@ -158,6 +187,138 @@ async def ensure_case_visible(conn: AsyncConnection, actor: Actor, case_id: str)
         raise NotFound("Không tìm thấy vụ việc.")
 
 
+def may_issue_directives(actor: Actor) -> bool:
+    return actor.has_any(DIRECTIVE_GRANTS) and actor.unit_scope is None
+
+
+def _require_directive_issuer(actor: Actor) -> None:
+    require_any(actor, DIRECTIVE_GRANTS)
+    if actor.unit_scope is not None:
+        raise Forbidden("a unit reports on directives, it does not issue them")
+
+
+async def record_case_view(console: ConsoleContext, actor: Actor, case_id: str, *, via: str) -> None:
+    """One audit row for a read of a case file (who, which case, when, through what), committed at once."""
+    async with console.engine.begin() as conn:
+        await append_audit(conn, actor=actor.label, action="case.view", target_kind="case", target_id=case_id,
+                           detail={"via": via}, at=local_now(console))
+
+
+# -- writes shared by the API and the pages: the change and its event in one transaction -----------
+
+
+async def save_intake(conn: AsyncConnection, keyring: Keyring, data: Intake, *, actor: Actor,
+                      now: datetime) -> IntakeResult:
+    """:func:`complaints.intake.record_intake`; a new case is announced with ``CaseCreated``."""
+    result = await record_intake(conn, keyring, data, actor=actor.label, grants=actor.grants, now=now)
+    if result.new_case:
+        case = await get_case(conn, result.case_id)
+        await add_to_outbox(conn, CaseCreated(case=case.id, by=actor.label, kind=case.kind.value,
+                                              status=case.status.value, confidential=case.confidential,
+                                              venue=case.venue, occurred_at=now))
+    return result
+
+
+async def save_case_update(conn: AsyncConnection, actor: Actor, case_id: str, *, expected_version: int,
+                           changes: dict[str, Any], now: datetime) -> CaseChange:
+    """:func:`complaints.cases.update_case`; a real change is announced with ``CaseUpdated``."""
+    change = await update_case(conn, case_id, expected_version=expected_version, changes=changes, now=now)
+    if change.changed:
+        after = change.after
+        await add_to_outbox(conn, CaseUpdated(
+            case=after.id, by=actor.label, case_version=after.version, changed=change.changed,
+            kind=after.kind.value, status=after.status.value, subject_area=after.subject_area,
+            previous_status=change.before.status.value if "status" in change.changed else None,
+            confidential=after.confidential, occurred_at=now))
+    return change
+
+
+async def save_handling_decision(conn: AsyncConnection, actor: Actor, case_id: str, body: HandlingDecisionIn, *,
+                                 now: datetime) -> str:
+    """Record a handling decision and announce it (``HandlingDecisionRecorded``); returns its id."""
+    decision_id = await record_handling_decision(
+        conn, case_id, direction=body.direction, decided_on=body.decided_on, decided_by=actor.name, now=now,
+        petition_id=body.petition_id, forwarded_to=body.forwarded_to, notes=body.notes)
+    await add_to_outbox(conn, HandlingDecisionRecorded(
+        case=case_id, by=actor.label, decision=decision_id, direction=body.direction.value,
+        decided_on=body.decided_on, petition=body.petition_id, occurred_at=now))
+    return decision_id
+
+
+async def save_directive(conn: AsyncConnection, actor: Actor, case_id: str, body: DirectiveIn, *,
+                         calendar: WorkCalendar, now: datetime) -> tuple[str, date]:
+    """Issue a directive with the deadline ``body`` asks for and announce it (``DirectiveIssued``);
+    returns its id and deadline."""
+    not_in_future(body.issued_on, now.date(), "issued_on", "Ngày chỉ đạo")
+    due = body.resolve_deadline(calendar)
+    directive_id = await issue_directive(conn, case_id, unit_id=body.unit_id, content=body.content,
+                                         issued_on=body.issued_on, deadline=due, issued_by=actor.name,
+                                         calendar=calendar)
+    await add_to_outbox(conn, DirectiveIssued(case=case_id, by=actor.label, directive=directive_id,
+                                              unit=body.unit_id, issued_on=body.issued_on, deadline=due,
+                                              occurred_at=now))
+    return directive_id, due
+
+
+async def save_directive_report(conn: AsyncConnection, actor: Actor, directive_id: str, body: DirectiveReportIn, *,
+                                expected_version: int, now: datetime) -> int:
+    """A unit's report on its directive, announced with ``DirectiveReported``; returns the new version.
+    Another unit's directive is not found (404), as for cases."""
+    ref = await get_directive(conn, directive_id)
+    if actor.unit_scope is not None and ref.unit_id != actor.unit_scope:
+        raise NotFound("Không tìm thấy ý kiến chỉ đạo.")
+    version = await report_on_directive(conn, directive_id, expected_version=expected_version,
+                                        reported_on=body.reported_on, content=body.content,
+                                        reported_by=actor.name, completed=body.completed, now=now)
+    await add_to_outbox(conn, DirectiveReported(
+        case=ref.case_id, by=actor.label, directive=directive_id, unit=ref.unit_id, directive_version=version,
+        reported_on=body.reported_on, completed=body.completed, occurred_at=now))
+    return version
+
+
+async def attachment_download(console: ConsoleContext, actor: Actor, attachment_id: str, *,
+                              case_id: str | None = None) -> Response:
+    """The file of an attachment, for an actor who may see its case (a unit only its own cases).
+
+    A confidential case's files may show the denouncer (the letter itself, the handwriting: LTC Điều
+    56), so they need ``identity_read`` too; a refusal is audited. Every download is an audit event,
+    committed before the first byte is sent. The answer forces a download (``attachment``, RFC 6266
+    name), with ``nosniff`` and a sandboxing CSP, so an uploaded page or script never runs here."""
+    folder = console.attachments_dir
+    if folder is None:
+        raise RuntimeError("the console was built without an attachments directory")
+    denied: IdentityAccessDenied | None = None
+    async with console.engine.begin() as conn:
+        record = await get_attachment(conn, attachment_id[:64])
+        if case_id is not None and record.case_id != case_id:
+            raise NotFound("Không tìm thấy tệp đính kèm.")
+        await ensure_case_visible(conn, actor, record.case_id)
+        case = await get_case(conn, record.case_id)
+        if case.confidential and not actor.has(Grant.IDENTITY_READ):
+            await append_audit(conn, actor=actor.label, action="attachment.download_refused",
+                               target_kind="attachment", target_id=record.id, detail={"case_id": record.case_id},
+                               at=local_now(console))
+            denied = IdentityAccessDenied("Tài liệu của vụ việc mật chỉ người có quyền xem danh tính người tố cáo "
+                                          "mới được tải về.")
+        else:
+            path = folder / record.stored_name
+            if not is_stored_name(record.stored_name) or not await asyncio.to_thread(path.is_file):
+                log.error("attachment file missing", extra={"ctx": {"attachment_id": record.id}})
+                raise NotFound("Tệp đính kèm không còn trong kho lưu trữ; hãy báo quản trị hệ thống.")
+            await append_audit(conn, actor=actor.label, action="attachment.download", target_kind="attachment",
+                               target_id=record.id, detail={"case_id": record.case_id, "sha256": record.sha256},
+                               at=local_now(console))
+    if denied is not None:
+        raise denied
+    return FileResponse(path, media_type=record.media_type, headers={
+        "content-disposition": content_disposition(record.display_name),
+        "x-content-type-options": "nosniff",
+        "content-security-policy": _DOWNLOAD_CSP,
+        "cache-control": "no-store",
+        "x-sha256": record.sha256,
+    })
+
+
 def _expected_version(if_match: str | None, body_version: int | None) -> int:
     if body_version is not None:
         return body_version
@@ -210,8 +371,10 @@ def create_complaints_api_router() -> APIRouter:
         """The case file: petitions, reception entries ("lần tiếp thứ n"), respondents, handling
         decisions and directives with their deadline status. Sealed petitioners show their handle."""
         async with console.engine.connect() as conn:
-            await ensure_case_visible(conn, actor, case_id)
-            file = await load_case_file(conn, case_id, today=local_now(console).date(), calendar=console.calendar)
+            await ensure_case_visible(conn, actor, case_id[:64])
+            file = await load_case_file(conn, case_id[:64], today=local_now(console).date(),
+                                        calendar=console.calendar)
+        await record_case_view(console, actor, file.case.id, via="api")
         return JSONResponse(case_file_json(file), headers=_etag(file.case.version))
 
     @router.patch("/cases/{case_id}")
@@ -227,9 +390,10 @@ def create_complaints_api_router() -> APIRouter:
         if not changes:
             raise InvalidInput("Không có thay đổi nào để lưu.", field="body")
         async with console.engine.begin() as conn:
-            case = await update_case(conn, case_id, expected_version=expected, changes=changes,
-                                     now=local_now(console))
-        log.info("case updated", extra={"ctx": {"case_id": case_id, "version": case.version}})
+            change = await save_case_update(conn, actor, case_id[:64], expected_version=expected, changes=changes,
+                                            now=local_now(console))
+        case = change.after
+        log.info("case updated", extra={"ctx": {"case_id": case.id, "version": case.version}})
         return JSONResponse(case_json(case), headers=_etag(case.version))
 
     # -- intake, petitioners, petitions, receptions ------------------------------------------------
@@ -259,8 +423,7 @@ def create_complaints_api_router() -> APIRouter:
         denied: IdentityAccessDenied | None = None
         async with console.engine.begin() as conn:
             try:
-                result = await record_intake(conn, keyring_of(console), data, actor=actor.label, grants=actor.grants,
-                                             now=now)
+                result = await save_intake(conn, keyring_of(console), data, actor=actor, now=now)
             except IdentityAccessDenied as exc:
                 denied = exc  # nothing but the audit row was written: commit it
         if denied is not None:
@@ -309,12 +472,9 @@ def create_complaints_api_router() -> APIRouter:
     async def decision_add(console: Console, actor: CurrentActor, case_id: str,
                            body: HandlingDecisionIn) -> dict[str, Any]:
         """Record a handling decision (hướng xử lý đơn)."""
-        require_any(actor, {Grant.INTAKE, Grant.APPROVE})
-        now = local_now(console)
+        require_any(actor, DECISION_GRANTS)
         async with console.engine.begin() as conn:
-            did = await record_handling_decision(
-                conn, case_id, direction=body.direction, decided_on=body.decided_on, decided_by=actor.name, now=now,
-                petition_id=body.petition_id, forwarded_to=body.forwarded_to, notes=body.notes)
+            did = await save_handling_decision(conn, actor, case_id[:64], body, now=local_now(console))
         return {"id": did}
 
     @router.post("/cases/{case_id}/delegations", status_code=201)
@@ -331,16 +491,13 @@ def create_complaints_api_router() -> APIRouter:
 
     @router.post("/cases/{case_id}/directives", status_code=201)
     async def directive_add(console: Console, actor: CurrentActor, case_id: str, body: DirectiveIn) -> dict[str, Any]:
-        """Record the chair's directive to a unit with a deadline (a working day)."""
-        require_any(actor, {Grant.DIRECTIVES})
-        if actor.unit_scope is not None:
-            raise Forbidden("a unit reports on directives, it does not issue them")
-        not_in_future(body.issued_on, local_now(console).date(), "issued_on", "Ngày chỉ đạo")
+        """Record the chair's directive to a unit. The deadline (a working day) is ``deadline``, or
+        ``working_days`` after ``issued_on``, or the legal period ``legal_deadline``."""
+        _require_directive_issuer(actor)
         async with console.engine.begin() as conn:
-            did = await issue_directive(conn, case_id, unit_id=body.unit_id, content=body.content,
-                                        issued_on=body.issued_on, deadline=body.deadline, issued_by=actor.name,
-                                        calendar=console.calendar)
-        return {"id": did}
+            did, due = await save_directive(conn, actor, case_id[:64], body, calendar=console.calendar,
+                                            now=local_now(console))
+        return {"id": did, "deadline": due.isoformat()}
 
     @router.get("/directives")
     async def directive_list(
@@ -369,12 +526,8 @@ def create_complaints_api_router() -> APIRouter:
         now = local_now(console)
         not_in_future(body.reported_on, now.date(), "reported_on", "Ngày báo cáo")
         async with console.engine.begin() as conn:
-            unit = (await conn.execute(select(directives.c.unit_id).where(directives.c.id == directive_id))).scalar()
-            if unit is None or (actor.unit_scope is not None and unit != actor.unit_scope):
-                raise NotFound("Không tìm thấy ý kiến chỉ đạo.")
-            version = await report_on_directive(conn, directive_id, expected_version=expected,
-                                                reported_on=body.reported_on, content=body.content,
-                                                reported_by=actor.name, completed=body.completed, now=now)
+            version = await save_directive_report(conn, actor, directive_id[:64], body, expected_version=expected,
+                                                  now=now)
         return {"id": directive_id, "version": version}
 
     # -- sealed identities --------------------------------------------------------------------------
@@ -431,6 +584,11 @@ def create_complaints_api_router() -> APIRouter:
         log.info("attachment stored", extra={"ctx": {"attachment_id": record.id, "size": size}})
         return {"id": record.id, "name": record.display_name, "size": size, "sha256": digest,
                 "media_type": record.media_type}
+
+    @router.get("/attachments/{attachment_id}")
+    async def attachment_get(console: Console, actor: CurrentActor, attachment_id: str) -> Response:
+        """Download an attachment (audited; a confidential case's files need ``identity_read``)."""
+        return await attachment_download(console, actor, attachment_id)
 
     return router
 

@@ -13,13 +13,12 @@ from pydantic import ValidationError
 from complaints.duplicates import IntakeRecord
 from complaints.enums import PetitionKind, PetitionSource
 from complaints.errors import ComplaintsError, IdentityAccessDenied
-from complaints.intake import record_intake
 from complaints.petitioners import DuplicateCandidate, find_duplicates
 from complaints.schemas import IntakeIn, describe_errors
 from signaling.grants import Grant
 
 from ..actor import require_any
-from ..api.complaints import keyring_of, local_now
+from ..api.complaints import keyring_of, local_now, save_intake
 from ..context import ConsoleContext
 from ..routes import Console, CurrentUser, SignedIn, render_page
 from .common import actor_of, choices, form_value
@@ -93,8 +92,7 @@ async def intake_submit(request: Request, console: Console, signed: CurrentUser)
     denied: IdentityAccessDenied | None = None
     async with console.engine.begin() as conn:
         try:
-            result = await record_intake(conn, keyring_of(console), data, actor=actor.label, grants=actor.grants,
-                                         now=now)
+            result = await save_intake(conn, keyring_of(console), data, actor=actor, now=now)
         except IdentityAccessDenied as exc:
             denied = exc
     if denied is not None:

@@ -115,6 +115,10 @@ class RoomServer:
         live = self._rooms.get(room)
         return live.state if live is not None else None
 
+    def open_rooms(self) -> list[tuple[str, tuple[VenueInfo, ...]]]:
+        """The rooms open on this node with their venues, in opening order (read-only: the console lists them)."""
+        return [(room, live.state.venues) for room, live in self._rooms.items() if not live.state.closed]
+
     async def start(self) -> None:
         """Restore stored rooms and start consuming the bus."""
         if self._closed:

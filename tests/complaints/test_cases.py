@@ -1,4 +1,5 @@
-"""Cases on SQLite and PostgreSQL: tracking codes, optimistic locking, "lần tiếp thứ n"."""
+"""Cases on SQLite and PostgreSQL: tracking codes, optimistic locking (with no-op edits, classification
+and the confidentiality of denunciations), "lần tiếp thứ n"."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from complaints.cases import (
     get_case,
     update_case,
 )
-from complaints.enums import CaseStatus, PetitionKind, ReceptionForm, ReceptionType
-from complaints.errors import InvalidTrackingCode, NotFound, StaleVersion
+from complaints.enums import CaseNovelty, CaseStatus, PetitionKind, ReceptionForm, ReceptionType, SubjectArea
+from complaints.errors import InvalidInput, InvalidTrackingCode, NotFound, StaleVersion, UnknownEnumValue
 from complaints.tables import metadata
 from tiepdan.db import make_engine
 
@@ -72,7 +73,7 @@ async def test_stale_edit_is_refused_and_loses_nothing(engine: AsyncEngine) -> N
         case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="ban đầu", now=NOW)
     async with engine.begin() as conn:
         updated = await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa lần 1"}, now=NOW)
-    assert updated.version == 2
+    assert updated.after.version == 2 and updated.before.version == 1 and updated.changed == ("summary",)
     with pytest.raises(StaleVersion, match="tải lại"):
         async with engine.begin() as conn:
             await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa cũ"}, now=NOW)
@@ -137,3 +138,61 @@ async def test_search_document_follows_summary_edits(engine: AsyncEngine) -> Non
     async with engine.connect() as conn:
         assert (await search_cases(conn, CaseQuery(text="duong dien"))).total == 0
         assert (await search_cases(conn, CaseQuery(text="LỐI ĐI"))).total == 1
+
+
+async def test_an_edit_that_changes_nothing_keeps_the_version_but_a_stale_one_is_still_refused(
+        engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="Khiếu nại", now=NOW,
+                                 subject_area=SubjectArea.LAND.value)
+    async with engine.begin() as conn:
+        same = await update_case(conn, case.id, expected_version=1, now=NOW, changes={
+            "summary": "  Khiếu nại ", "kind": "complaint", "subject_area": "Đất đai", "complex": False})
+    assert same.changed == () and same.after.version == 1
+    async with engine.begin() as conn:
+        await update_case(conn, case.id, expected_version=1, changes={"status": "in_handling"}, now=NOW)
+    with pytest.raises(StaleVersion):
+        async with engine.begin() as conn:
+            await update_case(conn, case.id, expected_version=1, changes={"status": "in_handling"}, now=NOW)
+    with pytest.raises(NotFound):
+        async with engine.begin() as conn:
+            await update_case(conn, "no-such-case", expected_version=1, changes={"status": "accepted"}, now=NOW)
+
+
+async def test_classification_is_edited_cleared_and_checked(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="x", now=NOW,
+                                 subject_area=SubjectArea.LAND.value)
+    async with engine.begin() as conn:
+        change = await update_case(conn, case.id, expected_version=1, now=NOW, changes={
+            "subject_area": None, "novelty": "new", "complex": True, "crowd": True, "venue": "tien-du"})
+    after = change.after
+    assert change.changed == ("complex", "crowd", "novelty", "subject_area", "venue")
+    assert (after.subject_area, after.novelty, after.complex, after.crowd, after.venue) == (
+        None, CaseNovelty.NEW, True, True, "tien-du")
+    with pytest.raises(UnknownEnumValue, match="Trạng thái vụ việc"):
+        async with engine.begin() as conn:
+            await update_case(conn, case.id, expected_version=2, changes={"status": "gone"}, now=NOW)
+    with pytest.raises(InvalidInput, match="tối đa 1000"):
+        async with engine.begin() as conn:
+            await update_case(conn, case.id, expected_version=2, changes={"summary": "x" * 1001}, now=NOW)
+    with pytest.raises(InvalidInput, match="không được để trống"):
+        async with engine.begin() as conn:
+            await update_case(conn, case.id, expected_version=2, changes={"summary": "   "}, now=NOW)
+    async with engine.connect() as conn:
+        assert (await get_case(conn, case.id)).version == 2
+
+
+async def test_a_case_that_becomes_a_denunciation_becomes_confidential_for_good(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.PROPOSAL_FEEDBACK, summary="x", now=NOW)
+    assert not case.confidential
+    async with engine.begin() as conn:
+        change = await update_case(conn, case.id, expected_version=1, changes={"kind": "denunciation"}, now=NOW)
+    assert change.after.confidential and change.changed == ("confidential", "kind")
+    with pytest.raises(InvalidInput, match="giữ mật"):
+        async with engine.begin() as conn:
+            await update_case(conn, case.id, expected_version=2, changes={"confidential": False}, now=NOW)
+    async with engine.begin() as conn:
+        back = await update_case(conn, case.id, expected_version=2, changes={"kind": "complaint"}, now=NOW)
+    assert back.after.kind is PetitionKind.COMPLAINT and back.after.confidential

@@ -9,10 +9,19 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from complaints.cases import create_case
-from complaints.deadlines import DueStatus
-from complaints.directives import add_unit, follow_up, issue_directive, report_on_directive
+from complaints.deadlines import DeadlineKind, DueStatus
+from complaints.directives import (
+    MAX_DEADLINE_DAYS,
+    add_unit,
+    directive_deadline_kinds,
+    follow_up,
+    get_directive,
+    issue_directive,
+    report_on_directive,
+    resolve_deadline,
+)
 from complaints.enums import PetitionKind
-from complaints.errors import DeadlineError, NotFound, StaleVersion
+from complaints.errors import DeadlineError, InvalidInput, NotFound, StaleVersion
 from complaints.tables import metadata
 from complaints.workdays import default_calendar
 from tiepdan.db import make_engine
@@ -89,3 +98,57 @@ async def test_a_stale_report_is_refused(engine: AsyncEngine) -> None:
         async with engine.begin() as conn:
             await report_on_directive(conn, d, expected_version=1, reported_on=date(2026, 11, 11),
                                       content="xong", reported_by="unit", completed=True, now=NOW)
+
+
+async def test_an_impossible_deadline_is_refused_with_its_reason(engine: AsyncEngine) -> None:
+    case_id = await _case(engine)
+    cases = [
+        (date(2027, 12, 1), "deadline_too_far", "hơn 366 ngày"),       # a year typed wrong
+        (date(2026, 11, 19), "deadline_before_issue", "trước ngày chỉ đạo"),
+        (date(2026, 11, 22), "deadline_on_day_off", "23/11/2026"),       # a Sunday
+    ]
+    for deadline, code, words in cases:
+        with pytest.raises(DeadlineError, match=words) as info:
+            async with engine.begin() as conn:
+                await issue_directive(conn, case_id, unit_id="so-tnmt", content="Kiểm tra", issued_on=NOW.date(),
+                                      deadline=deadline, issued_by="chair", calendar=CAL)
+        assert info.value.code == code
+    for content, words in [("   ", "phải có nội dung"), ("x" * 5001, "tối đa 5000")]:
+        with pytest.raises(InvalidInput, match=words):
+            async with engine.begin() as conn:
+                await issue_directive(conn, case_id, unit_id="so-tnmt", content=content, issued_on=NOW.date(),
+                                      deadline=date(2026, 12, 1), issued_by="chair", calendar=CAL)
+    async with engine.connect() as conn:
+        assert await follow_up(conn, today=NOW.date(), calendar=CAL) == []
+
+
+async def test_a_directive_names_its_case_and_unit(engine: AsyncEngine) -> None:
+    case_id = await _case(engine)
+    async with engine.begin() as conn:
+        d = await issue_directive(conn, case_id, unit_id="ubnd-tien-du", content="x", issued_on=NOW.date(),
+                                  deadline=date(2026, 12, 1), issued_by="chair", calendar=CAL)
+        ref = await get_directive(conn, d)
+    assert (ref.case_id, ref.unit_id, ref.version) == (case_id, "ubnd-tien-du", 1)
+    with pytest.raises(NotFound, match="ý kiến chỉ đạo"):
+        async with engine.connect() as conn:
+            await get_directive(conn, "nope")
+
+
+@pytest.mark.unit
+def test_deadline_from_working_days_or_a_legal_period() -> None:
+    friday = date(2026, 11, 20)
+    # 10 working days: weekends and 24/11 (Ngày Văn hóa Việt Nam) are not counted.
+    assert resolve_deadline(friday, CAL, working_days=10) == date(2026, 12, 7)
+    assert resolve_deadline(friday, CAL, on=date(2026, 12, 1)) == date(2026, 12, 1)
+    # 10 working days (Luật Tiếp công dân Điều 28) and 30 days moved off a Sunday (BLDS Điều 148).
+    assert resolve_deadline(friday, CAL, legal=DeadlineKind.NOTIFY_RECEPTION_OUTCOME) == date(2026, 12, 7)
+    assert resolve_deadline(friday, CAL, legal=DeadlineKind.RESOLVE_FIRST_COMPLAINT) == date(2026, 12, 21)
+    assert DeadlineKind.PUBLISH_SCHEDULE not in directive_deadline_kinds()
+    for kwargs, code in [({}, "deadline_choice"), ({"working_days": 3, "on": friday}, "deadline_choice"),
+                         ({"working_days": 0}, "deadline_working_days"),
+                         ({"working_days": 251}, "deadline_working_days"),
+                         ({"legal": DeadlineKind.PUBLISH_SCHEDULE}, "deadline_rule")]:
+        with pytest.raises(DeadlineError) as info:
+            resolve_deadline(friday, CAL, **kwargs)  # type: ignore[arg-type]
+        assert info.value.code == code, kwargs
+    assert MAX_DEADLINE_DAYS == 366

@@ -18,6 +18,8 @@ from complaints.tables import attachments, audit_events, cases, delegations, dir
 from evidence import Keyring
 from room_console.accounts import add_user
 from room_console.context import ConsoleContext
+from signaling.events import parse_event
+from signaling.outbox import outbox
 from tiepdan.app import create_app
 
 from ._helpers import PASSWORD, page_token, sign_in
@@ -382,3 +384,133 @@ async def test_directive_follow_up_needs_the_directives_grant(app: FastAPI) -> N
     staff = await signed(app, "tiepnhan")
     assert (await staff.get("/api/directives")).status_code == 403
     assert await count(app, petitioners) == 0
+
+
+# -- events, audit of reads, downloads, directive deadlines -------------------------------------------
+
+
+async def outbox_rows(app: FastAPI) -> list[Any]:
+    ctx: ConsoleContext = app.state.console
+    async with ctx.engine.connect() as conn:
+        return list((await conn.execute(select(outbox).order_by(outbox.c.id))).mappings().all())
+
+
+async def test_each_case_change_puts_its_event_in_the_outbox_without_the_denouncer(app: FastAPI) -> None:
+    staff = await signed(app, "tiepnhan")
+    body = intake_body(petitioner={"full_name": "Đỗ Thị Kín", "id_number": "027190012345",
+                                   "address_detail": "Xóm Mới, xã Tiên Du"},
+                       petition={"kind": "denunciation", "received_on": "2026-11-19",
+                                 "content": "Tố cáo cán bộ địa chính nhận tiền"})
+    created = await staff.send("POST", "/api/intake", json=body)
+    assert created.status_code == 201, created.text
+    case_id = created.json()["case_id"]
+    version = int((await staff.get(f"/api/cases/{case_id}")).headers["etag"].strip('"'))
+    edited = await staff.send("PATCH", f"/api/cases/{case_id}", json={"status": "in_handling", "version": version})
+    assert edited.status_code == 200
+    stale = await staff.send("PATCH", f"/api/cases/{case_id}", json={"status": "closed", "version": version})
+    assert stale.status_code == 409
+    same = await staff.send("PATCH", f"/api/cases/{case_id}", json={"status": "in_handling", "version": version + 1})
+    assert same.status_code == 200 and same.json()["version"] == version + 1  # nothing changed, nothing announced
+    decided = await staff.send("POST", f"/api/cases/{case_id}/handling-decisions", json={
+        "direction": "propose_acceptance", "decided_on": "2026-11-20", "notes": "Đủ điều kiện thụ lý"})
+    assert decided.status_code == 201
+    chair = await signed(app, "chutri")
+    issued = await chair.send("POST", f"/api/cases/{case_id}/directives", json={
+        "unit_id": "so-xd", "content": "Xác minh nội dung tố cáo", "issued_on": "2026-11-20", "working_days": 10})
+    assert issued.status_code == 201 and issued.json()["deadline"] == "2026-12-07"
+    unit = await signed(app, "donvi")
+    reported = await unit.send("POST", f"/api/directives/{issued.json()['id']}/reports", json={
+        "version": 1, "reported_on": "2026-11-20", "content": "Đã xác minh", "completed": True})
+    assert reported.status_code == 201
+
+    found = await outbox_rows(app)
+    events = [parse_event(row["payload"]) for row in found]
+    assert [e.type for e in events] == ["case.created", "case.updated", "case.handling_decision_recorded",
+                                        "case.directive_issued", "case.directive_reported"]
+    assert {row["aggregate"] for row in found} == {f"case:{case_id}"}
+    assert len({e.key for e in events}) == 5
+    created_event, updated, decision, directive, report = events
+    assert created_event.confidential and created_event.kind == "denunciation"  # type: ignore[union-attr]
+    assert updated.changed == ("status",) and updated.previous_status == "received"  # type: ignore[union-attr]
+    assert decision.direction == "propose_acceptance"  # type: ignore[union-attr]
+    assert directive.unit == "so-xd" and str(directive.deadline) == "2026-12-07"  # type: ignore[union-attr]
+    assert report.completed and report.directive_version == 2  # type: ignore[union-attr]
+    assert all(e.by.startswith("user:") for e in events)  # type: ignore[union-attr]
+    text = " ".join(row["payload"] for row in found)
+    for secret in ("Kín", "Kin", "027190012345", "Xóm Mới", "Tố cáo cán bộ", "nhận tiền", "Xác minh", "Đủ điều kiện"):
+        assert secret not in text, secret
+
+
+async def test_reading_a_case_file_is_audited_and_searching_is_not(app: FastAPI) -> None:
+    staff = await signed(app, "tiepnhan")
+    case_id = (await staff.send("POST", "/api/intake", json=intake_body())).json()["case_id"]
+    before = await count(app, audit_events)
+    assert (await staff.get("/api/cases", params={"q": "thu hoi"})).json()["total"] == 1
+    assert await count(app, audit_events) == before
+    assert (await staff.get(f"/api/cases/{case_id}")).status_code == 200
+    ctx: ConsoleContext = app.state.console
+    async with ctx.engine.connect() as conn:
+        last = (await conn.execute(select(audit_events).order_by(audit_events.c.id.desc()).limit(1))).mappings().one()
+    assert await count(app, audit_events) == before + 1
+    assert (last["action"], last["target_kind"], last["target_id"], last["detail"]) == (
+        "case.view", "case", case_id, {"via": "api"})
+    assert (await staff.get("/api/cases/no-such-case")).status_code == 404
+    assert await count(app, audit_events) == before + 1
+
+
+async def test_a_confidential_cases_attachment_needs_identity_read_and_every_download_is_audited(
+        app: FastAPI) -> None:
+    staff = await signed(app, "tiepnhan")
+    created = (await staff.send("POST", "/api/intake", json=intake_body(
+        petitioner={"full_name": "Đỗ Thị Kín"}, petition={"kind": "denunciation", "received_on": "2026-11-19",
+                                                           "content": "Tố cáo"}))).json()
+    petition_id = (await staff.get(f"/api/cases/{created['case_id']}")).json()["petitions"][0]["id"]
+    data = b"<html><script>alert(1)</script></html>"
+    up = await staff.send("POST", f"/api/petitions/{petition_id}/attachments", params={"name": "Đơn tố cáo.html"},
+                          content=data, headers={"content-type": "text/html"})
+    assert up.status_code == 201
+    attachment_id = up.json()["id"]
+    secretary = await signed(app, "thuky")
+    refused = await secretary.get(f"/api/attachments/{attachment_id}")
+    assert refused.status_code == 403 and "danh tính người tố cáo" in refused.json()["message"]
+    chair = await signed(app, "chutri")
+    got = await chair.get(f"/api/attachments/{attachment_id}")
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["content-disposition"].startswith('attachment; filename="Don to cao.html"; ')
+    assert got.headers["content-disposition"].endswith("filename*=UTF-8''%C4%90%C6%A1n%20t%E1%BB%91%20c%C3%A1o.html")
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-security-policy"].startswith("default-src 'none'; sandbox")
+    assert got.headers["cache-control"] == "no-store"
+    ctx: ConsoleContext = app.state.console
+    async with ctx.engine.connect() as conn:
+        actions = [r[0] for r in await conn.execute(select(audit_events.c.action).where(
+            audit_events.c.target_id == attachment_id).order_by(audit_events.c.id))]
+    assert actions == ["attachment.download_refused", "attachment.download"]
+    assert (await chair.get("/api/attachments/no-such-file")).status_code == 404
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    assert (await anonymous.get(f"/api/attachments/{attachment_id}")).status_code == 401
+
+
+async def test_directive_deadline_options_and_bad_directives_over_the_api(app: FastAPI) -> None:
+    staff = await signed(app, "tiepnhan")
+    case_id = (await staff.send("POST", "/api/intake", json=intake_body())).json()["case_id"]
+    chair = await signed(app, "chutri")
+    base = {"unit_id": "so-xd", "content": "Giải quyết", "issued_on": "2026-11-20"}
+    legal = await chair.send("POST", f"/api/cases/{case_id}/directives",
+                             json={**base, "legal_deadline": "resolve_first_complaint"})
+    assert legal.status_code == 201 and legal.json()["deadline"] == "2026-12-21"
+    for body, status, words in [
+        ({**base, "deadline": "2026-12-01", "working_days": 5}, 422, "đúng một cách"),
+        (base, 422, "đúng một cách"),
+        ({**base, "legal_deadline": "soon"}, 422, "Loại thời hạn"),
+        ({**base, "working_days": 251}, 422, "Phải nhỏ hơn hoặc bằng 250."),
+        ({**base, "deadline": "2062-11-20"}, 422, "kiểm tra lại năm"),
+        ({**base, "unit_id": "so-khong-co", "deadline": "2026-12-01"}, 404, "đơn vị được giao"),
+        ({**base, "content": "x" * 5001, "deadline": "2026-12-01"}, 422, "tối đa 5000"),
+        ({**base, "case": "x", "deadline": "2026-12-01"}, 422, "không được chấp nhận"),
+    ]:
+        response = await chair.send("POST", f"/api/cases/{case_id}/directives", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert words in response.text, (body, response.text)
+    assert await count(app, directives) == 1
+    assert [r["type"] for r in await outbox_rows(app)].count("case.directive_issued") == 1

@@ -68,3 +68,51 @@ def test_missing_pairs_names_each_receiver_and_source_without_frames() -> None:
     counts = {"a": {"b": 3, "c": 0}, "b": {"a": 1, "c": 2}, "c": {"b": 5}}
     assert missing_pairs(counts) == [Pair("a", "c"), Pair("c", "a")]
     assert missing_pairs({"a": {"b": 1}, "b": {"a": 1}}) == []
+
+
+@pytest.mark.timeout(180)
+def test_interactive_demo_prints_a_chair_link_and_account_that_open_the_chair_page(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TIEPDAN_DATA_DIR": str(tmp_path / "data"), "TIEPDAN_LOG_JSON": "true"}
+    with subprocess.Popen([sys.executable, "-m", "tiepdan.cli", "demo", "--venues", "1", "--port", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        _chair_the_demo(proc)
+
+
+def _chair_the_demo(proc: subprocess.Popen[str]) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    try:
+        assert proc.stderr is not None
+        seen: list[str] = []
+        deadline = time.monotonic() + 150
+        while not any("mật khẩu «" in line for line in seen):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(seen)[-3000:]
+            seen.append(proc.stderr.readline())
+        text = "".join(seen)
+        link = re.search(r"Trang của chủ trì: (\S+)", text)
+        account = re.search(r"tài khoản «([^»]+)», mật khẩu «([^»]+)»", text)
+        assert link is not None and account is not None, text
+        base = link.group(1).split("/phien/")[0]
+        with httpx.Client(base_url=base, timeout=10) as client:
+            form = client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token is not None
+            signed = client.post("/login", data={"username": account.group(1), "password": account.group(2),
+                                                 "csrf_token": token.group(1), "next": "/"})
+            assert signed.status_code == 303
+            page = client.get(link.group(1)[len(base):])
+            assert page.status_code == 200 and "Xã Tiên Du" in page.text  # the chair page of the demo session
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
