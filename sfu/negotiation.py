@@ -192,15 +192,25 @@ def munge_publisher_answer(
     opus_inband_fec: bool,
     start_bitrate_kbps: int | None,
     min_bitrate_kbps: int | None,
+    max_bitrate_kbps: int | None = None,
 ) -> str:
-    """The answer sent to a publisher: Opus FEC and Chromium bitrate hints added (chromium-interop §3.2)."""
+    """The answer sent to a publisher: Opus FEC and Chromium bitrate hints added (chromium-interop §3.2).
+
+    ``max_bitrate_kbps`` caps each video layer of this publisher (``x-google-max-bitrate``, which Chromium
+    applies as its encoder's ceiling, whatever the page asks); the start and minimum hints never exceed it.
+    """
     if opus_inband_fec:
         sdp = add_fmtp(sdp, "opus", {"useinbandfec": 1})
     hints: dict[str, str | int] = {}
+    if max_bitrate_kbps:
+        start_bitrate_kbps = min(start_bitrate_kbps, max_bitrate_kbps) if start_bitrate_kbps else None
+        min_bitrate_kbps = min(min_bitrate_kbps, max_bitrate_kbps) if min_bitrate_kbps else None
     if start_bitrate_kbps:
         hints["x-google-start-bitrate"] = start_bitrate_kbps
     if min_bitrate_kbps:
         hints["x-google-min-bitrate"] = min_bitrate_kbps
+    if max_bitrate_kbps:
+        hints["x-google-max-bitrate"] = max_bitrate_kbps
     return add_fmtp(sdp, video_codec, hints)
 
 

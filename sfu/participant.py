@@ -134,15 +134,19 @@ class Participant:
 
     # --- publishing ---------------------------------------------------------------------------------------
 
-    async def publish_offer(self, sdp: str, names: Mapping[str, str] | None = None) -> str:
+    async def publish_offer(self, sdp: str, names: Mapping[str, str] | None = None,
+                            max_kbps: int | None = None) -> str:
         """Answer a publisher offer (send-only camera/microphone m-lines); returns the answer SDP.
 
         ``names`` maps an m-line ``mid`` to a publication name (default ``video-0``, ``audio-0``, ...);
-        publication ids are ``<participant id>/<name>``.
+        publication ids are ``<participant id>/<name>``. ``max_kbps`` caps each of its video layers
+        (the venue's link budget; Chromium enforces it on its encoder).
 
         Raises ``InvalidSdp``, ``UnsupportedCodec``, ``AlreadyPublishing``, ``NegotiationError``.
         """
         self._check_open()
+        if max_kbps is not None and max_kbps <= 0:
+            raise ValueError("max_kbps must be positive")
         if self._publisher is not None and self._publisher.state not in ("failed", "closed"):
             raise AlreadyPublishing(f"{self.id} already publishes in {self.room.id}")
         description = negotiation.parse_description(sdp)
@@ -219,6 +223,7 @@ class Participant:
             opus_inband_fec=self._options.opus_inband_fec,
             start_bitrate_kbps=self._options.start_bitrate_kbps,
             min_bitrate_kbps=self._options.min_bitrate_kbps,
+            max_bitrate_kbps=max_kbps,
         )
 
     async def unpublish(self) -> None:

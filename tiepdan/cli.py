@@ -232,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     opened.add_argument("--venue", action="append", metavar="ID=NAME",
                         help="a venue of the session, in order (repeat); the first is the main venue")
     opened.add_argument("--main", help="the main venue (the chair's), when not the first --venue")
+    opened.add_argument("--cap", action="append", metavar="ID=KBPS",
+                        help="cap each video layer of a venue at KBPS (repeat); default TIEPDAN_MEDIA_VENUE_MAX_KBPS")
     closed = session_sub.add_parser("close", help="Close the live room of a session.")
     closed.add_argument("room")
     session.set_defaults(func=_cmd_session)

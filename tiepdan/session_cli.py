@@ -7,7 +7,8 @@ configured database, in one transaction; the running server's outbox relay publi
 input is refused, and the command says why.
 
 ``--venue`` is ``id=Name`` (``tien-du=Tiên Du``), repeated in the session's order; the first one is
-the main venue (the chair's venue) unless ``--main`` names another.
+the main venue (the chair's venue) unless ``--main`` names another. ``--cap id=kbps`` caps each video
+layer of that venue (a weak commune link); the others get ``TIEPDAN_MEDIA_VENUE_MAX_KBPS``.
 """
 
 from __future__ import annotations
@@ -42,8 +43,25 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-def parse_venues(items: Sequence[str], main: str | None = None) -> tuple[VenueInfo, ...]:
-    """``["tinh=Tỉnh", "tien-du=Tiên Du"]`` → venues, the main one marked; SessionInputError when refused."""
+def parse_caps(items: Sequence[str]) -> dict[str, int]:
+    """``["tien-du=800"]`` → venue → kbps (the cap of each of its video layers)."""
+    caps: dict[str, int] = {}
+    for item in items:
+        venue, sep, value = item.partition("=")
+        venue = venue.strip()
+        if not sep or not value.strip().isdigit():
+            raise SessionInputError(f"«{item}»: cần dạng mã=kbps, ví dụ tien-du=800")
+        kbps = int(value)
+        if not 100 <= kbps <= 20000:
+            raise SessionInputError(f"«{item}»: giới hạn băng thông phải từ 100 đến 20000 kbps")
+        caps[_check_id(venue, "mã điểm cầu")] = kbps
+    return caps
+
+
+def parse_venues(items: Sequence[str], main: str | None = None,
+                 caps: dict[str, int] | None = None) -> tuple[VenueInfo, ...]:
+    """``["tinh=Tỉnh", "tien-du=Tiên Du"]`` → venues, the main one marked, with their caps (kbps);
+    SessionInputError when refused."""
     if not items:
         raise SessionInputError("cần ít nhất một điểm cầu (--venue mã=Tên)")
     if len(items) > MAX_VENUES:
@@ -63,7 +81,11 @@ def parse_venues(items: Sequence[str], main: str | None = None) -> tuple[VenueIn
     chosen = main if main is not None else ids[0]
     if chosen not in ids:
         raise SessionInputError(f"điểm cầu chính «{chosen}» không có trong danh sách --venue")
-    return tuple(VenueInfo(venue=v, name=n, main=v == chosen) for v, n in pairs)
+    caps = caps or {}
+    unknown = sorted(set(caps) - set(ids))
+    if unknown:
+        raise SessionInputError(f"--cap cho điểm cầu không có trong danh sách --venue: {', '.join(unknown)}")
+    return tuple(VenueInfo(venue=v, name=n, main=v == chosen, max_kbps=caps.get(v)) for v, n in pairs)
 
 
 async def run_session_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,7 +93,7 @@ async def run_session_command(args: argparse.Namespace, settings: Settings) -> i
     try:
         room = _check_id(args.room, "mã phiên")
         if args.session_command == "open":
-            venues = parse_venues(args.venue or [], args.main)
+            venues = parse_venues(args.venue or [], args.main, parse_caps(args.cap or []))
             event: SessionOpened | SessionClosed = SessionOpened(session=room, venues=venues)
         else:
             event = SessionClosed(session=room)

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     ice_servers: str = Field(default="", description="comma-separated stun:/turn: URLs")
     media_host_addresses: str = Field(
         default="", description="comma-separated addresses the SFU offers as ICE host candidates (empty: all)")
+    media_venue_max_kbps: int = Field(default=1500, ge=100, le=20000,
+                                      description="cap of each venue's video layer unless its session says")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 

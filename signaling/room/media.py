@@ -95,6 +95,9 @@ class MediaOptions:
     speaker_interval_s: float = 1.0
     tick_s: float = 0.25
     max_slots: int = 16
+    venue_max_kbps: int | None = 1500
+    """each video layer of a venue is capped at this (the session's ``VenueInfo.max_kbps`` wins): with 9
+    venues each showing 2 large + 6 small pictures, 1500 keeps the hub link under 40 Mbit/s"""
 
 
 class MediaHost(Protocol):
@@ -276,9 +279,12 @@ class MediaPlane:
             holder = mr.publishers.get(venue)
             if holder is not None and holder != participant and holder in mr.sessions:
                 return error(ErrorCode.ALREADY_PUBLISHING, ref=msg.id, detail="another connection publishes")
+            state = self._host.room(room)
+            info = next((v for v in state.venues if v.venue == venue), None) if state is not None else None
+            cap = (info.max_kbps if info is not None and info.max_kbps else None) or self.options.venue_max_kbps
             session = self._session(room, member, peer_id)
             async with session.lock:
-                answer = await session.sfu.publish_offer(msg.sdp, names=msg.tracks)
+                answer = await session.sfu.publish_offer(msg.sdp, names=msg.tracks, max_kbps=cap)
                 mr.publishers[venue] = participant
                 tracks = {pub.mid: pub.name for pub in session.sfu.publications}
             return MediaPublishAnswer(sdp=answer, tracks=tracks)

@@ -128,6 +128,18 @@ def test_publisher_answer_gets_opus_fec_and_bitrate_hints() -> None:
     assert add_fmtp(answer, "opus", {"useinbandfec": 1}) == answer  # idempotent
 
 
+def test_a_venue_cap_becomes_chromiums_max_bitrate_and_bounds_the_start_and_min_hints() -> None:
+    answer = munge_publisher_answer(OFFER, video_codec="VP8", opus_inband_fec=False, start_bitrate_kbps=1500,
+                                    min_bitrate_kbps=500, max_bitrate_kbps=400)
+    assert fmtp_of(answer, "VP8") == {"x-google-start-bitrate": "400", "x-google-min-bitrate": "400",
+                                      "x-google-max-bitrate": "400"}
+    roomy = munge_publisher_answer(OFFER, video_codec="VP8", opus_inband_fec=False, start_bitrate_kbps=1500,
+                                   min_bitrate_kbps=500, max_bitrate_kbps=2500)
+    assert fmtp_of(roomy, "VP8") == {"x-google-start-bitrate": "1500", "x-google-min-bitrate": "500",
+                                     "x-google-max-bitrate": "2500"}
+    parse_description(answer)
+
+
 def test_selftest_passes_on_the_pinned_aiortc() -> None:
     selftest()
     assert sfu.AIORTC_VERSION == "1.16.0"

@@ -31,7 +31,7 @@ ROOM = "phien-2026-12-10"
 VENUES = (
     VenueInfo(venue="tinh", name="Trụ sở Tiếp công dân tỉnh", main=True),
     VenueInfo(venue="tien-du", name="Điểm cầu xã Tiên Du"),
-    VenueInfo(venue="que-vo", name="Điểm cầu phường Quế Võ"),
+    VenueInfo(venue="que-vo", name="Điểm cầu phường Quế Võ", max_kbps=600),  # a weak link, capped
 )
 FAST = RoomOptions(reconnect_grace_s=1.0, sweep_interval_s=0.05, join_timeout_s=2.0, close_timeout_s=1.0)
 

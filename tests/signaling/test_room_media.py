@@ -144,8 +144,9 @@ async def test_large_slots_get_the_high_layer_small_slots_the_low_one_and_switch
         chair = await v.join(Role.CHAIR, "tinh", layers=True)
         b = await v.join(Role.VENUE, "tien-du", layers=True)
         c = await v.join(Role.VENUE, "que-vo", layers=True)
-        for bot in (chair, b, c):
-            await bot.publish()
+        answers = {bot.venue: (await bot.publish())["sdp"] for bot in (chair, b, c)}
+        assert "x-google-max-bitrate=1500" in answers["tinh"]  # the default cap of a venue's video layer
+        assert "x-google-max-bitrate=600" in answers["que-vo"]  # the session's cap for a weak link
         await c.subscribe(video_slots=2, audio_slots=1)
 
         def sizes_since(bot: VenueBot, slot: str, since: float) -> set[tuple[int, int]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.harness import LiveServer
-from tiepdan.session_cli import SessionInputError, parse_venues
+from tiepdan.session_cli import SessionInputError, parse_caps, parse_venues
 
 
 @pytest.mark.unit
@@ -31,6 +31,18 @@ def test_parse_venues_marks_the_main_venue() -> None:
 def test_parse_venues_refuses_bad_input(items: list[str], main: str | None, words: str) -> None:
     with pytest.raises(SessionInputError, match=words):
         parse_venues(items, main)
+
+
+@pytest.mark.unit
+def test_caps_attach_to_their_venues_and_bad_caps_are_refused() -> None:
+    venues = parse_venues(["tinh=Tỉnh", "que-vo=Quế Võ"], caps=parse_caps(["que-vo=600"]))
+    assert [v.max_kbps for v in venues] == [None, 600]
+    for bad, words in (("que-vo", "mã=kbps"), ("que-vo=nhanh", "mã=kbps"), ("que-vo=50", "từ 100"),
+                       ("que-vo=-5", "mã=kbps")):
+        with pytest.raises(SessionInputError, match=words):
+            parse_caps([bad])
+    with pytest.raises(SessionInputError, match="không có trong danh sách"):
+        parse_venues(["tinh=Tỉnh"], caps={"que-vo": 600})
 
 
 @pytest.mark.integration
