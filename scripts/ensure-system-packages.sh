@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need when they are missing (Chromium, ffmpeg, espeak-ng,
-# fonts). Never lets a tool download a browser of its own: Playwright drives /usr/bin/chromium.
+# fonts, nftables). Never lets a tool download a browser of its own: Playwright drives /usr/bin/chromium.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 [ -e /usr/share/fonts/truetype/liberation2 ] || need+=(fonts-liberation2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)  # packet loss on one media leg (browser tests)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "installing Debian packages: ${need[*]}"
 SUDO=""

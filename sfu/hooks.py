@@ -16,7 +16,10 @@ Hooks (all per instance; nothing global is patched):
    connection (Chromium applies each REMB to the whole transport; chromium-interop §3.3).
 4. ``RTCRtpSender._send_keyframe`` is overridden so that a subscriber's PLI/FIR reaches the SFU (on
    the ``pack()`` path aiortc would ignore it).
-5. Public behaviour relied on: ``RTCRtpSender`` calls ``encoder.pack(packet)`` for non-``Frame`` data.
+5. ``RTCRtpReceiver._RTCRtpReceiver__remote_streams`` (SSRC → ``StreamStatistics``) is read for the
+   loss and jitter of the media SSRC: aiortc's ``getStats()`` gives every SSRC of a receiver the same
+   id, so the RTX stream's entry overwrites the media stream's.
+6. Public behaviour relied on: ``RTCRtpSender`` calls ``encoder.pack(packet)`` for non-``Frame`` data.
 
 One process-wide hook, only when ``Options.host_addresses`` is set: ``aioice.ice.get_host_addresses``
 is replaced so that the SFU's ICE agents offer exactly the configured addresses (the public interface
@@ -46,6 +49,7 @@ from sfu.errors import AiortcHookMissing
 AIORTC_VERSION = "1.16.0"
 
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+_STREAMS_ATTR = "_RTCRtpReceiver__remote_streams"
 
 
 class IngestSink(Protocol):
@@ -77,6 +81,16 @@ def install_ingest(receiver: RTCRtpReceiver, sink: IngestSink) -> None:
     if not hasattr(receiver, _JITTER_ATTR):
         raise AiortcHookMissing(f"RTCRtpReceiver has no {_JITTER_ATTR}")
     setattr(receiver, _JITTER_ATTR, _IngestTap(sink))
+
+
+def receive_statistics(receiver: RTCRtpReceiver, ssrc: int | None) -> tuple[int, int, float] | None:
+    """(packets received, packets lost, jitter in timestamp units) of ``ssrc`` as received by ``receiver``
+    (retransmissions arrive on the RTX SSRC, so this is the loss on the link); None before any packet."""
+    streams = getattr(receiver, _STREAMS_ATTR, None)
+    if ssrc is None or not isinstance(streams, dict) or ssrc not in streams:
+        return None
+    stream = streams[ssrc]
+    return int(stream.packets_received), int(stream.packets_lost), float(stream.jitter)
 
 
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:
@@ -139,6 +153,7 @@ def selftest() -> None:
         receiver = RTCRtpReceiver("video", dummy_transport)
         jitter = getattr(receiver, _JITTER_ATTR, None)
         need(callable(getattr(jitter, "add", None)), f"RTCRtpReceiver.{_JITTER_ATTR}.add")
+        need(isinstance(getattr(receiver, _STREAMS_ATTR, None), dict), f"RTCRtpReceiver.{_STREAMS_ATTR}")
     except Exception as exc:  # any failure here means the constructor changed
         problems.append(f"RTCRtpReceiver(kind, transport) constructor ({type(exc).__name__})")
 
@@ -164,6 +179,11 @@ def selftest() -> None:
     for encoder in (Vp8Encoder, H264Encoder, OpusEncoder):
         need(callable(getattr(encoder, "pack", None)), f"{encoder.__name__}.pack")
     need(hasattr(RtpPacket().extensions, "audio_level"), "RtpPacket.extensions.audio_level")
+    from aiortc.rtcrtpreceiver import StreamStatistics
+
+    need("packets_received" in vars(StreamStatistics(90000))
+         and all(isinstance(getattr(StreamStatistics, a, None), property) for a in ("packets_lost", "jitter")),
+         "StreamStatistics.packets_received/packets_lost/jitter")
     need(callable(getattr(aioice.ice, "get_host_addresses", None)), "aioice.ice.get_host_addresses")
 
     if problems:

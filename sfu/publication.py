@@ -194,24 +194,16 @@ class Publication:
         return tap
 
     async def stats(self) -> PublicationStats:
-        """A snapshot; loss and jitter come from the receiver's RTP statistics."""
+        """A snapshot; loss and jitter come from the receiver's RTP statistics of the media SSRC."""
         now = time.monotonic()
         pps, bps = self._packets.rates(now)
         fps, _ = self._frames.rates(now)
         lost = 0
         jitter_ms: float | None = None
-        if not self.closed:
-            try:
-                report = await self._receiver.getStats()
-            except Exception:  # the transport may be closing; stats are best effort
-                report = None
-            if report is not None:
-                for entry in report.values():
-                    if getattr(entry, "type", None) == "inbound-rtp":
-                        lost += int(getattr(entry, "packetsLost", 0) or 0)
-                        jitter = getattr(entry, "jitter", None)
-                        if jitter is not None:
-                            jitter_ms = 1000.0 * float(jitter) / self.clock_rate
+        media = None if self.closed else hooks.receive_statistics(self._receiver, self._ssrc)
+        if media is not None:  # the media SSRC only: its RTX stream is not the link's loss
+            _, lost, jitter = media
+            jitter_ms = 1000.0 * jitter / self.clock_rate
         rtt = self._rtt()
         return PublicationStats(
             publication_id=self.id,

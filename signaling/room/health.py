@@ -71,10 +71,16 @@ class LinkMonitor:
 
 
 class SpeakerTracker:
-    def __init__(self, interval: float) -> None:
+    """The venue speaking loudest, announced at most once per ``interval``; the last speaker stays the
+    active speaker through pauses shorter than ``silence_hold`` (between words, or a beep's gaps) and
+    only then gives way to nobody — so the chair's highlight does not flicker."""
+
+    def __init__(self, interval: float, silence_hold: float = 2.0) -> None:
         self.interval = interval
+        self.silence_hold = silence_hold
         self.current: str | None = None
         self._last_change = float("-inf")
+        self._last_heard = float("-inf")
         self._levels: dict[str, tuple[bool, int]] = {}
 
     def update(self, venue: str, *, speaking: bool, level: int | None = None) -> None:
@@ -91,6 +97,10 @@ class SpeakerTracker:
     def tick(self, now: float) -> tuple[bool, str | None]:
         """``(changed, venue)``: whether to announce a new active speaker now."""
         candidate = self.candidate()
+        if candidate is not None:
+            self._last_heard = now
+        elif self.current is not None and self.current in self._levels and now - self._last_heard < self.silence_hold:
+            candidate = self.current  # a pause: the last speaker keeps the highlight
         if candidate == self.current or now - self._last_change < self.interval:
             return False, self.current
         self.current, self._last_change = candidate, now

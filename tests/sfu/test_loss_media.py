@@ -49,6 +49,11 @@ async def test_opus_survives_5_percent_random_loss_without_stalls(
         # video under the same loss: NACK/RTX or keyframes keep it going, never a corrupt frame
         assert video.frames - start_video >= 0.8 * 15 * 5.0
         assert decode_errors.count == 0
+        # the reported loss is the link's, on the media SSRC (not the RTX stream's, which aiortc's
+        # getStats() would report: both SSRCs share one stats id there)
+        for pub in publisher.publications:
+            stats = await pub.stats()
+            assert 0.035 <= stats.packets_lost / stats.packets <= 0.065, (pub.kind, stats.packets_lost, stats.packets)
     finally:
         await sub_bot.close()
         await pub_bot.close()

@@ -117,7 +117,15 @@ def test_active_speaker_changes_at_most_once_per_interval() -> None:
     assert tracker.tick(1.0) == (True, "b")
     tracker.update("b", speaking=False)
     tracker.update("a", speaking=False)
-    assert tracker.tick(2.5) == (True, None)
+    assert tracker.tick(1.8) == (False, "b")  # a pause between words: b keeps the highlight
+    tracker.update("b", speaking=True, level=10)
+    assert tracker.tick(2.2) == (False, "b")
+    tracker.update("b", speaking=False)
+    assert tracker.tick(4.0) == (False, "b")  # 1.8 s of silence
+    assert tracker.tick(4.3) == (True, None)  # more than 2 s: nobody speaks
+    tracker.update("a", speaking=True, level=20)
+    tracker.forget("a")
+    assert tracker.tick(6.0) == (False, None)
 
 
 def test_sfu_errors_map_to_typed_protocol_errors() -> None:
