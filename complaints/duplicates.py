@@ -7,8 +7,14 @@ Two steps, so that the database never compares a new record with every stored on
    (the prefilter). Keys: the normalised ID number; the folded name tokens in sorted order; and, for
    each name token, that token and each of its one-letter deletions joined with the other tokens (so a
    one-letter typo, a missing diacritic, ``Đ`` written ``D``, spacing, case and word order all still
-   share a key).
-2. :func:`rank` scores the fetched candidates against the new record and returns those above the
+   share a key); and each pair of name tokens with each place the address names (village or street,
+   commune, district, city): namesakes are many, namesakes in one village or commune are few.
+2. The prefilter keeps at most :data:`PREFILTER_LIMIT` of the stored records sharing a key:
+   first those sharing an ID or name key (a record sharing only name pairs in the place has another
+   name and cannot match on it), then the highest sum of :func:`key_weight` over the shared keys,
+   ties by record id. :func:`shortlist` is that rule in Python; the database runs it in SQL, in one
+   pass over the key index however many namesakes there are.
+3. :func:`rank` scores the shortlisted candidates against the new record and returns those above the
    match threshold, best first, each with the reasons (which field matched and how).
 
 Matching rules, in words:
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .enums import LabelledEnum
@@ -40,6 +46,8 @@ from .identity import normalize_id_number
 
 __all__ = [
     "MATCH_THRESHOLD",
+    "PLACE_KEY_PREFIX",
+    "PREFILTER_LIMIT",
     "AdminAlias",
     "AliasTable",
     "Candidate",
@@ -50,13 +58,21 @@ __all__ = [
     "blocking_keys",
     "compare",
     "fold_text",
+    "key_weight",
     "rank",
+    "shortlist",
 ]
 
 MATCH_THRESHOLD = 0.55
 NAME_GATE = 0.75
 _WEIGHTS = {"name": 0.40, "address": 0.25, "respondent": 0.15, "content": 0.20}
 _TYPO_SIMILARITY = 0.8
+PREFILTER_LIMIT = 50
+"""How many stored records the prefilter hands to :func:`rank` at most."""
+PLACE_KEY_PREFIX = "np:"
+_KEY_WEIGHTS = {"id:": 1000, PLACE_KEY_PREFIX: 8}  # by key prefix; every other key weighs 1
+_MAX_KEY_LENGTH = 200  # petitioner_keys.key
+_MAX_PAIRED_TOKENS = 5  # longer names (organisations) pair the whole name with the place
 
 
 # -- records and results --------------------------------------------------------------------------
@@ -130,13 +146,31 @@ class Candidate:
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+class _StripMarks(dict[int, str]):
+    """``str.translate`` table: a character → its compatibility decomposition without combining marks
+    (``đ``/``Đ`` → ``d``/``D``), filled on first sight of each character. Decomposition works character
+    by character and its canonical reordering moves only combining marks, which are dropped: translating
+    a string gives what decomposing the whole string and dropping the marks gives."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        if char in "đĐ":
+            stripped = "d" if char == "đ" else "D"
+        else:
+            stripped = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+        self[code] = stripped
+        return stripped
+
+
+_STRIP_MARKS = _StripMarks()
+
+
 def fold_text(text: str) -> str:
     """Lower-case ASCII skeleton: diacritics removed, ``đ``/``Đ`` → ``d``, punctuation → space, spaces
     collapsed. ``fold_text("  Đặng  THỊ Hồng ") == "dang thi hong"``."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
-    return _NON_WORD.sub(" ", stripped).strip()
+    if not text.isascii():
+        text = text.translate(_STRIP_MARKS)
+    return _NON_WORD.sub(" ", text.lower()).strip()
 
 
 def _soft(text: str) -> str:
@@ -153,12 +187,12 @@ def _within_one_edit(a: str, b: str) -> bool:
     if abs(la - lb) > 1:
         return False
     if la == lb:
-        diffs = [i for i in range(la) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and (
-            a[diffs[1]] == b[diffs[0]]
-        )
+        i = 0
+        while a[i] == b[i]:  # a != b: a difference comes before the end
+            i += 1
+        if a[i + 1 :] == b[i + 1 :]:
+            return True  # one substitution
+        return a[i + 2 :] == b[i + 2 :] and a[i] == b[i + 1] and a[i + 1] == b[i]  # adjacent transposition
     short, long_ = (a, b) if la < lb else (b, a)
     i = 0
     while i < len(short) and short[i] == long_[i]:
@@ -188,6 +222,10 @@ def _fuzzy_dice(a: Sequence[str], b: Sequence[str], strict: bool = False) -> tup
     total = 0.0
     typo = False
     for token in sorted(a, key=len, reverse=True):
+        if token in remaining:  # what the loop below would pick: the first equal word
+            remaining.remove(token)
+            total += 1.0
+            continue
         best, best_index = 0.0, -1
         for index, other in enumerate(remaining):
             similarity = _token_similarity(token, other, strict)
@@ -202,15 +240,28 @@ def _fuzzy_dice(a: Sequence[str], b: Sequence[str], strict: bool = False) -> tup
     return 2.0 * total / (len(a) + len(b)), typo
 
 
-def _compare_text(field_: MatchField, left: str, right: str, tokens_left: Sequence[str],
-                  tokens_right: Sequence[str]) -> FieldMatch | None:
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A field's text with the forms the comparison looks at, computed once per record."""
+
+    stripped: str
+    soft: str
+    tokens: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str, tokens: Sequence[str]) -> _Text:
+        return cls(text.strip(), _soft(text), tuple(tokens))
+
+
+def _compare_text(field_: MatchField, left: _Text, right: _Text) -> FieldMatch | None:
+    tokens_left, tokens_right = left.tokens, right.tokens
     if not tokens_left or not tokens_right:
         return None
-    if left.strip() == right.strip():
+    if left.stripped == right.stripped:
         return FieldMatch(field_, MatchHow.EXACT, 1.0)
-    if _soft(left) == _soft(right):
+    if left.soft == right.soft:
         return FieldMatch(field_, MatchHow.CASE_SPACING, 1.0)
-    if list(tokens_left) == list(tokens_right):
+    if tokens_left == tokens_right:
         return FieldMatch(field_, MatchHow.DIACRITICS, 1.0)
     if sorted(tokens_left) == sorted(tokens_right):
         return FieldMatch(field_, MatchHow.WORD_ORDER, 1.0)
@@ -340,15 +391,6 @@ class AliasTable:
 _EMPTY_ALIASES = AliasTable()
 
 
-def _drop_abolished_districts(left: list[_Part], right: list[_Part]) -> tuple[list[_Part], list[_Part]]:
-    """District-level parts are dropped when both addresses name a commune: the district level was
-    abolished in 2025 and the commune identifies the place. When one side gives only the old district,
-    both keep it so that the district can be compared."""
-    if any(p.level == _COMMUNE for p in left) and any(p.level == _COMMUNE for p in right):
-        return [p for p in left if p.level != _DISTRICT], [p for p in right if p.level != _DISTRICT]
-    return left, right
-
-
 def _address_groups(parts: Sequence[_Part]) -> dict[str, list[str]]:
     groups: dict[str, set[str]] = {}
     for part in parts:
@@ -364,10 +406,10 @@ def _address_groups(parts: Sequence[_Part]) -> dict[str, list[str]]:
     return {group: sorted(tokens) for group, tokens in groups.items()}
 
 
-def _address_similarity(left: Sequence[_Part], right: Sequence[_Part]) -> tuple[float, bool]:
+def _address_similarity(gl: Mapping[str, list[str]], gr: Mapping[str, list[str]]) -> tuple[float, bool]:
     """Hierarchical: the unit (commune, else old district) must agree before the village counts;
-    the village, street and house number then decide within the unit."""
-    gl, gr = _address_groups(left), _address_groups(right)
+    the village, street and house number then decide within the unit. ``gl``/``gr``: the addresses'
+    :func:`_address_groups`."""
     specific: tuple[float, bool] | None = None
     if "specific" in gl and "specific" in gr:
         specific = _fuzzy_dice(gl["specific"], gr["specific"], strict=True)
@@ -388,30 +430,69 @@ def _address_similarity(left: Sequence[_Part], right: Sequence[_Part]) -> tuple[
     return _fuzzy_dice(tokens_left, tokens_right, strict=True)
 
 
-def _compare_addresses(left: str, right: str, aliases: AliasTable) -> FieldMatch | None:
-    parts_left, parts_right = _parse_address(left), _parse_address(right)
-    if not parts_left or not parts_right:
+@dataclass(frozen=True, slots=True)
+class _Address:
+    """An address parsed once per record, with its parts after the alias table and their groups."""
+
+    stripped: str
+    soft: str
+    folded: str
+    parts: list[_Part]
+    aliased: list[_Part]
+    changed: bool  # the alias table rewrote a part
+    _groups: dict[tuple[bool, bool], dict[str, list[str]]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, text: str, aliases: AliasTable) -> _Address:
+        parts = _parse_address(text)
+        aliased, changed = aliases.resolve(parts) if parts else (parts, False)
+        return cls(text.strip(), _soft(text), fold_text(text), parts, aliased, changed)
+
+    def has_commune(self, aliased: bool) -> bool:
+        return any(p.level == _COMMUNE for p in (self.aliased if aliased else self.parts))
+
+    def groups(self, aliased: bool, drop_districts: bool) -> dict[str, list[str]]:
+        """The groups of the parts (after the alias table when ``aliased``), without the district-level
+        parts when ``drop_districts``."""
+        cached = self._groups.get((aliased, drop_districts))
+        if cached is None:
+            parts = self.aliased if aliased else self.parts
+            if drop_districts:
+                parts = [p for p in parts if p.level != _DISTRICT]
+            cached = self._groups[(aliased, drop_districts)] = _address_groups(parts)
+        return cached
+
+
+def _address_pair_similarity(left: _Address, left_aliased: bool, right: _Address,
+                             right_aliased: bool) -> tuple[float, bool]:
+    """District-level parts are dropped when both addresses name a commune: the district level was
+    abolished in 2025 and the commune identifies the place. When one side gives only the old district,
+    both keep it so that the district can be compared."""
+    drop = left.has_commune(left_aliased) and right.has_commune(right_aliased)
+    return _address_similarity(left.groups(left_aliased, drop), right.groups(right_aliased, drop))
+
+
+def _compare_addresses(left: _Address, right: _Address) -> FieldMatch | None:
+    if not left.parts or not right.parts:
         return None
-    if left.strip() == right.strip():
+    if left.stripped == right.stripped:
         return FieldMatch(MatchField.ADDRESS, MatchHow.EXACT, 1.0)
-    if _soft(left) == _soft(right):
+    if left.soft == right.soft:
         return FieldMatch(MatchField.ADDRESS, MatchHow.CASE_SPACING, 1.0)
-    raw_similarity, raw_typo = _address_similarity(*_drop_abolished_districts(parts_left, parts_right))
-    aliased_left, changed_left = aliases.resolve(parts_left)
-    aliased_right, changed_right = aliases.resolve(parts_right)
+    raw_similarity, raw_typo = _address_pair_similarity(left, False, right, False)
     # Old names are translated on one side at a time: two old addresses in different old communes stay
     # different even when both communes were merged into one.
     similarity, typo = max(
-        _address_similarity(*_drop_abolished_districts(aliased_left, parts_right)),
-        _address_similarity(*_drop_abolished_districts(parts_left, aliased_right)),
+        _address_pair_similarity(left, True, right, False),
+        _address_pair_similarity(left, False, right, True),
     )
-    changed = changed_left or changed_right
+    changed = left.changed or right.changed
     if changed and similarity > raw_similarity + 1e-9:
         how = MatchHow.ADMIN_ALIAS
     else:
         similarity, typo = max((similarity, typo), (raw_similarity, raw_typo))
         if similarity >= 1.0 - 1e-9:
-            how = MatchHow.DIACRITICS if fold_text(left) == fold_text(right) else MatchHow.WORD_ORDER
+            how = MatchHow.DIACRITICS if left.folded == right.folded else MatchHow.WORD_ORDER
         elif typo and similarity >= 0.85:
             how = MatchHow.TYPO
         else:
@@ -450,11 +531,11 @@ def _content_tokens(text: str) -> list[str]:
     return sorted({t for t in fold_text(text).split() if t not in _STOPWORDS and len(t) > 1})
 
 
-def _compare_content(left: str, right: str) -> FieldMatch | None:
-    tokens_left, tokens_right = _content_tokens(left), _content_tokens(right)
+def _compare_content(left: _Text, right: _Text) -> FieldMatch | None:
+    tokens_left, tokens_right = left.tokens, right.tokens
     if not tokens_left or not tokens_right:
         return None
-    if _soft(left) == _soft(right):
+    if left.soft == right.soft:
         return FieldMatch(MatchField.CONTENT, MatchHow.EXACT, 1.0)
     common = len(set(tokens_left) & set(tokens_right))
     similarity = 2.0 * common / (len(tokens_left) + len(tokens_right))
@@ -465,8 +546,8 @@ def _compare_content(left: str, right: str) -> FieldMatch | None:
 # -- identity -------------------------------------------------------------------------------------
 
 
-def _compare_ids(left: str, right: str) -> FieldMatch | None:
-    a, b = normalize_id_number(left), normalize_id_number(right)
+def _compare_ids(a: str, b: str) -> FieldMatch | None:
+    """``a`` and ``b`` are normalised ID numbers (empty: none)."""
     if not a or not b:
         return None
     if a == b:
@@ -485,9 +566,25 @@ def _name_tokens(name: str) -> list[str]:
     return fold_text(name).split()
 
 
+_PLACE_LEVELS = frozenset({_VILLAGE, _STREET, _COMMUNE, _DISTRICT, _CITY})
+
+
+def _places(address: str) -> list[str]:
+    """The folded names of the parts of ``address`` that place a person: village or street, commune,
+    district, city (not the province: it holds everyone). All levels give the same kind of key: after the
+    2025 reform one person's address is written with the old or the new commune, or with the old district
+    or city only, and the village or street stays; a merged commune often took its old district's name.
+    A bare house number places nobody."""
+    return sorted({p.name for p in _parse_address(address)
+                   if p.level in _PLACE_LEVELS and not p.name.replace(" ", "").isdigit()})
+
+
 def blocking_keys(record: IntakeRecord) -> frozenset[str]:
     """Keys for the database prefilter; two records that :func:`rank` may match share at least one
-    key, except when the name has more than one typo and no ID is shared (documented limit)."""
+    key, except when the name has more than one typo and no ID is shared (documented limit).
+
+    Keys longer than the database column (:data:`_MAX_KEY_LENGTH`) are left out; a name that long
+    still has its shorter keys."""
     keys: set[str] = set()
     number = normalize_id_number(record.id_number)
     if number:
@@ -503,22 +600,74 @@ def blocking_keys(record: IntakeRecord) -> frozenset[str]:
             for variant in variants:
                 if variant:
                     keys.add(f"nd:{variant}|{rest}")
-    return frozenset(keys)
+        places = _places(record.address)
+        if places:
+            distinct = sorted(set(tokens))
+            if len(distinct) == 1 or len(distinct) > _MAX_PAIRED_TOKENS:
+                parts = ["-".join(distinct)]
+            else:
+                parts = [f"{a}-{b}" for i, a in enumerate(distinct) for b in distinct[i + 1 :]]
+            keys.update(f"{PLACE_KEY_PREFIX}{part}|{place}" for part in parts for place in places)
+    return frozenset(k for k in keys if len(k) <= _MAX_KEY_LENGTH)
+
+
+def key_weight(key: str) -> int:
+    """The prefilter's weight of a shared key: an ID 1000, a name pair in the same place 8, any other
+    name key 1 (the same whole name shares 15–20 keys, a one-letter typo one or two)."""
+    return _KEY_WEIGHTS.get(key[: key.find(":") + 1], 1)
+
+
+def shortlist(
+    query_keys: Collection[str], stored: Iterable[tuple[str, Collection[str]]], limit: int = PREFILTER_LIMIT
+) -> list[str]:
+    """The prefilter's rule, as the database runs it: the ids of the ``stored`` records (id, keys) that
+    share a key with ``query_keys``; those sharing a key other than a place key first, then by the sum of
+    :func:`key_weight` over the shared keys, highest first; ties by id; at most ``limit``."""
+    wanted = set(query_keys)
+    scored = []
+    for record_id, keys in stored:
+        shared = wanted.intersection(keys)
+        if shared:
+            named = any(not k.startswith(PLACE_KEY_PREFIX) for k in shared)
+            scored.append((not named, -sum(key_weight(k) for k in shared), record_id))
+    return [record_id for *_, record_id in sorted(scored)[:limit]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Forms:
+    """What :func:`compare` looks at in one record, folded and parsed once (the query of :func:`rank`
+    is compared with every candidate)."""
+
+    record_id: str
+    id_number: str
+    name: _Text
+    address: _Address
+    respondent: _Text
+    content: _Text
+
+    @classmethod
+    def of(cls, record: IntakeRecord, aliases: AliasTable) -> _Forms:
+        return cls(
+            record.record_id,
+            normalize_id_number(record.id_number),
+            _Text.of(record.full_name, _name_tokens(record.full_name)),
+            _Address.of(record.address, aliases),
+            _Text.of(record.respondent, _respondent_tokens(record.respondent)),
+            _Text.of(record.content, _content_tokens(record.content)),
+        )
 
 
 def compare(query: IntakeRecord, candidate: IntakeRecord, aliases: AliasTable = _EMPTY_ALIASES) -> Candidate:
     """Score ``candidate`` against ``query`` with the reasons (see the module doc for the rules)."""
+    return _compare(_Forms.of(query, aliases), _Forms.of(candidate, aliases))
+
+
+def _compare(query: _Forms, candidate: _Forms) -> Candidate:
     reasons: list[FieldMatch] = []
     id_match = _compare_ids(query.id_number, candidate.id_number)
-    name = _compare_text(
-        MatchField.NAME, query.full_name, candidate.full_name,
-        _name_tokens(query.full_name), _name_tokens(candidate.full_name),
-    )  # fmt: skip
-    address = _compare_addresses(query.address, candidate.address, aliases)
-    respondent = _compare_text(
-        MatchField.RESPONDENT, query.respondent, candidate.respondent,
-        _respondent_tokens(query.respondent), _respondent_tokens(candidate.respondent),
-    )  # fmt: skip
+    name = _compare_text(MatchField.NAME, query.name, candidate.name)
+    address = _compare_addresses(query.address, candidate.address)
+    respondent = _compare_text(MatchField.RESPONDENT, query.respondent, candidate.respondent)
     content = _compare_content(query.content, candidate.content)
     base = 0.0
     for key, match in (("name", name), ("address", address), ("respondent", respondent), ("content", content)):
@@ -560,8 +709,11 @@ def rank(
 
     The query itself (same ``record_id``) is skipped.
     """
+    prepared = _Forms.of(query, aliases)
     scored = [
-        compare(query, candidate, aliases) for candidate in candidates if candidate.record_id != query.record_id
+        _compare(prepared, _Forms.of(candidate, aliases))
+        for candidate in candidates
+        if candidate.record_id != query.record_id
     ]
     kept = sorted((c for c in scored if c.score >= threshold), key=lambda c: (-c.score, c.record_id))
     return kept[:limit] if limit is not None else kept

@@ -2,7 +2,8 @@
 intake (exact on the personal ID, fuzzy on name, address, respondent and content).
 
 Open petitioners are stored in clear with their blocking keys (``petitioner_keys``) so the duplicate
-check prefilters in the database and ranks a few hundred rows at most in Python
+check prefilters in the database (the :data:`~complaints.duplicates.PREFILTER_LIMIT` petitioners sharing
+the most weighted keys, counted in SQL) and ranks only those in Python
 (:func:`complaints.duplicates.rank`). A sealed petitioner (a denouncer) has no clear identity and
 no blocking keys: only the HMAC blind index of the ID number finds it, and the candidate shows the
 pseudonymous handle, never a name.
@@ -14,22 +15,31 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CompoundSelect, RowMapping, Select, func, select, union
+from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from evidence import Keyring
 from signaling.grants import Grant
 
-from .duplicates import Candidate, IntakeRecord, blocking_keys, fold_text, rank
+from .duplicates import (
+    PLACE_KEY_PREFIX,
+    PREFILTER_LIMIT,
+    Candidate,
+    IntakeRecord,
+    blocking_keys,
+    fold_text,
+    key_weight,
+    rank,
+)
 from .enums import PetitionerType
 from .identity import normalize_id_number
 from .tables import cases, petition_parties, petitioner_keys, petitioners, petitions, respondents
 from .vault import Identity, blind_index, new_handle, seal_identity
 
 __all__ = ["NewPetitioner", "register_petitioner", "DuplicateCandidate", "find_duplicates"]
-
-_PREFILTER_LIMIT = 400
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,8 @@ async def register_petitioner(
         old_province_code=data.old_province_code, old_district_code=data.old_district_code,
         old_commune_code=data.old_commune_code, organisation_name=data.organisation_name, created_at=now,
     ))
-    keys = blocking_keys(IntakeRecord(pid, full_name=data.full_name, id_number=number or ""))
+    keys = blocking_keys(IntakeRecord(pid, full_name=data.full_name, id_number=number or "",
+                                      address=data.address_detail or ""))
     if keys:
         await conn.execute(petitioner_keys.insert(), [{"petitioner_id": pid, "key": k} for k in sorted(keys)])
     return pid
@@ -104,27 +115,29 @@ class DuplicateCandidate:
 async def find_duplicates(
     conn: AsyncConnection, keyring: Keyring, query: IntakeRecord, *, limit: int = 5
 ) -> list[DuplicateCandidate]:
-    """The best ``limit`` existing petitioners (with their latest case) that may be ``query``."""
-    keys = sorted(blocking_keys(query))
-    ids: set[str] = set()
-    if keys:
-        rows = await conn.execute(
-            select(petitioner_keys.c.petitioner_id).where(petitioner_keys.c.key.in_(keys)).distinct()
-            .limit(_PREFILTER_LIMIT)
-        )
-        ids |= {r[0] for r in rows}
+    """The best ``limit`` existing petitioners (with their latest case) that may be ``query``.
+
+    One query whatever the number of namesakes: the shortlist (:func:`_shortlist_query`) and the
+    petitioners sharing the ID number's blind index, with each one's cases and their respondents."""
     number = normalize_id_number(query.id_number) if query.id_number else ""
+    wanted = []
+    keys = blocking_keys(query)
+    if keys:
+        shortlisted = _shortlist_query(keys, PREFILTER_LIMIT).subquery()
+        wanted.append(select(shortlisted.c.petitioner_id))
     if number:
-        rows = await conn.execute(
-            select(petitioners.c.id).where(petitioners.c.id_blind_index == blind_index(keyring, number))
-        )
-        ids |= {r[0] for r in rows}
-    if not ids:
+        wanted.append(select(petitioners.c.id).where(petitioners.c.id_blind_index == blind_index(keyring, number)))
+    if not wanted:
         return []
-    people = (await conn.execute(select(petitioners).where(petitioners.c.id.in_(ids)))).mappings().all()
-    latest = await _latest_cases(conn, ids)
+    people: dict[str, RowMapping] = {}
+    latest: dict[str, _LatestCase] = {}
+    for row in (await conn.execute(_candidates_query(union(*wanted) if len(wanted) > 1 else wanted[0]))).mappings():
+        people[row["id"]] = row
+        if row["case_id"] is not None:  # ordered by creation: the last one wins
+            latest[row["id"]] = _LatestCase(row["case_id"], row["case_tracking_code"], row["case_summary"],
+                                            row["case_respondents"] or "")
     records: list[IntakeRecord] = []
-    for p in people:
+    for p in people.values():
         case = latest.get(p["id"])
         if p["sealed"]:
             # Only the blind index brought it here: it shares the query's ID number, nothing else shows.
@@ -134,10 +147,9 @@ async def find_duplicates(
                                         address=p["address_detail"] or "",
                                         respondent=case.respondents if case else "",
                                         content=case.summary if case else ""))
-    by_id = {p["id"]: p for p in people}
     result = []
     for cand in rank(query, records, limit=limit):
-        p = by_id[cand.record_id]
+        p = people[cand.record_id]
         case = latest.get(p["id"])
         result.append(DuplicateCandidate(
             candidate=cand, petitioner_id=p["id"], display_name=p["handle"] if p["sealed"] else p["full_name"],
@@ -154,22 +166,56 @@ class _LatestCase:
     respondents: str
 
 
-async def _latest_cases(conn: AsyncConnection, petitioner_ids: set[str]) -> dict[str, _LatestCase]:
-    """petitioner id → its latest case (with its respondents' names joined), in two queries."""
-    rows = (await conn.execute(
-        select(petition_parties.c.petitioner_id, cases.c.id, cases.c.tracking_code, cases.c.summary)
-        .join(petitions, petitions.c.id == petition_parties.c.petition_id)
-        .join(cases, cases.c.id == petitions.c.case_id)
-        .where(petition_parties.c.petitioner_id.in_(petitioner_ids))
-        .order_by(cases.c.created_at)
-    )).all()
-    latest = {pid: (case_id, code, summary) for pid, case_id, code, summary in rows}  # the last one wins
-    names: dict[str, list[str]] = {}
-    case_ids = {c for c, _, _ in latest.values()}
-    if case_ids:
-        for case_id, name in await conn.execute(
-            select(respondents.c.case_id, respondents.c.name).where(respondents.c.case_id.in_(case_ids))
-        ):
-            names.setdefault(case_id, []).append(name)
-    return {pid: _LatestCase(c, code, summary, "; ".join(names.get(c, [])))
-            for pid, (c, code, summary) in latest.items()}
+def _shortlist_query(keys: frozenset[str], limit: int) -> Select[str]:
+    """The ids of the open petitioners sharing the most weighted blocking keys with the query, counted
+    in SQL by the rule of :func:`complaints.duplicates.shortlist`: one pass over the covering index
+    ``(key, petitioner_id)``, whatever the number of namesakes."""
+    by_weight: dict[int, list[str]] = {}
+    for key in sorted(keys):
+        by_weight.setdefault(key_weight(key), []).append(key)
+    column = petitioner_keys.c.key
+    weights = [(column.in_(group), weight) for weight, group in sorted(by_weight.items(), reverse=True) if weight != 1]
+    score = func.sum(sql_case(*weights, else_=1)) if weights else func.count()
+    order = [score.desc(), petitioner_keys.c.petitioner_id]
+    place_keys = sorted(k for k in keys if k.startswith(PLACE_KEY_PREFIX))
+    if place_keys:  # sharing only place keys (another name in the same place) comes last
+        order.insert(0, func.max(sql_case((column.in_(place_keys), 0), else_=1)).desc())
+    return (
+        select(petitioner_keys.c.petitioner_id)
+        .where(column.in_(sorted(keys)))
+        .group_by(petitioner_keys.c.petitioner_id)
+        .order_by(*order)
+        .limit(limit)
+    )
+
+
+async def _shortlist(conn: AsyncConnection, keys: frozenset[str], limit: int = PREFILTER_LIMIT) -> list[str]:
+    """The shortlist alone, in its order (for tests and measurements)."""
+    if not keys:
+        return []
+    return [r[0] for r in await conn.execute(_shortlist_query(keys, limit))]
+
+
+def _candidates_query(ids: Select[str] | CompoundSelect[str]) -> Select[Any]:
+    """The petitioners whose id ``ids`` selects, one row per petitioner and case (a petitioner without a
+    case: one row with a null case), oldest case first, with the case's respondents' names joined."""
+    names = (
+        select(func.aggregate_strings(respondents.c.name, "; "))
+        .where(respondents.c.case_id == cases.c.id)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            petitioners.c.id, petitioners.c.sealed, petitioners.c.handle, petitioners.c.full_name,
+            petitioners.c.id_number, petitioners.c.address_detail,
+            cases.c.id.label("case_id"), cases.c.tracking_code.label("case_tracking_code"),
+            cases.c.summary.label("case_summary"), names.label("case_respondents"),
+        )
+        .select_from(
+            petitioners.outerjoin(petition_parties, petition_parties.c.petitioner_id == petitioners.c.id)
+            .outerjoin(petitions, petitions.c.id == petition_parties.c.petition_id)
+            .outerjoin(cases, cases.c.id == petitions.c.case_id)
+        )
+        .where(petitioners.c.id.in_(ids))
+        .order_by(petitioners.c.id, cases.c.created_at, cases.c.id)
+    )

@@ -256,6 +256,8 @@ audit_events = Table(
 )
 
 Index("ix_cases_status_kind", cases.c.status, cases.c.kind)
+# A petitioner's cases (the duplicate check shows each candidate's latest case).
+Index("ix_petition_parties_petitioner_id", petition_parties.c.petitioner_id)
 UniqueConstraint(reception_entries.c.case_id, reception_entries.c.nth, name="uq_reception_entries_case_nth")
 
 # The head of the audit chain: one row, locked by every append (a row lock on PostgreSQL, the write
@@ -271,11 +273,13 @@ __all__ += ["audit_head"]
 
 # Blocking keys of open (not sealed) petitioners for the duplicate prefilter (complaints.duplicates).
 # Sealed petitioners have none: they are found only through ``petitioners.id_blind_index``.
+# The index on (key, petitioner_id) covers the prefilter: it counts shared keys per petitioner from the
+# index alone (index-only scan on PostgreSQL, covering index on SQLite).
 petitioner_keys = Table(
     "petitioner_keys", metadata,
     Column("petitioner_id", String(ID), ForeignKey("petitioners.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(200), primary_key=True),
-    Index("ix_petitioner_keys_key", "key"),
+    Index("ix_petitioner_keys_key_petitioner_id", "key", "petitioner_id"),
 )
 __all__ += ["petitioner_keys"]
 
