@@ -36,10 +36,13 @@ Everything here is pure; nothing is logged (records hold personal data).
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 
 from .enums import LabelledEnum
 from .identity import normalize_id_number
@@ -50,6 +53,7 @@ __all__ = [
     "PREFILTER_LIMIT",
     "AdminAlias",
     "AliasTable",
+    "default_aliases",
     "Candidate",
     "FieldMatch",
     "IntakeRecord",
@@ -389,6 +393,14 @@ class AliasTable:
 
 
 _EMPTY_ALIASES = AliasTable()
+
+
+@functools.lru_cache(maxsize=1)
+def default_aliases() -> AliasTable:
+    """The aliases shipped with the package (``complaints/data/admin_aliases.json``: the 2025 merger of
+    provinces, Nghị quyết 202/2025/QH15); a province adds its communes' resolution to that file."""
+    text = resources.files("complaints").joinpath("data/admin_aliases.json").read_text("utf-8")
+    return AliasTable.from_rows(json.loads(text)["aliases"])
 
 
 def _address_groups(parts: Sequence[_Part]) -> dict[str, list[str]]:

@@ -27,9 +27,11 @@ from signaling.grants import Grant
 from .duplicates import (
     PLACE_KEY_PREFIX,
     PREFILTER_LIMIT,
+    AliasTable,
     Candidate,
     IntakeRecord,
     blocking_keys,
+    default_aliases,
     fold_text,
     key_weight,
     rank,
@@ -113,7 +115,8 @@ class DuplicateCandidate:
 
 
 async def find_duplicates(
-    conn: AsyncConnection, keyring: Keyring, query: IntakeRecord, *, limit: int = 5
+    conn: AsyncConnection, keyring: Keyring, query: IntakeRecord, *, limit: int = 5,
+    aliases: AliasTable | None = None,
 ) -> list[DuplicateCandidate]:
     """The best ``limit`` existing petitioners (with their latest case) that may be ``query``.
 
@@ -148,7 +151,7 @@ async def find_duplicates(
                                         respondent=case.respondents if case else "",
                                         content=case.summary if case else ""))
     result = []
-    for cand in rank(query, records, limit=limit):
+    for cand in rank(query, records, limit=limit, aliases=aliases if aliases is not None else default_aliases()):
         p = people[cand.record_id]
         case = latest.get(p["id"])
         result.append(DuplicateCandidate(

@@ -22,6 +22,7 @@ from complaints.duplicates import (
     MatchHow,
     blocking_keys,
     compare,
+    default_aliases,
     fold_text,
     key_weight,
     rank,
@@ -154,6 +155,24 @@ def test_reasons_say_how_each_field_matched() -> None:
     assert all(r.label_vi.startswith(r.field.label_vi) for r in candidate.reasons)
     # Without the alias table the old and new commune do not match.
     assert compare(b, a).score < candidate.score
+
+
+def test_the_shipped_aliases_map_every_province_merged_in_2025_to_its_new_province() -> None:
+    table = default_aliases()
+    assert len(table.aliases) == 29  # 63 provinces became 34
+    assert {a.source for a in table.aliases} == {"Nghị quyết 202/2025/QH15"}
+    # an old petition that names only its province, and the same person's new one
+    for old_place, new_place in (("tỉnh Bắc Giang", "tỉnh Bắc Ninh"),
+                                 ("tỉnh Bà Rịa - Vũng Tàu", "thành phố Hồ Chí Minh"),
+                                 ("tinh Hau Giang", "TP Cần Thơ")):
+        old = IntakeRecord("old", "Trần Thị Mai", "", old_place, "", "Khiếu nại về thu hồi đất")
+        new = IntakeRecord("new", "Tran Thi Mai", "", new_place, "", "Khiếu nại thu hồi đất")
+        candidate = compare(new, old, table)
+        assert {r.field: r.how for r in candidate.reasons}[MatchField.ADDRESS] is MatchHow.ADMIN_ALIAS, old_place
+        assert compare(new, old).score < candidate.score
+    unrelated = IntakeRecord("far", "Tran Thi Mai", "", "tỉnh Phú Thọ", "", "Khiếu nại thu hồi đất")
+    old = IntakeRecord("old", "Trần Thị Mai", "", "tỉnh Bắc Giang", "", "Khiếu nại về thu hồi đất")
+    assert compare(unrelated, old, table).score == compare(unrelated, old).score
 
 
 def test_rank_orders_best_first_skips_the_query_and_respects_the_limit() -> None:
