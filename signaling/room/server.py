@@ -129,6 +129,9 @@ class RoomServer:
         if self.media is not None:
             await self.media.start()  # the SFU self-test: fail fast when aiortc changed
         now = self.clock()
+        for sub, until in (await self._store.load_disabled(time.time())).items():
+            # remembered for what is left of its time (the sweep counts from the moment of disabling)
+            self._disabled[sub] = now - max(0.0, self.options.disabled_memory_s - (until - time.time()))
         for record in await self._store.load_all():
             state = Room.restore(record, now)
             self._rooms[record.room] = _LiveRoom(state, saved_version=record.version)
@@ -209,6 +212,10 @@ class RoomServer:
 
     async def disable_user(self, sub: str) -> None:
         self._disabled[sub] = self.clock()
+        try:  # remembered across a restart of this node (Redis), not only in this process
+            await self._store.remember_disabled(sub, time.time() + self.options.disabled_memory_s)
+        except StoreError:
+            log.exception("disabled account not stored", extra={"ctx": {"code": "store_error"}})
         for live in list(self._rooms.values()):
             async with live.lock:
                 await self._apply(live, live.state.disable(sub, self.clock()))

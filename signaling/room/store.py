@@ -29,6 +29,13 @@ class RoomStore(Protocol):
 
     async def delete(self, room: str) -> None: ...
 
+    async def remember_disabled(self, sub: str, until: float) -> None:
+        """Keep that the account ``sub`` is disabled until ``until`` (epoch seconds): after a restart, a
+        token it still holds must not let it in."""
+
+    async def load_disabled(self, now: float) -> dict[str, float]:
+        """Accounts disabled and still remembered at ``now`` → until when."""
+
     async def close(self) -> None: ...
 
     @property
@@ -40,6 +47,7 @@ class MemoryRoomStore:
 
     def __init__(self) -> None:
         self._records: dict[str, str] = {}
+        self._disabled: dict[str, float] = {}
         self._closed = False
 
     @property
@@ -61,6 +69,15 @@ class MemoryRoomStore:
     async def delete(self, room: str) -> None:
         self._check()
         self._records.pop(room, None)
+
+    async def remember_disabled(self, sub: str, until: float) -> None:
+        self._check()
+        self._disabled[sub] = max(until, self._disabled.get(sub, until))
+
+    async def load_disabled(self, now: float) -> dict[str, float]:
+        self._check()
+        self._disabled = {sub: until for sub, until in self._disabled.items() if until > now}
+        return dict(self._disabled)
 
     async def close(self) -> None:
         self._closed = True
@@ -90,6 +107,10 @@ class RedisRoomStore:
     @property
     def _index(self) -> str:
         return f"{self._prefix}rooms"
+
+    @property
+    def _disabled_key(self) -> str:
+        return f"{self._prefix}disabled-accounts"
 
     def _check(self) -> None:
         if self._closed:
@@ -134,6 +155,24 @@ class RedisRoomStore:
                 await pipe.execute()
         except RedisError as exc:
             raise StoreError(f"cannot delete room {room}") from exc
+
+    async def remember_disabled(self, sub: str, until: float) -> None:
+        self._check()
+        try:  # a sorted set scored by expiry: GT keeps the later expiry when disabled twice
+            await self._redis.zadd(self._disabled_key, {sub: until}, gt=True)
+        except RedisError as exc:
+            raise StoreError("cannot remember a disabled account") from exc
+
+    async def load_disabled(self, now: float) -> dict[str, float]:
+        self._check()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(self._disabled_key, "-inf", now)
+                pipe.zrangebyscore(self._disabled_key, now, "+inf", withscores=True)
+                _, rows = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError("cannot load disabled accounts") from exc
+        return {(m.decode() if isinstance(m, bytes) else str(m)): float(score) for m, score in rows}
 
     async def close(self) -> None:
         if self._closed:

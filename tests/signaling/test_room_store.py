@@ -38,6 +38,12 @@ async def check_store_contract(store: RoomStore) -> None:
     assert await store.load_all() == [changed]
     restored = Room.restore(changed, 50)
     assert restored.floor == "tinh" and restored.hands == ["pa"] and restored.locked and restored.lobby == ["pb"]
+    await store.remember_disabled("user:1", 1000.0)
+    await store.remember_disabled("user:2", 2000.0)
+    await store.remember_disabled("user:2", 1500.0)  # disabled again: the later expiry stays
+    assert await store.load_disabled(900.0) == {"user:1": 1000.0, "user:2": 2000.0}
+    assert await store.load_disabled(1200.0) == {"user:2": 2000.0}  # user:1 forgotten after its time
+    assert await store.load_disabled(900.0) == {"user:2": 2000.0}
     await store.close()
     await store.close()
     assert store.closed

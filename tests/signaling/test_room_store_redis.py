@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import websockets
 from redis.asyncio import Redis
 
 from signaling.room import RedisRoomStore, StoreError
@@ -24,6 +25,12 @@ async def test_redis_store_keeps_keys_under_its_prefix_and_reports_a_malformed_r
     try:
         keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
         assert keys == [f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
+        await store.remember_disabled("user:9", 4102444800.0)
+        keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
+        assert keys == [f"{redis_prefix}disabled-accounts", f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
+        await client.delete(f"{redis_prefix}disabled-accounts")
+        keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
+        assert keys == [f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
         await client.set(f"{redis_prefix}room:r1", "{broken")
         with pytest.raises(StoreError):
             await store.load_all()
@@ -39,3 +46,25 @@ async def test_redis_outage_is_a_store_error() -> None:
             await store.save(sample_record("r1"))
     finally:
         await store.close()
+
+
+async def test_a_disabled_account_stays_refused_after_the_node_restarts(redis_base_url: str, redis_prefix: str) -> None:
+    from evidence import Keyring
+    from signaling.events import UserDisabled
+    from signaling.grants import Role
+
+    from .room_harness import running_server
+    from .test_room_ws import refused
+
+    keyring = Keyring.generate(dev=True)
+    async with running_server(store=RedisRoomStore.connect(redis_base_url, redis_prefix), keyring=keyring) as h:
+        token = h.token(Role.VENUE, venue="tien-du", sub="user:42")
+        await h.bus.publish(UserDisabled(user="user:42"))
+        assert await refused(h, token) == (403, "account_disabled")
+    # a new process: the memory of the old one is gone, the store remembers
+    async with running_server(store=RedisRoomStore.connect(redis_base_url, redis_prefix), keyring=keyring) as h:
+        assert await refused(h, token) == (403, "account_disabled")
+        other = h.token(Role.VENUE, venue="tien-du", sub="user:43")
+        async with websockets.connect(h.url, additional_headers={"Authorization": f"Bearer {other}"},
+                                      open_timeout=5):
+            pass  # another account of the same venue is let in
