@@ -13,9 +13,9 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -24,35 +24,27 @@ from websockets.sync.client import connect
 from room_console.i18n import catalogue
 from signaling.protocol import ErrorCode
 from tests.harness import REPO_ROOT, LiveServer, TestUser
+from tests.room_console import live_pages
+from tests.room_console.live_pages import (
+    COLOUR_TOLERANCE,
+    GREEN,
+    MAIN,
+    RED,
+    VENUE_A,
+    VENUE_B,
+    WAIT_S,
+    open_seat,
+    wait_until,
+)
 from tests.room_console.media_sources import colour_distance, write_capture_file
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser
 
 STATIC = REPO_ROOT / "room_console" / "static"
 ROOM = "phien-truc-tuyen-1"
 HTTP_ROOM = "phien-kiem-tra-http"
 OTHER_ROOM = "phien-khong-co-tien-du"
-MAIN = ("main", "Trụ sở Tiếp công dân tỉnh")
-VENUE_A = ("tien-du", "Xã Tiên Du")
-VENUE_B = ("que-vo", "Xã Quế Võ")
-RED = (198, 40, 40)
-GREEN = (46, 125, 50)
-COLOUR_TOLERANCE = 40
-WAIT_S = 20.0
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float = WAIT_S, interval: float = 0.25,
-               what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 # -- plain HTTP -------------------------------------------------------------------------------------
@@ -258,17 +250,6 @@ _PACKETS_JS = """async (mid) => {
   return packets;
 }"""
 
-_CENTRE_JS = """(selector) => {
-  const video = document.querySelector(selector);
-  if (!video || !video.videoWidth) return null;
-  const canvas = document.createElement('canvas');
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  context.drawImage(video, 0, 0);
-  return Array.from(context.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data.slice(0, 3));
-}"""
-
 _VISIBLE_CENTRES_JS = """() => {
   const out = [];
   for (const video of document.querySelectorAll('article[data-venue] video:not([data-own])')) {
@@ -286,28 +267,11 @@ _VISIBLE_CENTRES_JS = """() => {
 }"""
 
 
-@dataclass
-class Seat:
-    """One person's page in the live room."""
-
-    venue: str
-    page: Page
-    context: BrowserContext
-    errors: list[str] = field(default_factory=list)
+class Seat(live_pages.Seat):
+    """One person's page in the live room (frames decoded per venue shown)."""
 
     def decoded(self) -> dict[str, int]:
         result: dict[str, int] = self.page.evaluate(_DECODED_JS)
-        return result
-
-    def counters(self) -> dict[str, int]:
-        result: dict[str, int] = self.page.evaluate("() => ({...window.tiepdanLive.counters})")
-        return result
-
-    def tile(self, venue: str) -> str:
-        return f'article[data-venue="{venue}"]'
-
-    def centre(self, selector: str) -> list[int] | None:
-        result: list[int] | None = self.page.evaluate(_CENTRE_JS, selector)
         return result
 
     def wait_decoding(self, venues: list[str], *, frames: int = 10, timeout: float = WAIT_S) -> float:
@@ -317,17 +281,6 @@ class Seat:
         wait_until(lambda: all(self.decoded().get(v, 0) >= before.get(v, 0) + frames for v in venues),
                    timeout=timeout, what=f"{self.venue} decoding {venues}")
         return time.monotonic() - started
-
-    def wait_floor_colour(self, venue: str, colour: tuple[int, int, int]) -> list[int]:
-        # what a person sees: not a slot still waiting for its new source's first frame
-        selector = f'{self.tile(venue)}[data-role="floor"] video:not([data-switching="true"])'
-
-        def shown() -> list[int] | None:
-            centre = self.centre(selector)
-            return centre if centre is not None and colour_distance(centre, colour) <= COLOUR_TOLERANCE else None
-
-        found: list[int] = wait_until(shown, what=f"{venue}'s colour in the floor tile of {self.venue}'s page")
-        return found
 
 
 @dataclass
@@ -343,16 +296,7 @@ class LiveRoomPages:
 
 
 def _open_seat(server: LiveServer, browser: Browser, who: str | TestUser, venue: str) -> Seat:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    seat = Seat(venue, page, context)
-    page.on("pageerror", lambda exc: seat.errors.append(str(exc)))
-    server.login(page, who)
-    page.goto(server.url(f"/phien/{ROOM}"))
-    page.locator(f'{seat.tile(venue)} video[data-own="true"]').wait_for(state="attached", timeout=10_000)
-    page.click("[data-testid=join]")
-    page.locator('[data-testid=conn-state][data-state="admitted"]').wait_for(timeout=10_000)
-    return seat
+    return open_seat(Seat, server, browser, who, ROOM, venue, viewport=(1440, 1000))
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,20 +28,24 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.harness import LiveServer, TestUser
-from tests.room_console.media_sources import colour_distance, write_capture_file
+from tests.room_console import live_pages
+from tests.room_console.live_pages import (
+    GREEN,
+    MAIN,
+    RED,
+    VENUE_A,
+    VENUE_B,
+    WAIT_S,
+    open_seat,
+    wait_until,
+)
+from tests.room_console.media_sources import write_capture_file
 from tests.room_console.netem import LossTable, UdpFlow, loss_ruleset, nft_unavailable, udp_loss
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page
+    from playwright.sync_api import Browser, Page
 
 RUN = secrets.token_hex(3)
-MAIN = ("main", "Trụ sở Tiếp công dân tỉnh")
-VENUE_A = ("tien-du", "Xã Tiên Du")
-VENUE_B = ("que-vo", "Xã Quế Võ")
-RED = (198, 40, 40)
-GREEN = (46, 125, 50)
-COLOUR_TOLERANCE = 40
-WAIT_S = 20.0
 CHAIR_CAMERA = (320, 180, 15)
 
 # -- what the pages are asked ------------------------------------------------------------------------
@@ -111,17 +115,6 @@ _SENT_AUDIO_ENERGY_JS = """async () => {
     if (r.type === 'media-source' && r.kind === 'audio') energy += r.totalAudioEnergy || 0;
   });
   return energy;
-}"""
-
-_CENTRE_JS = """(selector) => {
-  const video = document.querySelector(selector);
-  if (!video || !video.videoWidth) return null;
-  const canvas = document.createElement('canvas');
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  context.drawImage(video, 0, 0);
-  return Array.from(context.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data.slice(0, 3));
 }"""
 
 _CAMERA_SIZE_JS = """async ([width, height, frameRate]) => {
@@ -241,17 +234,8 @@ _WATCH_RESUME_JS = """(venue) => {
 }"""
 
 
-@dataclass
-class Seat:
-    """One person's page in the live room."""
-
-    venue: str
-    page: Page
-    context: BrowserContext
-    errors: list[str] = field(default_factory=list)
-
-    def tile(self, venue: str) -> str:
-        return f'article[data-venue="{venue}"]'
+class Seat(live_pages.Seat):
+    """One person's page in the live room, with its log of server messages."""
 
     def now(self) -> float:
         """The page's clock (ms since the epoch, the clock of the message log)."""
@@ -265,10 +249,6 @@ class Seat:
 
     def slot_video(self, venue: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self.page.evaluate(_SLOT_VIDEO_JS, venue)
-        return result
-
-    def counters(self) -> dict[str, int]:
-        result: dict[str, int] = self.page.evaluate("() => ({...window.tiepdanLive.counters})")
         return result
 
     def participant(self) -> str:
@@ -288,29 +268,6 @@ class Seat:
 
         found: dict[str, Any] = wait_until(grown, timeout=timeout, what=f"{self.venue} decoding {venue}")
         return found
-
-    def floor_colour(self, venue: str, colour: tuple[int, int, int]) -> list[int]:
-        selector = f'{self.tile(venue)}[data-role="floor"] video:not([data-switching="true"])'
-
-        def shown() -> list[int] | None:
-            centre: list[int] | None = self.page.evaluate(_CENTRE_JS, selector)
-            return centre if centre is not None and colour_distance(centre, colour) <= COLOUR_TOLERANCE else None
-
-        found: list[int] = wait_until(shown, what=f"{venue}'s colour in the floor tile of {self.venue}'s page")
-        return found
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float = WAIT_S, interval: float = 0.2,
-               what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), at most ``timeout`` seconds."""
-    deadline = time.monotonic() + min(timeout, WAIT_S)
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 @dataclass(frozen=True)
@@ -338,23 +295,11 @@ class Room:
 
 def _open_seat(server: LiveServer, browser: Browser, who: str | TestUser, room: str, venue: str, *,
                camera: tuple[int, int, int] | None) -> Seat:
-    context = browser.new_context(locale="vi-VN", viewport={"width": 1280, "height": 900})
-    context.add_init_script(script=_MESSAGE_LOG_INIT)
-    page = context.new_page()
-    seat = Seat(venue, page, context)
-    page.on("pageerror", lambda exc: seat.errors.append(str(exc)))
-    try:
-        server.login(page, who)
-        page.goto(server.url(f"/phien/{room}"))
-        page.locator(f'{seat.tile(venue)} video[data-own="true"]').wait_for(state="attached", timeout=10_000)
-        if camera is not None:  # (width, height, frames/s) of the camera before joining
+    def scale_camera(page: Page) -> None:  # (width, height, frames/s) of the camera before joining
+        if camera is not None:
             assert page.evaluate(_CAMERA_SIZE_JS, list(camera)) == list(camera[:2])
-        page.click("[data-testid=join]")
-        page.locator('[data-testid=conn-state][data-state="admitted"]').wait_for(timeout=10_000)
-    except BaseException:
-        context.close()
-        raise
-    return seat
+
+    return open_seat(Seat, server, browser, who, room, venue, init_script=_MESSAGE_LOG_INIT, before_join=scale_camera)
 
 
 @contextmanager
@@ -622,8 +567,8 @@ def test_a_floor_holder_that_drops_is_shown_again_within_three_seconds(
     with live_room(live_server, browser, launch_browser, tmp_path, "mat-ket-noi", specs) as room:
         chair, a, b = room.chair, room.venues[VENUE_A[0]], room.venues[VENUE_B[0]]
         chair.page.click(f'{chair.tile(VENUE_A[0])} [data-action="floor-give"]')
-        chair.floor_colour(VENUE_A[0], RED)
-        b.floor_colour(VENUE_A[0], RED)
+        chair.wait_floor_colour(VENUE_A[0], RED)
+        b.wait_floor_colour(VENUE_A[0], RED)
         participant = a.participant()
         welcomes = a.counters()["welcomes"]
         for seat in (chair, b):
@@ -658,8 +603,8 @@ def test_a_floor_holder_that_drops_is_shown_again_within_three_seconds(
 
         assert chair.page.evaluate("() => window.tiepdanLive.state.room.floor") == VENUE_A[0]
         assert chair.slot_video(VENUE_A[0])["role"] == "floor"  # type: ignore[index]
-        chair.floor_colour(VENUE_A[0], RED)
-        b.floor_colour(VENUE_A[0], RED)
+        chair.wait_floor_colour(VENUE_A[0], RED)
+        b.wait_floor_colour(VENUE_A[0], RED)
         left = [e["message"] for e in chair.messages("presence.left", since=dropped)]
         assert all(m["participant"] != participant for m in left), left
         updates = [e["message"]["participant"]["connected"] for e in chair.messages("presence.updated", since=dropped)
