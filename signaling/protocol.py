@@ -38,9 +38,9 @@ __all__ = [
     "RemovedNotice", "HandsChanged", "LockChanged", "ClosedSegmentChanged", "TokenExpiring",
     "TokenRefreshed", "Pong", "Error", "RoomClosedNotice",
     "MediaIceServers", "MediaPublishAnswer", "MediaSubscriberOffer", "MediaSlots", "MediaLink",
-    "MediaActiveSpeaker", "MediaStats",
+    "MediaActiveSpeaker", "MediaStats", "CaseCalledNotice", "CaseEndedNotice",
     # shared shapes
-    "VenueView", "ParticipantView", "ClosedSegmentView", "RoomView", "You",
+    "VenueView", "ParticipantView", "ClosedSegmentView", "CallView", "RoomView", "You",
     "IceServerView", "SlotView", "SlotSource", "MediaStatsEntry", "TrackName", "Mid",
 ]
 
@@ -321,6 +321,17 @@ class ClosedSegmentView(_Message):
     by: str
 
 
+class CallView(_Message):
+    """The case being received: the citizen's ticket number and venue (never a name), the call's
+    sequence number in the session, and the announcement ``schedules`` made for it."""
+
+    call_seq: int = Field(ge=1)
+    ticket_no: int = Field(ge=1)
+    venue: VenueId
+    announcement_text: str = Field(default="", max_length=500)
+    announcement_audio_url: str | None = Field(default=None, max_length=500)
+
+
 class RoomView(_Message):
     """The room as one participant may see it (``lobby`` is filled for moderators only)."""
 
@@ -332,6 +343,8 @@ class RoomView(_Message):
     locked: bool
     closed_segment: ClosedSegmentView | None = None
     lobby: tuple[ParticipantView, ...] = ()
+    calling: CallView | None = None
+    """the case being received now (None between cases)"""
 
 
 class You(_Message):
@@ -395,6 +408,25 @@ class FloorChanged(_Message):
     venue: VenueId | None
     previous: VenueId | None = None
     by: str
+
+
+class CaseCalledNotice(_Message):
+    """A citizen's case is called (``schedules``' call order): show and play the announcement; the
+    called venue gets the floor (a ``floor.changed`` follows)."""
+
+    type: Literal["case.called"] = "case.called"
+    call: CallView
+
+
+class CaseEndedNotice(_Message):
+    """The case being received ended (``closed``, ``skipped``, ``absent``): the floor returns to the main
+    venue."""
+
+    type: Literal["case.ended"] = "case.ended"
+    call_seq: int = Field(ge=1)
+    ticket_no: int = Field(ge=1)
+    venue: VenueId
+    outcome: Literal["closed", "skipped", "absent"]
 
 
 class MicChanged(_Message):
@@ -614,7 +646,7 @@ ServerMessage = Annotated[
     | MicChanged | UnmuteRequested | LobbyEntered | LobbyLeft | LobbyDenied | RemovedNotice | HandsChanged
     | LockChanged | ClosedSegmentChanged | TokenExpiring | TokenRefreshed | Pong | Error | RoomClosedNotice
     | MediaIceServers | MediaPublishAnswer | MediaSubscriberOffer | MediaSlots | MediaLink | MediaActiveSpeaker
-    | MediaStats,
+    | MediaStats | CaseCalledNotice | CaseEndedNotice,
     Field(discriminator="type"),
 ]
 

@@ -144,6 +144,20 @@ async def _create_users(env: dict[str, str], users: Sequence[TestUser]) -> None:
         await engine.dispose()
 
 
+async def _add_to_outbox(env: dict[str, str], event: Any) -> None:
+    from signaling.outbox import add_to_outbox
+    from tiepdan.db import make_engine
+    from tiepdan.settings import Settings
+
+    values = {k[len("TIEPDAN_"):].lower(): v for k, v in env.items() if k.startswith("TIEPDAN_")}
+    engine = make_engine(Settings(**values).resolved_database_url)  # type: ignore[arg-type]
+    try:
+        async with engine.begin() as conn:
+            await add_to_outbox(conn, event)
+    finally:
+        await engine.dispose()
+
+
 _CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 
@@ -218,6 +232,11 @@ class LiveServer:
                 return 101
         except InvalidStatus as exc:
             return exc.response.status_code
+
+    def publish(self, event: Any) -> None:
+        """Put ``event`` in this server's outbox (its database), as the service that owns it would; the
+        server's relay publishes it on its bus within its poll interval."""
+        run_coroutine(_add_to_outbox(self.env, event))
 
     def open_session(self, room: str, venues: Sequence[tuple[str, str]], *, timeout: float = 15) -> None:
         """Open the live room ``room`` (``tiepdan session open``) with ``venues`` (id, name) in order, the

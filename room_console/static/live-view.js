@@ -34,6 +34,10 @@
       microphone: $('#live-microphone'),
       lobbyWait: $('[data-testid="lobby-wait"]'),
       unmute: $('[data-testid="unmute-prompt"]'),
+      call: $('[data-testid="call-banner"]'),
+      callTicket: $('[data-testid="call-ticket"]'),
+      callText: $('[data-testid="call-text"]'),
+      callAudio: $('[data-testid="call-audio"]'),
       body: $('[data-testid="live-body"]'),
       stage: $('[data-testid="stage"]'),
       grid: $('[data-testid="grid"]'),
@@ -368,6 +372,18 @@
       placeVideos();
       for (const v of venues) renderTile(v);
       renderSide();
+      renderCall();
+    }
+
+    /** The case being received (``room.calling``): its ticket number and venue, and the announcement. */
+    function renderCall() {
+      const call = state.status === 'admitted' && state.room ? state.room.calling : null;
+      el.call.hidden = !call;
+      if (!call) return;
+      el.call.dataset.callSeq = String(call.call_seq);
+      el.call.dataset.venue = call.venue;
+      el.callTicket.textContent = T('live.call.ticket', { ticket: call.ticket_no, venue: venueName[call.venue] || call.venue });
+      el.callText.textContent = call.announcement_text || '';
     }
 
     return { el, tiles, render, participants, myParticipant, venueName };

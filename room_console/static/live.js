@@ -87,7 +87,7 @@
     lobbyDenied: false,
     page: 0,
     seq: 0,
-    counters: { subscriberOffers: 0, publishAnswers: 0, welcomes: 0, reconnects: 0, slotMessages: 0, refreshed: 0 },
+    counters: { subscriberOffers: 0, publishAnswers: 0, welcomes: 0, reconnects: 0, slotMessages: 0, refreshed: 0, calls: 0 },
   };
 
   const view = window.TiepdanLiveView.create({ root, config, state, T });
@@ -465,6 +465,14 @@
       case 'media.link':
         onLink(msg);
         break;
+      case 'case.called':
+        if (state.room) state.room.calling = msg.call;
+        announce(msg.call);
+        break;
+      case 'case.ended':
+        if (state.room && state.room.calling && state.room.calling.call_seq === msg.call_seq) state.room.calling = null;
+        say(T('live.call.ended', { ticket: msg.ticket_no }));
+        break;
       case 'media.active_speaker':
         state.speaker = msg.venue;
         break;
@@ -475,6 +483,16 @@
         return; // pong, and types this page does not know (docs/protocol.md "Versioning")
     }
     render();
+  }
+
+  /** A case was called: say it, and play its spoken announcement when schedules made one. */
+  function announce(call) {
+    say(T('live.call.ticket', { ticket: call.ticket_no, venue: venueName[call.venue] || call.venue }));
+    state.counters.calls += 1;
+    if (call.announcement_audio_url && el.callAudio) {
+      el.callAudio.src = call.announcement_audio_url;
+      playSafely(el.callAudio);
+    }
   }
 
   function admitted(room) {

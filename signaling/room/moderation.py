@@ -74,6 +74,9 @@ from ..events import (
 from ..grants import Grant, grants_for
 from ..protocol import (
     Admitted,
+    CallView,
+    CaseCalledNotice,
+    CaseEndedNotice,
     ClientMessage,
     CloseCode,
     ClosedSegmentChanged,
@@ -120,10 +123,14 @@ from ..protocol import (
 
 __all__ = [
     "Room", "Identity", "Member", "RoomRecord", "MemberRecord",
-    "Effect", "Send", "Broadcast", "Publish", "Disconnect", "LeaveReason",
+    "Effect", "Send", "Broadcast", "Publish", "Disconnect", "LeaveReason", "SCHEDULER",
 ]
 
 LeaveReason = Literal["left", "timeout", "removed", "disabled", "room_closed"]
+
+
+#: who acts when the call order moves the floor (``by`` of ``floor.changed``)
+SCHEDULER = "system:schedules"
 
 
 @dataclass(frozen=True)
@@ -224,6 +231,7 @@ class RoomRecord(BaseModel):
     locked: bool
     closed_segment: ClosedSegmentView | None
     removed_subs: tuple[str, ...] = ()
+    calling: CallView | None = None
     version: int = 0
 
 
@@ -262,6 +270,7 @@ class Room:
         self.hands: list[str] = []
         self.locked = False
         self.closed_segment: ClosedSegmentView | None = None
+        self.calling: CallView | None = None
         self.removed_subs: set[str] = set()
         self.closed = False
         self.version = 0
@@ -294,6 +303,7 @@ class Room:
             locked=self.locked,
             closed_segment=self.closed_segment,
             lobby=tuple(self.members[p].view() for p in self.lobby) if moderator else (),
+            calling=self.calling,
         )
 
     # -- presence ---------------------------------------------------------------------------------
@@ -503,9 +513,13 @@ class Room:
             return ErrorCode.FORBIDDEN
         if venue not in self._venue_ids:
             return ErrorCode.VENUE_NOT_IN_ROOM
+        self._move_floor(venue, actor.identity.sub, now, acc)
+        return None
+
+    def _move_floor(self, venue: str, by: str, now: float, acc: _Acc) -> None:
         if self.floor == venue:
-            return None
-        previous, by = self.floor, actor.identity.sub
+            return
+        previous = self.floor
         self.floor = venue
         self.version += 1
         if previous is not None:
@@ -519,7 +533,36 @@ class Room:
                 self._set_mic(member, muted=False, forced=False, by=by, now=now, acc=acc)
             elif previous is not None and previous != self.main_venue and member.identity.venue == previous:
                 self._set_mic(member, muted=True, forced=True, by=by, now=now, acc=acc)
-        return None
+
+    # -- the call order (``schedules`` on the bus) --------------------------------------------------
+
+    def case_called(self, call: CallView, now: float) -> list[Effect]:
+        """A case is called: everyone is told (with the announcement), the called venue gets the floor.
+        A call already seen (same or older ``call_seq``) changes nothing: the bus may deliver twice."""
+        acc = _Acc()
+        if self.closed or (self.calling is not None and self.calling.call_seq >= call.call_seq):
+            return acc.effects
+        self.calling = call
+        self.version += 1
+        acc.broadcast(CaseCalledNotice(call=call))
+        if call.venue in self._venue_ids:
+            self._move_floor(call.venue, SCHEDULER, now, acc)
+        return acc.effects
+
+    def case_ended(self, call_seq: int, outcome: Literal["closed", "skipped", "absent"], now: float) -> list[Effect]:
+        """The called case ended: everyone is told, the floor returns to the main venue. Only the case
+        being received can end (a late or repeated event changes nothing)."""
+        acc = _Acc()
+        call = self.calling
+        if self.closed or call is None or call.call_seq != call_seq:
+            return acc.effects
+        self.calling = None
+        self.version += 1
+        acc.broadcast(CaseEndedNotice(call_seq=call.call_seq, ticket_no=call.ticket_no, venue=call.venue,
+                                      outcome=outcome))
+        if self.main_venue is not None:
+            self._move_floor(self.main_venue, SCHEDULER, now, acc)
+        return acc.effects
 
     def _set_mic(self, member: Member, *, muted: bool, forced: bool, by: str, now: float, acc: _Acc) -> None:
         if member.muted == muted and member.forced == forced:
@@ -684,6 +727,7 @@ class Room:
             locked=self.locked,
             closed_segment=self.closed_segment,
             removed_subs=tuple(sorted(self.removed_subs)),
+            calling=self.calling,
             version=self.version,
         )
 
@@ -702,5 +746,6 @@ class Room:
         room.locked = record.locked
         room.closed_segment = record.closed_segment
         room.removed_subs = set(record.removed_subs)
+        room.calling = record.calling
         room.version = record.version
         return room

@@ -36,10 +36,22 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from ..bus import Bus
 from ..errors import TokenError
-from ..events import AnyEvent, Event, SessionClosed, SessionOpened, UserDisabled, VenueInfo
+from ..events import (
+    AnyEvent,
+    CaseAbsent,
+    CaseCalled,
+    CaseClosed,
+    CaseSkipped,
+    Event,
+    SessionClosed,
+    SessionOpened,
+    UserDisabled,
+    VenueInfo,
+)
 from ..grants import Grant, Role
 from ..protocol import (
     Admitted,
+    CallView,
     ClientMessage,
     ErrorCode,
     Join,
@@ -187,6 +199,25 @@ class RoomServer:
             await self.close_room(event.session)
         elif isinstance(event, UserDisabled):
             await self.disable_user(event.user)
+        elif isinstance(event, CaseCalled):
+            call = CallView(call_seq=event.call_seq, ticket_no=event.ticket_no, venue=event.venue,
+                            announcement_text=event.announcement_text,
+                            announcement_audio_url=event.announcement_audio_url)
+            await self._call_order(event.session, lambda state: state.case_called(call, self.clock()))
+        elif isinstance(event, CaseClosed | CaseSkipped | CaseAbsent):
+            outcome: Literal["closed", "skipped", "absent"] = (
+                "closed" if isinstance(event, CaseClosed) else "skipped" if isinstance(event, CaseSkipped)
+                else "absent")
+            seq = event.call_seq
+            await self._call_order(event.session, lambda state: state.case_ended(seq, outcome, self.clock()))
+
+    async def _call_order(self, room: str, act: Callable[[Room], list[Effect]]) -> None:
+        """Apply a call-order event to ``room`` when it is open on this node (others ignore it)."""
+        live = self._rooms.get(room)
+        if live is None:
+            return
+        async with live.lock:
+            await self._apply(live, act(live.state))
 
     async def open_room(self, room: str, venues: tuple[VenueInfo, ...]) -> None:
         if self._closed or room in self._rooms or room in self._closed_rooms:

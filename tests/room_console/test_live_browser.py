@@ -586,3 +586,27 @@ def test_chair_page_shows_link_health_and_is_saved_as_a_picture(live_room: LiveR
     live_room.b.page.screenshot(path=str(artifacts_dir / "venue-page.png"), full_page=True)
     _no_page_errors(live_room)
 
+
+
+@pytest.mark.browser
+def test_a_called_case_shows_on_every_page_and_moves_the_floor_until_it_ends(live_room: LiveRoomPages,
+                                                                            live_server: LiveServer) -> None:
+    from signaling.events import CaseCalled, CaseClosed
+
+    call_seq = 1000 + int(time.time()) % 1000  # above any call this room has seen
+    live_server.publish(CaseCalled(session=ROOM, case="vu-viec-thu", ticket_no=15, venue=VENUE_B[0],
+                                   call_seq=call_seq, announcement_text="Mời công dân số 15 tại điểm cầu xã Quế Võ."))
+    for seat in live_room.seats:
+        banner = seat.page.locator('[data-testid="call-banner"]')
+        banner.wait_for(state="visible", timeout=10_000)
+        assert seat.page.locator('[data-testid="call-ticket"]').inner_text() == "Công dân số 15 — điểm cầu Xã Quế Võ"
+        assert "Mời công dân số 15" in seat.page.locator('[data-testid="call-text"]').inner_text()
+    live_room.chair.wait_floor_colour(VENUE_B[0], GREEN)  # the called venue has the floor
+    live_room.a.wait_floor_colour(VENUE_B[0], GREEN)
+    live_server.publish(CaseClosed(session=ROOM, case="vu-viec-thu", ticket_no=15, venue=VENUE_B[0],
+                                   call_seq=call_seq))
+    for seat in live_room.seats:
+        seat.page.locator('[data-testid="call-banner"]').wait_for(state="hidden", timeout=10_000)
+    wait_until(lambda: live_room.a.page.locator(f'{live_room.a.tile(MAIN[0])}[data-role="floor"]').count() == 1,
+               what="the floor back at the main venue")
+    _no_page_errors(live_room)

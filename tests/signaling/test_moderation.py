@@ -6,6 +6,7 @@ import pytest
 
 from signaling.events import VenueInfo
 from signaling.protocol import (
+    CallView,
     CloseCode,
     ClosedSegmentEnd,
     ClosedSegmentRequest,
@@ -23,7 +24,7 @@ from signaling.protocol import (
     RoomLock,
     RoomUnlock,
 )
-from signaling.room.moderation import Broadcast, Disconnect, Effect, Identity, Publish, Room, Send
+from signaling.room.moderation import SCHEDULER, Broadcast, Disconnect, Effect, Identity, Publish, Room, Send
 
 pytestmark = pytest.mark.unit
 
@@ -212,3 +213,35 @@ def test_close_tells_everyone_and_refuses_later_joins(room: Room) -> None:
     with pytest.raises(RoomClosed):
         room.join("late", VENUE_A, 3)
     assert errors(room.act("chair", RoomLock(), 4)) == ["room_closed"]
+
+
+def _broadcast_types(effects: list[Effect]) -> list[str]:
+    return [e.message.type for e in effects if isinstance(e, Broadcast)]
+
+
+def test_a_called_case_is_announced_and_its_venue_gets_the_floor_until_the_case_ends(room: Room) -> None:
+    call = CallView(call_seq=1, ticket_no=15, venue="a", announcement_text="Mời công dân số 15 tại xã A.")
+    out = room.case_called(call, 1)
+    assert _broadcast_types(out)[:2] == ["case.called", "floor.changed"]
+    assert room.floor == "a" and room.calling == call and not room.members["pa"].muted
+    floor_changed = next(e.message for e in out if isinstance(e, Broadcast) and e.message.type == "floor.changed")
+    assert floor_changed.by == SCHEDULER  # type: ignore[union-attr]
+    assert room.view_for("pb").calling == call  # a venue that joins or comes back sees the call
+    assert room.case_called(call, 2) == []  # the bus delivered it twice: nothing more
+    assert room.case_ended(7, "closed", 3) == []  # not the case being received
+    out = room.case_ended(1, "closed", 4)
+    assert _broadcast_types(out)[0] == "case.ended" and room.floor == "tinh" and room.calling is None
+    assert room.members["pa"].muted and room.members["pa"].forced
+    assert room.case_ended(1, "closed", 5) == []
+
+
+def test_the_case_being_received_survives_a_restart_and_a_call_to_another_room_venue_keeps_the_floor(
+        room: Room) -> None:
+    call = CallView(call_seq=2, ticket_no=3, venue="b")
+    room.case_called(call, 1)
+    restored = Room.restore(room.record(), 10)
+    assert restored.calling == call and restored.floor == "b"
+    stray = CallView(call_seq=3, ticket_no=4, venue="not-here")  # a venue this room does not have
+    out = restored.case_called(stray, 11)
+    assert _broadcast_types(out) == ["case.called"] and restored.floor == "b"
+    assert restored.case_ended(3, "absent", 12)[0].message.outcome == "absent"  # type: ignore[union-attr]

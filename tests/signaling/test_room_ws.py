@@ -14,7 +14,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from evidence import Keyring
-from signaling.events import SessionClosed, UserDisabled
+from signaling.events import CaseCalled, CaseClosed, SessionClosed, UserDisabled
 from signaling.grants import Role
 from signaling.room import RoomOptions
 from signaling.tokens import TokenIssuer, TokenOptions
@@ -323,3 +323,32 @@ async def test_server_close_ends_connections_with_1001() -> None:
         assert await venue.closed_with() == 1001
         assert h.server.closed
         await h.server.close()  # idempotent
+
+
+async def test_the_call_order_on_the_bus_reaches_every_venue_and_moves_the_floor() -> None:
+    async with running_server() as h:
+        chair = await h.connect(h.token(Role.CHAIR, venue="tinh"))
+        venue = await h.connect(h.token(Role.VENUE, venue="tien-du"))
+        called = CaseCalled(session=ROOM, case="case-7", ticket_no=15, venue="tien-du", call_seq=1,
+                            announcement_text="Mời công dân số 15 tại điểm cầu xã Tiên Du.",
+                            announcement_audio_url="/media/announcements/abc.ogg")
+        await h.bus.publish(called)
+        for client in (chair, venue):
+            notice = await client.expect("case.called")
+            assert notice["call"] == {"call_seq": 1, "ticket_no": 15, "venue": "tien-du",
+                                      "announcement_text": "Mời công dân số 15 tại điểm cầu xã Tiên Du.",
+                                      "announcement_audio_url": "/media/announcements/abc.ogg"}
+            assert (await client.expect("floor.changed"))["venue"] == "tien-du"
+        await venue.expect("mic.changed", participant=venue.participant, muted=False)
+        await h.bus.publish(called)  # delivered twice: nothing more
+        late = await h.connect(h.token(Role.VENUE, venue="que-vo"))
+        assert late.welcome["room"]["calling"]["ticket_no"] == 15  # who joins later sees the call
+        await h.bus.publish(CaseClosed(session=ROOM, case="case-7", ticket_no=15, venue="tien-du", call_seq=1))
+        ended = await late.expect("case.ended")
+        assert (ended["outcome"], ended["ticket_no"]) == ("closed", 15)
+        assert (await late.expect("floor.changed"))["venue"] == "tinh"
+        assert [m["type"] for m in chair.seen].count("case.called") == 1
+        await h.bus.publish(CaseCalled(session="another-room", case="c", ticket_no=1, venue="x", call_seq=1,
+                                       announcement_text=""))  # a room this node does not serve
+        await chair.send({"type": "ping"})
+        await chair.expect("pong")
