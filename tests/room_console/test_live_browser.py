@@ -9,6 +9,7 @@ names the venue), ``getStats()`` of the subscriber connection. Never the resolut
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -580,9 +581,10 @@ def test_chair_page_shows_link_health_and_is_saved_as_a_picture(live_room: LiveR
     target = artifacts_dir / "chair-page.png"
     chair.page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 10_000
-    docs = REPO_ROOT / "docs" / "images"
-    docs.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(target, docs / "chair-page.png")
+    if os.environ.get("TIEPDAN_UPDATE_SCREENSHOTS") == "1":  # the README's picture, refreshed on request only
+        docs = REPO_ROOT / "docs" / "images"
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(target, docs / "chair-page.png")
     live_room.b.page.screenshot(path=str(artifacts_dir / "venue-page.png"), full_page=True)
     _no_page_errors(live_room)
 
