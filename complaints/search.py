@@ -14,6 +14,11 @@ the query is a bound parameter, so text that looks like SQL or like a pattern is
 made only of punctuation (``%``, ``_``, ``\\``) has no word and matches nothing. Totals are counted
 up to :data:`COUNT_CAP`; past it ``SearchResult.more`` is set (a broad word on a million cases).
 
+The count decides how the page is read (PostgreSQL): up to :data:`COUNT_CAP` matches are gathered and
+sorted; more are read newest first from ``ix_cases_created_at_id``, which stops after one page. The
+planner cannot estimate a prefix's selectivity, so it is not left to choose (bench/README.md has the
+measurements).
+
 Filters: kind, status, venue, unit (a directive to that unit), the period a petition or reception entry
 was received, the period the case was created, and ``unit_scope`` (a unit's officials see only cases
 directed to their unit). Results are ordered newest first, with the total for paging.
@@ -189,13 +194,32 @@ async def search_cases(conn: AsyncConnection, query: CaseQuery) -> SearchResult:
     if conditions is None:
         return SearchResult(0, [], limit, offset)
     matching = select(cases.c.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
-    total = int((await conn.execute(select(func.count()).select_from(matching))).scalar_one())
+    postgres = dialect == "postgresql"
+    previous: str | None = None
+    if postgres:  # count through the indexes: a sequential scan recomputes to_tsvector() for every row
+        previous = str((await conn.execute(text("SELECT current_setting('enable_seqscan')"))).scalar_one())
+        await conn.execute(text("SELECT set_config('enable_seqscan', 'off', true)"))
+    try:
+        total = int((await conn.execute(select(func.count()).select_from(matching))).scalar_one())
+    finally:
+        if previous is not None:
+            await conn.execute(text("SELECT set_config('enable_seqscan', :value, true)"), {"value": previous})
     more = total > COUNT_CAP
     total = min(total, COUNT_CAP)
     first_received = (select(func.min(petitions.c.received_on)).where(petitions.c.case_id == cases.c.id)
                       .correlate(cases).scalar_subquery())
-    page: Select[Any] = (select(cases, first_received.label("first_received_on")).where(*conditions)
-                         .order_by(cases.c.created_at.desc(), cases.c.id).limit(limit).offset(offset))
+    page: Select[Any]
+    if postgres and not more:
+        # Few matches (the count says so): gather them and sort them. Left to itself the planner may walk
+        # ix_cases_created_at_id for a word it cannot estimate and read every case for one that matches none.
+        found = (select(cases.c.id, cases.c.created_at).where(*conditions)
+                 .cte("matches").prefix_with("MATERIALIZED"))
+        page = (select(cases, first_received.label("first_received_on")).join(found, found.c.id == cases.c.id)
+                .order_by(found.c.created_at.desc(), found.c.id).limit(limit).offset(offset))
+    else:
+        # Many matches (or SQLite): newest first from ix_cases_created_at_id stops after the first page.
+        page = (select(cases, first_received.label("first_received_on")).where(*conditions)
+                .order_by(cases.c.created_at.desc(), cases.c.id).limit(limit).offset(offset))
     rows = (await conn.execute(page)).mappings().all()
     items = [CaseHit(
         id=r["id"], tracking_code=r["tracking_code"], kind=PetitionKind.parse(r["kind"]),

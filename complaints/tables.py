@@ -256,6 +256,8 @@ audit_events = Table(
 )
 
 Index("ix_cases_status_kind", cases.c.status, cases.c.kind)
+# search results are newest first: a broad word's first page is read from this index (complaints.search)
+Index("ix_cases_created_at_id", cases.c.created_at, cases.c.id)
 # A petitioner's cases (the duplicate check shows each candidate's latest case).
 Index("ix_petition_parties_petitioner_id", petition_parties.c.petitioner_id)
 UniqueConstraint(reception_entries.c.case_id, reception_entries.c.nth, name="uq_reception_entries_case_nth")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from complaints.cases import (
@@ -196,3 +197,29 @@ async def test_a_case_that_becomes_a_denunciation_becomes_confidential_for_good(
     async with engine.begin() as conn:
         back = await update_case(conn, case.id, expected_version=2, changes={"kind": "complaint"}, now=NOW)
     assert back.after.kind is PetitionKind.COMPLAINT and back.after.confidential
+
+
+async def test_search_pages_newest_first_whether_the_matches_are_few_or_past_the_count_cap(
+        engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import complaints.search as search
+    from complaints.search import CaseQuery, search_cases
+
+    async with engine.begin() as conn:
+        made = [await create_case(conn, kind=PetitionKind.COMPLAINT, summary=f"Khiếu nại đất đai số {i}",
+                                  now=NOW + timedelta(minutes=i)) for i in range(7)]
+        await create_case(conn, kind=PetitionKind.COMPLAINT, summary="Kiến nghị chế độ", now=NOW)
+    newest_first = [c.id for c in reversed(made)]
+
+    async def pages() -> tuple[list[str], int, bool]:
+        async with engine.connect() as conn:
+            first = await search_cases(conn, CaseQuery(text="dat dai", limit=3))
+            second = await search_cases(conn, CaseQuery(text="dat dai", limit=3, offset=3))
+            nothing = await search_cases(conn, CaseQuery(text="khongcogi", limit=3))
+            assert nothing.total == 0 and nothing.items == []
+            if conn.dialect.name == "postgresql":  # the planner setting is put back as it was
+                assert (await conn.execute(text("SELECT current_setting('enable_seqscan')"))).scalar_one() == "on"
+            return [h.id for h in first.items + second.items], first.total, first.more
+
+    assert await pages() == (newest_first[:6], 7, False)  # few matches: gathered and sorted
+    monkeypatch.setattr(search, "COUNT_CAP", 4)
+    assert await pages() == (newest_first[:6], 4, True)  # past the cap: read newest first from the index
