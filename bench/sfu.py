@@ -413,6 +413,14 @@ def fanout_plan(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"publishers": ["venue-0"], "tracks": ["high", "mic"]}, {"subscribers": subs, "source": "venue-0"}
 
 
+def layout_kind(key: str, s: dict[str, Any]) -> str:
+    """A layout subscriber's slot ``<viewer>/<kind>/<index>``: the first two video slots are high, the rest low."""
+    _, kind, index = key.split("/")
+    if kind == "audio":
+        return "audio"
+    return "high" if int(index) < 2 else "low"
+
+
 def summarize_slots(slots: dict[str, Any], kind_of: Any) -> dict[str, tuple[float, float, int]]:
     groups: dict[str, list[float]] = {}
     for key, s in slots.items():
@@ -445,11 +453,7 @@ def sustained(say: Any, warmup: float, window: float) -> None:
     pub_plan, sub_plan = layout_plan()
     r = run("sfu", pub_plan, sub_plan, warmup, window)
 
-    def kind(key: str, s: dict[str, Any]) -> str:
-        _, k, index = key.split("/")
-        return "audio" if k == "audio" else ("high" if int(index) < 2 else "low")
-
-    groups = summarize_slots(r["slots"], kind)
+    groups = summarize_slots(r["slots"], layout_kind)
     say("| SFU CPU (cores) | publisher bots | subscriber bots | egress Mbit/s | egress packets/s | packets/s per "
         "SFU core | high fps min/mean | low fps min/mean | audio fps min/mean |")
     say("|---|---|---|---|---|---|---|---|---|")
@@ -468,16 +472,12 @@ def compare_loops(say: Any, warmup: float, window: float, rounds: int = 2) -> No
     say("| round | loop | SFU CPU (cores) | egress packets/s | packets/s per SFU core | high fps mean | low fps mean |")
     say("|---|---|---|---|---|---|---|")
 
-    def kind(key: str, s: dict[str, Any]) -> str:
-        _, k, index = key.split("/")
-        return "audio" if k == "audio" else ("high" if int(index) < 2 else "low")
-
     totals: dict[str, list[float]] = {"asyncio": [], "uvloop": []}
     for rnd in range(1, rounds + 1):
         for loop in ("asyncio", "uvloop"):
             pub_plan, sub_plan = layout_plan()
             r = run("sfu", pub_plan, sub_plan, warmup, window, loop=loop)
-            groups = summarize_slots(r["slots"], kind)
+            groups = summarize_slots(r["slots"], layout_kind)
             per_core = r["egress_pps"] / r["server_cores"] if r["server_cores"] else 0.0
             totals[loop].append(r["server_cores"])
             say(f"| {rnd} | {loop} | {r['server_cores']:.3f} | {r['egress_pps']:.0f} | {per_core:.0f} | "
@@ -536,12 +536,6 @@ def main() -> None:
         "| audio fps min/mean (of 50) |"
     )
     say("|---|---|---|---|---|---|---|---|---|")
-
-    def layout_kind(key: str, s: dict[str, Any]) -> str:
-        _, kind, index = key.split("/")
-        if kind == "audio":
-            return "audio"
-        return "high" if int(index) < 2 else "low"
 
     layout: dict[int, Any] = {}
     for count in (0, 3, 6, 9):

@@ -44,12 +44,19 @@ from .security import (
 )
 
 __all__ = ["create_console_router", "install_console", "SignedIn", "CurrentUser", "OptionalUser", "Console",
-           "require_grant"]
+           "require_grant", "access_token_for"]
 
 log = logging.getLogger("room_console")
 
 
 # -- dependencies -----------------------------------------------------------------------------------
+
+
+def access_token_for(console: ConsoleContext, user: User, room: str | None) -> str:
+    """An access token of the signed-in ``user`` for the live room ``room`` (what a ws ticket stands for,
+    and what a page sends in ``refresh``)."""
+    return console.issuer.issue(user.id, roles=list(user.roles), unit=user.unit, venue=user.venue,
+                                name=user.display_name, room=room, ttl_s=console.options.token_ttl_s)
 
 
 def get_console(request: Request) -> ConsoleContext:
@@ -365,10 +372,8 @@ def create_console_router() -> APIRouter:
             body = TicketRequest.model_validate_json(raw or b"{}")
         except ValidationError:
             return _error_page(request, 422, "ticket.error.request")
-        user = signed.user
-        token = console.issuer.issue(user.id, roles=list(user.roles), unit=user.unit, venue=user.venue,
-                                     name=user.display_name, room=body.room, ttl_s=console.options.token_ttl_s)
-        ticket = await console.tickets.issue(token, console.options.ws_ticket_ttl_s)
+        ticket = await console.tickets.issue(access_token_for(console, signed.user, body.room),
+                                             console.options.ws_ticket_ttl_s)
         return JSONResponse({"ticket": ticket, "expires_in": console.options.ws_ticket_ttl_s,
                              "path": f"/ws?ticket={ticket}"}, headers={"cache-control": "no-store"})
 

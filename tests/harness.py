@@ -43,6 +43,8 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
+    from tiepdan.settings import Settings
+
 __all__ = ["TestUser", "LiveServer", "TEST_USERS", "CHROMIUM", "CHROMIUM_ARGS", "REPO_ROOT", "ARTIFACTS_DIR"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -124,14 +126,20 @@ def _clean_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _settings(env: dict[str, str]) -> Settings:
+    """The settings a server started with ``env`` reads."""
+    from tiepdan.settings import Settings
+
+    values = {k[len("TIEPDAN_"):].lower(): v for k, v in env.items() if k.startswith("TIEPDAN_")}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
 async def _create_users(env: dict[str, str], users: Sequence[TestUser]) -> None:
     from room_console.accounts import add_user
     from tiepdan.db import make_engine, prepare_database
-    from tiepdan.settings import Settings
     from tiepdan.wiring import console_options
 
-    values = {k[len("TIEPDAN_"):].lower(): v for k, v in env.items() if k.startswith("TIEPDAN_")}
-    settings = Settings(**values)  # type: ignore[arg-type]
+    settings = _settings(env)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -147,10 +155,8 @@ async def _create_users(env: dict[str, str], users: Sequence[TestUser]) -> None:
 async def _add_to_outbox(env: dict[str, str], event: Any) -> None:
     from signaling.outbox import add_to_outbox
     from tiepdan.db import make_engine
-    from tiepdan.settings import Settings
 
-    values = {k[len("TIEPDAN_"):].lower(): v for k, v in env.items() if k.startswith("TIEPDAN_")}
-    engine = make_engine(Settings(**values).resolved_database_url)  # type: ignore[arg-type]
+    engine = make_engine(_settings(env).resolved_database_url)
     try:
         async with engine.begin() as conn:
             await add_to_outbox(conn, event)
@@ -218,17 +224,20 @@ class LiveServer:
         return subprocess.run([sys.executable, "-m", "tiepdan.cli", *args], cwd=REPO_ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
-    def _room_status(self, room: str) -> int:
+    def _chair_token(self, room: str) -> str:
+        minted = self.cli("token", "--role", "chair", "--room", room, "--ttl", "60")
+        assert minted.returncode == 0, minted.stderr
+        return minted.stdout.strip()
+
+    def _room_status(self, room: str, token: str | None = None) -> int:
         """HTTP status of a WebSocket handshake to ``room`` as its chair: 101 open, 404 unknown, 410 closed."""
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect
 
-        minted = self.cli("token", "--role", "chair", "--room", room, "--ttl", "60")
-        assert minted.returncode == 0, minted.stderr
         url = self.base_url.replace("http://", "ws://") + f"/ws?room={room}"
+        bearer = token or self._chair_token(room)
         try:
-            with connect(url, additional_headers={"Authorization": f"Bearer {minted.stdout.strip()}"},
-                         open_timeout=5):
+            with connect(url, additional_headers={"Authorization": f"Bearer {bearer}"}, open_timeout=5):
                 return 101
         except InvalidStatus as exc:
             return exc.response.status_code
@@ -252,7 +261,8 @@ class LiveServer:
 
     def _wait_room(self, room: str, status: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while (seen := self._room_status(room)) != status:
+        token = self._chair_token(room)  # one token for every poll (a CLI run costs about a second)
+        while (seen := self._room_status(room, token)) != status:
             if time.monotonic() > deadline:
                 raise AssertionError(f"room {room}: status {seen}, expected {status}")
             time.sleep(0.2)

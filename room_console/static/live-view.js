@@ -375,6 +375,11 @@
       renderCall();
     }
 
+    /** "Công dân số 15 — điểm cầu Xã Quế Võ": the ticket number and venue of a call, never a name. */
+    function callLabel(call) {
+      return T('live.call.ticket', { ticket: call.ticket_no, venue: venueName[call.venue] || call.venue });
+    }
+
     /** The case being received (``room.calling``): its ticket number and venue, and the announcement. */
     function renderCall() {
       const call = state.status === 'admitted' && state.room ? state.room.calling : null;
@@ -382,11 +387,11 @@
       if (!call) return;
       el.call.dataset.callSeq = String(call.call_seq);
       el.call.dataset.venue = call.venue;
-      el.callTicket.textContent = T('live.call.ticket', { ticket: call.ticket_no, venue: venueName[call.venue] || call.venue });
+      el.callTicket.textContent = callLabel(call);
       el.callText.textContent = call.announcement_text || '';
     }
 
-    return { el, tiles, render, participants, myParticipant, venueName };
+    return { el, tiles, render, participants, myParticipant, venueName, callLabel };
   }
 
   window.TiepdanLiveView = { create, playSafely, HEALTH_LIMITS };

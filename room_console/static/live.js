@@ -91,7 +91,7 @@
   };
 
   const view = window.TiepdanLiveView.create({ root, config, state, T });
-  const { el, render, participants, myParticipant, venueName } = view;
+  const { el, render, participants, myParticipant, venueName, callLabel } = view;
   const playSafely = window.TiepdanLiveView.playSafely;
 
   // -- status and errors --------------------------------------------------------------------------
@@ -487,7 +487,7 @@
 
   /** A case was called: say it, and play its spoken announcement when schedules made one. */
   function announce(call) {
-    say(T('live.call.ticket', { ticket: call.ticket_no, venue: venueName[call.venue] || call.venue }));
+    say(callLabel(call));
     state.counters.calls += 1;
     if (call.announcement_audio_url && el.callAudio) {
       el.callAudio.src = call.announcement_audio_url;

@@ -31,7 +31,7 @@ from signaling.grants import Grant, Role
 from ..accounts import User
 from ..errors import Forbidden
 from ..i18n import catalogue, t
-from ..routes import Console, CurrentUser, render_error_text, render_page
+from ..routes import Console, CurrentUser, access_token_for, render_error_text, render_page
 
 __all__ = ["router", "LiveRoom", "OpenRooms", "open_rooms_for", "view_of", "CAMERA_MAX_BITRATE",
            "CAMERA_LOW_MAX_BITRATE"]
@@ -164,7 +164,6 @@ async def live_token(request: Request, console: Console, signed: CurrentUser) ->
         return JSONResponse({"error": "room_unknown", "message": t("live.page.room_unknown")}, status_code=404)
     if not _may_enter(user, live):
         return JSONResponse({"error": "forbidden", "message": t("live.page.no_subscribe")}, status_code=403)
-    token = console.issuer.issue(user.id, roles=list(user.roles), unit=user.unit, venue=user.venue,
-                                 name=user.display_name, room=body.room, ttl_s=console.options.token_ttl_s)
+    token = access_token_for(console, user, body.room)
     return JSONResponse({"token": token, "expires_in": console.options.token_ttl_s},
                         headers={"cache-control": "no-store"})
