@@ -46,9 +46,11 @@ from complaints.seed import COMMUNES, GIVEN_F, GIVEN_M, HAMLETS, MIDDLE_F, MIDDL
 from complaints.tables import cases, petition_parties, petitioner_keys, petitioners, petitions, respondents  # noqa: E402
 from complaints.tracking import generate_tracking_code  # noqa: E402
 from evidence import Keyring  # noqa: E402
+from signaling.grants import ROLE_GRANTS, Role  # noqa: E402
 from tiepdan.db import make_engine, prepare_database  # noqa: E402
 
 BATCH = 20_000
+DESK = ROLE_GRANTS[Role.RECEPTION]  # the duplicate check as the intake desk runs it
 # Columns written by the generator, in the order of the row tuples (what the store functions write).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "petitioners": ("id", "kind", "handle", "sealed", "full_name", "name_norm", "id_number", "address_detail",
@@ -306,14 +308,14 @@ async def run(db: str, url: str, n: int, queries: int, seed: int) -> list[str]:
         nonlocal found
         person = rng.choice(sample)
         async with engine.connect() as conn:
-            hits = await find_duplicates(conn, ring, variant(rng, person))
-        found += bool(hits)
+            hits = await find_duplicates(conn, ring, variant(rng, person), actor="bench", grants=DESK)
+        found += bool(hits.candidates)
 
     async def dup_new() -> None:
         person = make_person(rng, 10**10 + rng.randrange(10**6))
         async with engine.connect() as conn:
             await find_duplicates(conn, ring, IntakeRecord("q", full_name=person["name"], address=person["address"],
-                                                           content="đề nghị giải quyết"))
+                                                           content="đề nghị giải quyết"), actor="bench", grants=DESK)
 
     async def lookup() -> None:
         code = rng.choice(sample)["code"].lower().replace("-", " ")

@@ -4,7 +4,8 @@ streamed under a hard size cap, into ``data_dir/attachments/<stored_name>``).
 The client's file name is never used as a path: files are stored under a random name and the
 client's name is kept, cleaned, for display only (:func:`clean_display_name`). A download names the
 file by :func:`content_disposition` (RFC 6266: an ASCII ``filename`` for old clients and the exact
-Vietnamese name in ``filename*``).
+Vietnamese name in ``filename*``). Who may download follows :mod:`complaints.confidentiality`
+(:func:`may_download`): a confidential case's files need ``identity_read``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -20,12 +22,15 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from signaling.grants import Grant
+
+from .confidentiality import attachment_shown_name, is_confidential, may_download_attachments
 from .errors import NotFound
 from .tables import attachments, petitions
 
 __all__ = ["AttachmentRecord", "StoredAttachment", "MAX_ATTACHMENT_BYTES", "add_attachment", "clean_display_name",
            "new_stored_name", "clean_media_type", "list_attachments", "petition_exists", "get_attachment",
-           "ascii_file_name", "content_disposition", "is_stored_name"]
+           "ascii_file_name", "content_disposition", "is_stored_name", "may_download", "shown_name"]
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 _STORED_NAME = re.compile(r"^[0-9a-f]{32}$")
@@ -134,6 +139,22 @@ async def list_attachments(conn: AsyncConnection, case_id: str) -> list[Attachme
     return [AttachmentRecord(id=r["id"], petition_id=r["petition_id"], display_name=r["display_name"],
                              media_type=r["media_type"], size=r["size"], sha256=r["sha256"],
                              created_at=r["created_at"]) for r in rows]
+
+
+async def shown_name(conn: AsyncConnection, attachment_id: str, grants: Collection[Grant]) -> str:
+    """The attachment's name as a holder of ``grants`` may see it: numbered in a confidential case
+    without ``identity_read`` (:func:`complaints.confidentiality.attachment_shown_name`; the number is
+    its place among the case's attachments, as in the case file)."""
+    record = await get_attachment(conn, attachment_id)
+    order = [r[0] for r in await conn.execute(select(attachments.c.id).where(attachments.c.case_id == record.case_id)
+                                              .order_by(attachments.c.created_at, attachments.c.id))]
+    return attachment_shown_name(record.display_name, order.index(record.id) + 1,
+                                 confidential=await is_confidential(conn, record.case_id), grants=grants)
+
+
+async def may_download(conn: AsyncConnection, record: StoredAttachment, grants: Collection[Grant]) -> bool:
+    """Whether a holder of ``grants`` who may see the case may also have this file."""
+    return await may_download_attachments(conn, record.case_id, grants)
 
 
 async def get_attachment(conn: AsyncConnection, attachment_id: str) -> StoredAttachment:

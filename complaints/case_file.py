@@ -1,18 +1,25 @@
-"""The case file (hồ sơ vụ việc): everything a case page shows, read in one connection.
+"""The case file (hồ sơ vụ việc): everything a case page shows, read in one connection, for one reader.
 
-Sealed petitioners appear by their pseudonymous handle only; the identity stays in the vault.
+What the reader sees of people follows :mod:`complaints.confidentiality`: sealed petitioners appear by
+their pseudonymous handle only (the identity stays in the vault); in a confidential case, whoever
+lacks ``identity_read`` sees every party by handle and the attachments by number, not by the name
+the client gave them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from signaling.grants import Grant
+
 from .attachments import AttachmentRecord, list_attachments
 from .cases import CaseRecord, get_case
+from .confidentiality import attachment_shown_name, is_confidential, may_see_identity, party_shown
 from .directives import DirectiveView, follow_up
 from .enums import (
     HandlingDirection,
@@ -33,8 +40,8 @@ __all__ = ["CaseFile", "PartyView", "PetitionView", "ReceptionView", "Respondent
 @dataclass(frozen=True)
 class PartyView:
     petitioner_id: str
-    display_name: str  # the name, or the handle of a sealed petitioner
-    sealed: bool
+    display_name: str  # the name, or the handle (confidentiality.party_shown)
+    sealed: bool       # shown by its handle
     role: PetitionerRole
 
 
@@ -91,14 +98,19 @@ class CaseFile:
     respondents: list[RespondentView]
     decisions: list[DecisionView]
     directives: list[DirectiveView]
+    confidential: bool = False       # by the rule (complaints.confidentiality), not only the stored flag
+    may_download: bool = True        # the reader may download the attachments
 
     @property
     def reception_count(self) -> int:
         return len(self.receptions)
 
 
-async def load_case_file(conn: AsyncConnection, case_id: str, *, today: date, calendar: WorkCalendar) -> CaseFile:
+async def load_case_file(conn: AsyncConnection, case_id: str, *, today: date, calendar: WorkCalendar,
+                         grants: Collection[Grant]) -> CaseFile:
+    """The case file as a reader holding ``grants`` may see it."""
     case = await get_case(conn, case_id)
+    confidential = await is_confidential(conn, case_id)
     people: dict[str, tuple[str, bool]] = {}
     for pid, handle, name, sealed in await conn.execute(
         select(petitioners.c.id, petitioners.c.handle, petitioners.c.full_name, petitioners.c.sealed)
@@ -107,7 +119,8 @@ async def load_case_file(conn: AsyncConnection, case_id: str, *, today: date, ca
             .where(petitions.c.case_id == case_id)
             .union(select(reception_entries.c.petitioner_id).where(reception_entries.c.case_id == case_id)))),
     ):
-        people[pid] = (handle if sealed else (name or handle), bool(sealed))
+        people[pid] = party_shown(name=name, handle=handle, sealed=bool(sealed), confidential=confidential,
+                                  grants=grants)
     parties: dict[str, list[PartyView]] = {}
     for petition_id, pid, role in await conn.execute(
         select(petition_parties.c.petition_id, petition_parties.c.petitioner_id, petition_parties.c.role)
@@ -116,8 +129,9 @@ async def load_case_file(conn: AsyncConnection, case_id: str, *, today: date, ca
         shown, sealed = people.get(pid, ("", False))
         parties.setdefault(petition_id, []).append(PartyView(pid, shown, sealed, PetitionerRole.parse(role)))
     files: dict[str, list[AttachmentRecord]] = {}
-    for record in await list_attachments(conn, case_id):
-        files.setdefault(record.petition_id, []).append(record)
+    for position, record in enumerate(await list_attachments(conn, case_id), start=1):
+        shown = attachment_shown_name(record.display_name, position, confidential=confidential, grants=grants)
+        files.setdefault(record.petition_id, []).append(replace(record, display_name=shown))
     petition_rows = (await conn.execute(select(petitions).where(petitions.c.case_id == case_id)
                                         .order_by(petitions.c.received_on, petitions.c.created_at))).mappings().all()
     petition_views = [PetitionView(
@@ -147,4 +161,6 @@ async def load_case_file(conn: AsyncConnection, case_id: str, *, today: date, ca
         decisions=[DecisionView(r["id"], HandlingDirection.parse(r["direction"]), r["decided_on"], r["decided_by"],
                                 r["forwarded_to"], r["notes"]) for r in decision_rows],
         directives=await follow_up(conn, today=today, calendar=calendar, case_id=case_id),
+        confidential=confidential,
+        may_download=not confidential or may_see_identity(grants),
     )

@@ -8,6 +8,10 @@ caller names the version it read, and raises :class:`StaleVersion` otherwise, so
 editing one case never silently overwrite each other. Values equal to the stored ones are not
 changes: an edit that changes nothing keeps the version (and announces nothing).
 
+Confidentiality (:mod:`complaints.confidentiality`): an edit that makes a case a denunciation, or
+marks it confidential, seals its parties at once, and a reception entry of a petitioner goes through
+the same rule; neither needs a grant for that (sealing protects, it discloses nothing).
+
 The functions here write no events: the caller that owns the transaction puts the matching event
 (``signaling.events.CaseCreated``, ``CaseUpdated``…) into the outbox in the same transaction.
 """
@@ -25,6 +29,9 @@ from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from evidence import Keyring
+
+from .confidentiality import enforce_confidentiality
 from .duplicates import fold_text
 from .enums import (
     CaseNovelty,
@@ -184,13 +191,16 @@ def _stale(current: int, expected: int) -> StaleVersion:
 
 
 async def update_case(
-    conn: AsyncConnection, case_id: str, *, expected_version: int, changes: Mapping[str, Any], now: datetime
+    conn: AsyncConnection, case_id: str, *, expected_version: int, changes: Mapping[str, Any], now: datetime,
+    keyring: Keyring, actor: str,
 ) -> CaseChange:
     """Apply ``changes`` when the case is still at ``expected_version``; bumps the version.
 
     Only values that differ from the stored ones count; when none does, nothing is written and the
     version stays (still refused with :class:`StaleVersion` when ``expected_version`` is old). A case
-    whose kind becomes a denunciation becomes confidential (LTC Điều 47), and stays so.
+    that becomes a denunciation, or is marked confidential, becomes confidential (LTC Điều 47) and
+    stays so; its parties are sealed in the same transaction
+    (:func:`complaints.confidentiality.enforce_confidentiality`, audited as ``actor``).
     """
     values = _normalise_changes(changes)
     # Take the row first (a row lock on PostgreSQL, the write lock on SQLite: a read before the
@@ -206,18 +216,21 @@ async def update_case(
     effective = {name: value for name, value in values.items() if before.stored_value(name) != value}
     if not effective:
         return CaseChange(before, before, ())
-    if effective.get("kind") == PetitionKind.DENUNCIATION.value and not before.confidential:
-        effective["confidential"] = True
-    if effective.get("confidential") is False and before.kind is PetitionKind.DENUNCIATION:
-        raise InvalidInput("Vụ việc tố cáo luôn được giữ mật.", field="confidential")
+    mark = effective.pop("confidential", None)
+    if mark is False:
+        raise InvalidInput("Vụ việc đã được giữ mật thì luôn được giữ mật, không bỏ mật được.", field="confidential")
     written = dict(effective)
     if "summary" in written:
         written["summary_norm"] = fold_text(written["summary"])
-    await conn.execute(update(cases).where(cases.c.id == case_id, cases.c.version == expected_version)
-                       .values(**written, version=cases.c.version + 1, updated_at=now))
-    if "summary" in effective:
+    if written:
+        await conn.execute(update(cases).where(cases.c.id == case_id, cases.c.version == expected_version)
+                           .values(**written, version=cases.c.version + 1, updated_at=now))
+    sealing = await enforce_confidentiality(conn, keyring, case_id, actor=actor, now=now, cause="edit",
+                                            mark=bool(mark), bump_version=not written)
+    if "summary" in effective and not (sealing.became_confidential or sealing.sealed):
         await refresh_search_document(conn, case_id)
-    return CaseChange(before, await get_case(conn, case_id), tuple(sorted(effective)))
+    changed = set(effective) | ({"confidential"} if sealing.became_confidential else set())
+    return CaseChange(before, await get_case(conn, case_id), tuple(sorted(changed)))
 
 
 async def add_reception_entry(
@@ -229,6 +242,8 @@ async def add_reception_entry(
     form: ReceptionForm,
     with_petition: bool,
     now: datetime,
+    keyring: Keyring,
+    actor: str,
     petitioner_id: str | None = None,
     delegation_id: str | None = None,
     session_id: str | None = None,
@@ -241,7 +256,8 @@ async def add_reception_entry(
     """Record one reception (lượt tiếp) of the case; returns (id, n) where n is "lần tiếp thứ n".
 
     The case row is touched first (its version is bumped), which serialises concurrent entries of
-    one case, so two desks can never both write "lần thứ 3".
+    one case, so two desks can never both write "lần thứ 3". The petitioner goes through the
+    confidentiality rule (a confidential case refers to a sealed handle, audited as ``actor``).
     """
     if received_on > now.date():
         raise ValueError("the reception date is in the future")
@@ -259,4 +275,7 @@ async def add_reception_entry(
         host=host, venue=venue, officer=officer, nth=nth, with_petition=with_petition,
         outcome=outcome.value if outcome else None, notes=notes, created_at=now,
     ))
+    if petitioner_id is not None:
+        await enforce_confidentiality(conn, keyring, case_id, actor=actor, now=now, cause="reception",
+                                      bump_version=False)
     return entry_id, nth

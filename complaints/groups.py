@@ -1,14 +1,19 @@
 """Group petitions (đoàn đông người) of a case: members and representatives, checked against
-LTCD Điều 29 (:func:`complaints.delegation.check_delegation`) before anything is written."""
+LTCD Điều 29 (:func:`complaints.delegation.check_delegation`) before anything is written. The members
+go through the confidentiality rule (:mod:`complaints.confidentiality`) like any party of the case."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from evidence import Keyring
+
+from .confidentiality import enforce_confidentiality
 from .delegation import check_delegation
 from .errors import NotFound
 from .tables import cases, delegation_members, delegations, petitioners
@@ -22,6 +27,9 @@ async def record_delegation(
     *,
     member_ids: Sequence[str],
     representative_ids: Sequence[str],
+    keyring: Keyring,
+    actor: str,
+    now: datetime,
     appointment_document: str | None = None,
 ) -> str:
     """Store a lawful delegation; raises :class:`InvalidDelegation` otherwise. Returns its id."""
@@ -40,4 +48,5 @@ async def record_delegation(
         {"delegation_id": delegation_id, "petitioner_id": pid, "representative": pid in representatives}
         for pid in sorted(members)
     ])
+    await enforce_confidentiality(conn, keyring, case_id, actor=actor, now=now, cause="delegation")
     return delegation_id

@@ -2,9 +2,13 @@
 in the caller's transaction either as a new case or attached to an existing one (after staff looked at
 the duplicate candidates of :func:`complaints.petitioners.find_duplicates`).
 
-A denunciation's petitioner is always sealed (the identity goes to the vault). Sealing needs the
-``identity_write`` grant; without it the refusal is audited and nothing else is written, so the caller
-may commit the transaction to keep the audit row.
+Confidentiality (:mod:`complaints.confidentiality`): a denunciation makes its case confidential —
+a new one, or the open case it is attached to — and every party of a confidential case is sealed for
+that case. A new person's identity typed in for a confidential case (a denouncer, or anybody joining
+a denunciation case) is sealed at once and needs the ``identity_write`` grant; without it the refusal
+is audited and nothing else is written, so the caller may commit the transaction to keep the audit
+row. A person already on file is linked through a sealed handle of this case (no grant needed:
+sealing discloses nothing); :attr:`IntakeResult.petitioner_id` is the party as stored.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from signaling.grants import Grant
 
 from .audit import append_audit
 from .cases import add_reception_entry, create_case, get_case
+from .confidentiality import is_confidential
 from .enums import PetitionerRole, PetitionKind, ReceptionForm, ReceptionOutcome, ReceptionType
 from .errors import IdentityAccessDenied, InvalidInput, NotFound
 from .petitioners import NewPetitioner, register_petitioner
 from .petitions import NewPetition, add_petition, add_respondent
-from .tables import petitioners
+from .tables import petition_parties, petitioners
 
 __all__ = ["IntakeRespondent", "IntakeReception", "Intake", "IntakeResult", "record_intake"]
 
@@ -66,9 +71,11 @@ class IntakeResult:
     case_id: str
     tracking_code: str
     new_case: bool
-    petitioner_id: str
+    petitioner_id: str                # the party as stored (a sealed handle in a confidential case)
     petition_id: str
     reception_nth: int | None
+    confidential: bool = False        # the case, after the intake
+    became_confidential: bool = False  # an existing case became confidential (announce it)
 
 
 async def record_intake(
@@ -85,7 +92,9 @@ async def record_intake(
         raise InvalidInput("Hãy nhập thông tin công dân hoặc chọn một công dân đã có (chỉ một trong hai).",
                            field="petitioner")
     person = intake.petitioner
-    if person is not None and intake.petition.kind is PetitionKind.DENUNCIATION and not person.sealed:
+    attached_confidential = intake.case_id is not None and await is_confidential(conn, intake.case_id)
+    if person is not None and not person.sealed and (
+            intake.petition.kind is PetitionKind.DENUNCIATION or attached_confidential):
         person = replace(person, sealed=True)  # LTC Điều 47: the denouncer's identity is secret
     if person is not None and person.sealed and Grant.IDENTITY_WRITE not in grants:
         await append_audit(conn, actor=actor, action="identity.write_refused", target_kind="case",
@@ -112,14 +121,21 @@ async def record_intake(
         r = intake.respondent
         await add_respondent(conn, case.id, kind=r.kind, name=r.name.strip(), position=r.position,
                              workplace=r.workplace)
-    petition_id = await add_petition(conn, case.id, intake.petition, [(petitioner_id, intake.role)], now=now)
+    petition_id = await add_petition(conn, case.id, intake.petition, [(petitioner_id, intake.role)], now=now,
+                                     keyring=keyring, actor=actor)
+    # The party as stored: the confidentiality rule may have put a sealed handle in its place.
+    petitioner_id = (await conn.execute(select(petition_parties.c.petitioner_id)
+                                        .where(petition_parties.c.petition_id == petition_id))).scalar_one()
     nth = None
     if intake.reception is not None:
         rec = intake.reception
         _entry, nth = await add_reception_entry(
             conn, case.id, received_on=intake.petition.received_on, reception_type=rec.reception_type,
-            form=rec.form, with_petition=True, now=now, petitioner_id=petitioner_id, venue=rec.venue or intake.venue,
-            officer=rec.officer, outcome=rec.outcome,
+            form=rec.form, with_petition=True, now=now, keyring=keyring, actor=actor, petitioner_id=petitioner_id,
+            venue=rec.venue or intake.venue, officer=rec.officer, outcome=rec.outcome,
         )
+    after = await get_case(conn, case.id)
     return IntakeResult(case_id=case.id, tracking_code=case.tracking_code, new_case=new_case,
-                        petitioner_id=petitioner_id, petition_id=petition_id, reception_nth=nth)
+                        petitioner_id=petitioner_id, petition_id=petition_id, reception_nth=nth,
+                        confidential=after.confidential,
+                        became_confidential=not new_case and after.confidential and not case.confidential)

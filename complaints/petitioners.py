@@ -7,6 +7,16 @@ the most weighted keys, counted in SQL) and ranks only those in Python
 (:func:`complaints.duplicates.rank`). A sealed petitioner (a denouncer) has no clear identity and
 no blocking keys: only the HMAC blind index of the ID number finds it, and the candidate shows the
 pseudonymous handle, never a name.
+
+The answer respects the grant (:mod:`complaints.confidentiality`). Open and sealed candidates are ranked
+apart, so what is said of open records never depends on sealed ones. To a holder of ``identity_read``
+sealed candidates are shown in full (handle, case, tracking code, score) and each is an audit event
+(``identity.match``). To anybody else a sealed match is only :attr:`DuplicateCheck.sealed_match`,
+the same flag whichever sealed records matched and however many, with no case, code, score or id
+(audited as ``identity.match_withheld``, so probing shows in the log); and not even that when an open
+record with the same ID number is among the candidates — it already answers "this person is on
+file", and the flag beside it would tell that the person also denounced. Open candidates never show
+a confidential case as their latest to whoever lacks ``identity_read``.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from evidence import Keyring
 from signaling.grants import Grant
 
+from .audit import append_audit
+from .confidentiality import confidential_clause, may_see_identity
 from .duplicates import (
     PLACE_KEY_PREFIX,
     PREFILTER_LIMIT,
@@ -41,7 +53,7 @@ from .identity import normalize_id_number
 from .tables import cases, petition_parties, petitioner_keys, petitioners, petitions, respondents
 from .vault import Identity, blind_index, new_handle, seal_identity
 
-__all__ = ["NewPetitioner", "register_petitioner", "DuplicateCandidate", "find_duplicates"]
+__all__ = ["NewPetitioner", "register_petitioner", "DuplicateCandidate", "DuplicateCheck", "find_duplicates"]
 
 
 @dataclass(frozen=True)
@@ -114,11 +126,22 @@ class DuplicateCandidate:
     tracking_code: str | None
 
 
+@dataclass(frozen=True)
+class DuplicateCheck:
+    """The answer of :func:`find_duplicates`: the candidates the asker may see and, for whoever lacks
+    ``identity_read``, whether a sealed record matched (nothing else is said about it)."""
+
+    candidates: list[DuplicateCandidate]
+    sealed_match: bool = False
+
+
 async def find_duplicates(
-    conn: AsyncConnection, keyring: Keyring, query: IntakeRecord, *, limit: int = 5,
-    aliases: AliasTable | None = None,
-) -> list[DuplicateCandidate]:
-    """The best ``limit`` existing petitioners (with their latest case) that may be ``query``.
+    conn: AsyncConnection, keyring: Keyring, query: IntakeRecord, *, actor: str, grants: Collection[Grant],
+    now: datetime | None = None, limit: int = 5, aliases: AliasTable | None = None,
+) -> DuplicateCheck:
+    """The best ``limit`` existing open petitioners (with their latest case) that may be ``query``, and
+    the sealed ones as the asker's grants allow (see the module doc; audited in the caller's
+    transaction, which it should commit).
 
     One query whatever the number of namesakes: the shortlist (:func:`_shortlist_query`) and the
     petitioners sharing the ID number's blind index, with each one's cases and their respondents."""
@@ -131,34 +154,52 @@ async def find_duplicates(
     if number:
         wanted.append(select(petitioners.c.id).where(petitioners.c.id_blind_index == blind_index(keyring, number)))
     if not wanted:
-        return []
+        return DuplicateCheck([])
+    full = may_see_identity(grants)
     people: dict[str, RowMapping] = {}
     latest: dict[str, _LatestCase] = {}
     for row in (await conn.execute(_candidates_query(union(*wanted) if len(wanted) > 1 else wanted[0]))).mappings():
         people[row["id"]] = row
-        if row["case_id"] is not None:  # ordered by creation: the last one wins
-            latest[row["id"]] = _LatestCase(row["case_id"], row["case_tracking_code"], row["case_summary"],
-                                            row["case_respondents"] or "")
-    records: list[IntakeRecord] = []
+        if row["case_id"] is None or (row["case_confidential"] and not row["sealed"] and not full):
+            continue
+        # ordered by creation: the last one wins
+        latest[row["id"]] = _LatestCase(row["case_id"], row["case_tracking_code"], row["case_summary"],
+                                        row["case_respondents"] or "")
+    open_records: list[IntakeRecord] = []
+    sealed_records: list[IntakeRecord] = []
     for p in people.values():
         case = latest.get(p["id"])
         if p["sealed"]:
             # Only the blind index brought it here: it shares the query's ID number, nothing else shows.
-            records.append(IntakeRecord(p["id"], id_number=number))
+            sealed_records.append(IntakeRecord(p["id"], id_number=number))
         else:
-            records.append(IntakeRecord(p["id"], full_name=p["full_name"] or "", id_number=p["id_number"] or "",
-                                        address=p["address_detail"] or "",
-                                        respondent=case.respondents if case else "",
-                                        content=case.summary if case else ""))
-    result = []
-    for cand in rank(query, records, limit=limit, aliases=aliases if aliases is not None else default_aliases()):
+            open_records.append(IntakeRecord(p["id"], full_name=p["full_name"] or "", id_number=p["id_number"] or "",
+                                             address=p["address_detail"] or "",
+                                             respondent=case.respondents if case else "",
+                                             content=case.summary if case else ""))
+    table = aliases if aliases is not None else default_aliases()
+    open_ranked = rank(query, open_records, limit=limit, aliases=table)
+    sealed_ranked = rank(query, sealed_records, aliases=table)
+
+    def shown(cand: Candidate) -> DuplicateCandidate:
         p = people[cand.record_id]
         case = latest.get(p["id"])
-        result.append(DuplicateCandidate(
+        return DuplicateCandidate(
             candidate=cand, petitioner_id=p["id"], display_name=p["handle"] if p["sealed"] else p["full_name"],
             sealed=p["sealed"], case_id=case.id if case else None, tracking_code=case.tracking_code if case else None,
-        ))
-    return result
+        )
+
+    found = [shown(c) for c in open_ranked]
+    action = "identity.match" if full else "identity.match_withheld"
+    for cand in sealed_ranked:
+        await append_audit(conn, actor=actor, action=action, target_kind="petitioner", target_id=cand.record_id,
+                           detail={"via": "duplicates"}, at=now)
+    if full:
+        merged = sorted([*found, *(shown(c) for c in sealed_ranked)],
+                        key=lambda c: (-c.candidate.score, c.petitioner_id))
+        return DuplicateCheck(merged)
+    same_number_on_file = bool(number) and any(people[c.petitioner_id]["id_number"] == number for c in found)
+    return DuplicateCheck(found, sealed_match=bool(sealed_ranked) and not same_number_on_file)
 
 
 @dataclass(frozen=True)
@@ -201,7 +242,8 @@ async def _shortlist(conn: AsyncConnection, keys: frozenset[str], limit: int = P
 
 def _candidates_query(ids: Select[str] | CompoundSelect[str]) -> Select[Any]:
     """The petitioners whose id ``ids`` selects, one row per petitioner and case (a petitioner without a
-    case: one row with a null case), oldest case first, with the case's respondents' names joined."""
+    case: one row with a null case), oldest case first, with the case's respondents' names joined and
+    whether the case is confidential."""
     names = (
         select(func.aggregate_strings(respondents.c.name, "; "))
         .where(respondents.c.case_id == cases.c.id)
@@ -213,6 +255,7 @@ def _candidates_query(ids: Select[str] | CompoundSelect[str]) -> Select[Any]:
             petitioners.c.id_number, petitioners.c.address_detail,
             cases.c.id.label("case_id"), cases.c.tracking_code.label("case_tracking_code"),
             cases.c.summary.label("case_summary"), names.label("case_respondents"),
+            confidential_clause().label("case_confidential"),
         )
         .select_from(
             petitioners.outerjoin(petition_parties, petition_parties.c.petitioner_id == petitioners.c.id)

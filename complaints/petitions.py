@@ -1,4 +1,8 @@
-"""Petitions (đơn) and respondents of a case, in the caller's transaction."""
+"""Petitions (đơn) and respondents of a case, in the caller's transaction.
+
+A petition's parties go through the confidentiality rule (:mod:`complaints.confidentiality`): a
+denunciation makes its case confidential, and every party of a confidential case is a sealed handle.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from evidence import Keyring
+
+from .confidentiality import enforce_confidentiality
 from .duplicates import fold_text
 from .enums import (
     Admissibility,
@@ -51,10 +58,14 @@ async def add_petition(
     parties: Sequence[tuple[str, PetitionerRole]],
     *,
     now: datetime,
+    keyring: Keyring,
+    actor: str,
 ) -> str:
     """Attach a petition and its parties to a case; returns the petition id.
 
-    Dates may not lie in the future, and a petition cannot be received before it was written.
+    Dates may not lie in the future, and a petition cannot be received before it was written. Then
+    :func:`~complaints.confidentiality.enforce_confidentiality` (audited as ``actor``): the parties
+    as stored may be sealed handles standing for the ids given.
     """
     today = now.date()
     if petition.received_on > today or (petition.written_on and petition.written_on > today):
@@ -84,6 +95,7 @@ async def add_petition(
             {"petition_id": pet_id, "petitioner_id": pid, "role": role.value} for pid, role in parties
         ])
     await refresh_search_document(conn, case_id)
+    await enforce_confidentiality(conn, keyring, case_id, actor=actor, now=now, cause="petition")
     return pet_id
 
 

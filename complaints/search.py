@@ -5,7 +5,9 @@ lower case, no diacritics, ``đ`` → ``d``, punctuation → space) into words; 
 the beginning of a word of the case's search document (``cases.search_norm``): the folded case summary,
 petition contents, respondents' names and the names of open (not sealed) petitioners, rebuilt by
 :func:`refresh_search_document` whenever one of them changes. A sealed denouncer's name is never
-searchable (it is not stored in clear). A query that is a valid tracking code finds that case.
+searchable (it is not stored in clear), and a confidential case (:mod:`complaints.confidentiality`)
+has no petitioner's name in its document at all, so a name never finds a denunciation. A query that
+is a valid tracking code finds that case.
 
 One index answers a whole query: on PostgreSQL ``to_tsvector('simple', coalesce(search_norm, '')) @@
 to_tsquery('simple', 'w1:* & w2:*')`` over a GIN index (:data:`complaints.tables.SEARCH_INDEXES`); on
@@ -33,6 +35,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, literal_column, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import confidentiality
 from .duplicates import fold_text
 from .enums import CaseStatus, PetitionKind
 from .errors import InvalidTrackingCode
@@ -97,21 +100,26 @@ def query_words(text: str) -> list[str]:
 
 
 async def refresh_search_document(conn: AsyncConnection, case_id: str) -> None:
-    """Rebuild ``cases.search_norm`` of one case from its parts (call after any of them changed)."""
-    summary = (await conn.execute(select(cases.c.summary_norm).where(cases.c.id == case_id))).scalar()
-    if summary is None:
+    """Rebuild ``cases.search_norm`` of one case from its parts (call after any of them changed); the
+    petitioners' names only when the case is not confidential."""
+    row = (await conn.execute(select(cases.c.summary_norm, confidentiality.confidential_clause())
+                              .where(cases.c.id == case_id))).first()
+    if row is None:
         return
+    summary, confidential = row
     parts = [summary]
     parts += [r[0] for r in await conn.execute(
         select(petitions.c.content_norm).where(petitions.c.case_id == case_id).order_by(petitions.c.created_at))]
     parts += [r[0] for r in await conn.execute(
         select(respondents.c.name_norm).where(respondents.c.case_id == case_id).order_by(respondents.c.id))]
-    parts += [r[0] for r in await conn.execute(
-        select(petitioners.c.name_norm).distinct()
-        .select_from(petition_parties.join(petitions, petitions.c.id == petition_parties.c.petition_id)
-                     .join(petitioners, petitioners.c.id == petition_parties.c.petitioner_id))
-        .where(petitions.c.case_id == case_id, petitioners.c.sealed.is_(False), petitioners.c.name_norm.is_not(None))
-        .order_by(petitioners.c.name_norm))]
+    if not confidential:
+        parts += [r[0] for r in await conn.execute(
+            select(petitioners.c.name_norm).distinct()
+            .select_from(petition_parties.join(petitions, petitions.c.id == petition_parties.c.petition_id)
+                         .join(petitioners, petitioners.c.id == petition_parties.c.petitioner_id))
+            .where(petitions.c.case_id == case_id, petitioners.c.sealed.is_(False),
+                   petitioners.c.name_norm.is_not(None))
+            .order_by(petitioners.c.name_norm))]
     document = " ".join(p for p in parts if p)
     await conn.execute(update(cases).where(cases.c.id == case_id).values(search_norm=document))
 
@@ -208,23 +216,26 @@ async def search_cases(conn: AsyncConnection, query: CaseQuery) -> SearchResult:
     total = min(total, COUNT_CAP)
     first_received = (select(func.min(petitions.c.received_on)).where(petitions.c.case_id == cases.c.id)
                       .correlate(cases).scalar_subquery())
+    confidential = confidentiality.confidential_clause().label("confidential_by_rule")
     page: Select[Any]
     if postgres and not more:
         # Few matches (the count says so): gather them and sort them. Left to itself the planner may walk
         # ix_cases_created_at_id for a word it cannot estimate and read every case for one that matches none.
         found = (select(cases.c.id, cases.c.created_at).where(*conditions)
                  .cte("matches").prefix_with("MATERIALIZED"))
-        page = (select(cases, first_received.label("first_received_on")).join(found, found.c.id == cases.c.id)
+        page = (select(cases, first_received.label("first_received_on"), confidential)
+                .join(found, found.c.id == cases.c.id)
                 .order_by(found.c.created_at.desc(), found.c.id).limit(limit).offset(offset))
     else:
         # Many matches (or SQLite): newest first from ix_cases_created_at_id stops after the first page.
-        page = (select(cases, first_received.label("first_received_on")).where(*conditions)
+        page = (select(cases, first_received.label("first_received_on"), confidential).where(*conditions)
                 .order_by(cases.c.created_at.desc(), cases.c.id).limit(limit).offset(offset))
     rows = (await conn.execute(page)).mappings().all()
     items = [CaseHit(
         id=r["id"], tracking_code=r["tracking_code"], kind=PetitionKind.parse(r["kind"]),
         status=CaseStatus.parse(r["status"]), summary=r["summary"], venue=r["venue"],
-        confidential=r["confidential"], created_at=r["created_at"], first_received_on=r["first_received_on"],
+        confidential=bool(r["confidential_by_rule"]), created_at=r["created_at"],
+        first_received_on=r["first_received_on"],
         version=r["version"],
     ) for r in rows]
     return SearchResult(total, items, limit, offset, more)

@@ -160,14 +160,14 @@ async def seed_province(
                 source=rng.choice([PetitionSource.IN_PERSON, PetitionSource.POST, PetitionSource.ONLINE]),
                 kind=kind, received_on=received, written_on=received - timedelta(days=rng.randrange(0, 10)),
                 content=summary + f" tại xã {commune}.", request="Đề nghị xem xét, giải quyết.",
-            ), [(pid, PetitionerRole.SIGNATORY)], now=now)
+            ), [(pid, PetitionerRole.SIGNATORY)], now=now, keyring=keyring, actor="system:seed")
             last_visit[case_id] = received
             await add_reception_entry(
                 conn, case_id, received_on=received,
                 reception_type=rng.choice([ReceptionType.ROUTINE, ReceptionType.PERIODIC, ReceptionType.AD_HOC]),
                 form=ReceptionForm.ONLINE if rng.random() < 0.4 else ReceptionForm.IN_PERSON,
-                with_petition=True, now=now, petitioner_id=pid, venue=_slug(commune),
-                outcome=rng.choice(list(ReceptionOutcome)[:6]),
+                with_petition=True, now=now, keyring=keyring, actor="system:seed", petitioner_id=pid,
+                venue=_slug(commune), outcome=rng.choice(list(ReceptionOutcome)[:6]),
             )
             if rng.random() < 0.45:
                 unit_id = rng.choice(UNITS)[0]

@@ -8,7 +8,9 @@ append-only, hash-chained audit log.
 Confidentiality: a denouncer's name, ID number, address and phone never sit in ``petitioners``; they
 live sealed (AES-GCM under the keyring's data key) in ``identity_vault`` and the petitioner row keeps a
 pseudonymous ``handle``. ``id_blind_index`` is an HMAC of the normalised ID number under the data key,
-so an exact-ID duplicate check still works without decrypting.
+so an exact-ID duplicate check still works without decrypting. Every party of a confidential case is
+such a sealed row, used by that case alone (complaints.confidentiality); a sealed copy of a record on
+file names that record only inside its sealed identity.
 
 Enumerations are stored as their English values (``complaints.enums``), checked at the edge.
 """
@@ -107,7 +109,8 @@ cases = Table(
     Column("summary", Text, nullable=False, default=""),
     Column("summary_norm", Text, nullable=False, default=""),  # for diacritic-insensitive search
     # The case's search document (complaints.search): folded summary, petition contents, respondents'
-    # and open petitioners' names; kept current by the store functions, indexed for full text.
+    # and open petitioners' names (none in a confidential case: complaints.confidentiality); kept
+    # current by the store functions, indexed for full text.
     Column("search_norm", Text, nullable=False, default="", server_default=""),
     Column("novelty", String(16), nullable=True),
     Column("complex", Boolean, nullable=False, default=False),

@@ -10,6 +10,11 @@ and puts the matching event (``signaling.events``: ``CaseCreated``, ``CaseUpdate
 ``HandlingDecisionRecorded``, ``DirectiveIssued``, ``DirectiveReported``) into the outbox in the
 caller's transaction, so the change and its announcement commit together or not at all. Reading a
 case file (:func:`record_case_view`) and downloading an attachment are audit events.
+
+Confidentiality (:mod:`complaints.confidentiality`) is the domain's: a write that makes a case
+confidential (a denunciation attached, a re-classification) is announced with ``CaseUpdated``
+(``changed`` names ``confidential``); the case file, the attachments and the duplicate check show a
+denouncer's identity only to holders of ``identity_read``.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from complaints.attachments import (
     content_disposition,
     get_attachment,
     is_stored_name,
+    may_download,
     new_stored_name,
     petition_exists,
+    shown_name,
 )
 from complaints.audit import append_audit
 from complaints.case_file import CaseFile, load_case_file
@@ -50,13 +57,13 @@ from complaints.directives import (
     report_on_directive,
 )
 from complaints.duplicates import IntakeRecord
-from complaints.enums import CaseStatus, PetitionKind
+from complaints.enums import CaseStatus, PetitionerRole, PetitionKind
 from complaints.errors import IdentityAccessDenied, InvalidInput, NotFound
 from complaints.groups import record_delegation
 from complaints.handling import record_handling_decision
 from complaints.intake import Intake, IntakeResult, record_intake
-from complaints.petitioners import find_duplicates, register_petitioner
-from complaints.petitions import add_petition
+from complaints.petitioners import DuplicateCheck, find_duplicates, register_petitioner
+from complaints.petitions import NewPetition, add_petition
 from complaints.schemas import (
     CaseUpdateIn,
     DelegationIn,
@@ -83,11 +90,13 @@ from signaling.outbox import add_to_outbox
 from ..actor import CASE_EDIT_GRANTS, Actor, CurrentActor, require_any
 from ..context import ConsoleContext
 from ..errors import Forbidden
+from ..i18n import t
 
 __all__ = ["create_complaints_api_router", "case_json", "case_file_json", "directive_json", "local_now",
            "ensure_case_visible", "keyring_of", "VN_TIME", "DECISION_GRANTS", "DIRECTIVE_GRANTS",
            "may_issue_directives", "record_case_view", "save_intake", "save_case_update", "save_handling_decision",
-           "save_directive", "save_directive_report", "attachment_download"]
+           "save_directive", "save_directive_report", "save_petition", "save_reception", "save_delegation",
+           "attachment_download", "duplicates_json"]
 
 log = logging.getLogger("room_console.api")
 VN_TIME = timezone(timedelta(hours=7))
@@ -142,6 +151,7 @@ def directive_json(view: DirectiveView) -> dict[str, Any]:
 def case_file_json(file: CaseFile) -> dict[str, Any]:
     return {
         **case_json(file.case),
+        "confidential": file.confidential,  # by the rule (complaints.confidentiality)
         "reception_count": file.reception_count,
         "petitions": [{
             "id": p.id, "kind": _labelled(p.kind), "source": _labelled(p.source),
@@ -163,6 +173,21 @@ def case_file_json(file: CaseFile) -> dict[str, Any]:
             "decided_by": d.decided_by, "forwarded_to": d.forwarded_to, "notes": d.notes,
         } for d in file.decisions],
         "directives": [directive_json(v) for v in file.directives],
+    }
+
+
+def duplicates_json(check: DuplicateCheck) -> dict[str, Any]:
+    """The duplicate check as the asker may see it: a sealed match withheld from whoever lacks
+    ``identity_read`` is one flag and one sentence, nothing else."""
+    return {
+        "candidates": [{
+            "petitioner_id": c.petitioner_id, "display_name": c.display_name, "sealed": c.sealed,
+            "case_id": c.case_id, "tracking_code": c.tracking_code, "score": c.candidate.score,
+            "reasons": [{"field": r.field.value, "how": r.how.value, "similarity": r.similarity,
+                         "label_vi": r.label_vi} for r in c.candidate.reasons],
+        } for c in check.candidates],
+        "sealed_match": check.sealed_match,
+        "sealed_notice": t("intake.sealed_match") if check.sealed_match else None,
     }
 
 
@@ -209,20 +234,36 @@ async def record_case_view(console: ConsoleContext, actor: Actor, case_id: str, 
 
 async def save_intake(conn: AsyncConnection, keyring: Keyring, data: Intake, *, actor: Actor,
                       now: datetime) -> IntakeResult:
-    """:func:`complaints.intake.record_intake`; a new case is announced with ``CaseCreated``."""
+    """:func:`complaints.intake.record_intake`; a new case is announced with ``CaseCreated``, an
+    attached case that became confidential with ``CaseUpdated``."""
     result = await record_intake(conn, keyring, data, actor=actor.label, grants=actor.grants, now=now)
     if result.new_case:
         case = await get_case(conn, result.case_id)
         await add_to_outbox(conn, CaseCreated(case=case.id, by=actor.label, kind=case.kind.value,
                                               status=case.status.value, confidential=case.confidential,
                                               venue=case.venue, occurred_at=now))
+    elif result.became_confidential:
+        await _announce_confidential(conn, actor, result.case_id, was_confidential=False, now=now)
     return result
 
 
-async def save_case_update(conn: AsyncConnection, actor: Actor, case_id: str, *, expected_version: int,
-                           changes: dict[str, Any], now: datetime) -> CaseChange:
-    """:func:`complaints.cases.update_case`; a real change is announced with ``CaseUpdated``."""
-    change = await update_case(conn, case_id, expected_version=expected_version, changes=changes, now=now)
+async def _announce_confidential(conn: AsyncConnection, actor: Actor, case_id: str, *, was_confidential: bool,
+                                 now: datetime) -> None:
+    """``CaseUpdated`` naming ``confidential`` when the write made the case confidential."""
+    case = await get_case(conn, case_id)
+    if was_confidential or not case.confidential:
+        return
+    await add_to_outbox(conn, CaseUpdated(
+        case=case.id, by=actor.label, case_version=case.version, changed=("confidential",), kind=case.kind.value,
+        status=case.status.value, subject_area=case.subject_area, confidential=True, occurred_at=now))
+
+
+async def save_case_update(conn: AsyncConnection, keyring: Keyring, actor: Actor, case_id: str, *,
+                           expected_version: int, changes: dict[str, Any], now: datetime) -> CaseChange:
+    """:func:`complaints.cases.update_case` (a case that becomes confidential has its parties sealed);
+    a real change is announced with ``CaseUpdated``."""
+    change = await update_case(conn, case_id, expected_version=expected_version, changes=changes, now=now,
+                               keyring=keyring, actor=actor.label)
     if change.changed:
         after = change.after
         await add_to_outbox(conn, CaseUpdated(
@@ -231,6 +272,43 @@ async def save_case_update(conn: AsyncConnection, actor: Actor, case_id: str, *,
             previous_status=change.before.status.value if "status" in change.changed else None,
             confidential=after.confidential, occurred_at=now))
     return change
+
+
+async def save_petition(conn: AsyncConnection, keyring: Keyring, actor: Actor, case_id: str, petition: NewPetition,
+                        parties: list[tuple[str, PetitionerRole]], *, now: datetime) -> str:
+    """:func:`complaints.petitions.add_petition`; a denunciation that makes the case confidential is
+    announced with ``CaseUpdated``. Returns the petition id."""
+    before = await get_case(conn, case_id)
+    petition_id = await add_petition(conn, case_id, petition, parties, now=now, keyring=keyring, actor=actor.label)
+    await _announce_confidential(conn, actor, case_id, was_confidential=before.confidential, now=now)
+    return petition_id
+
+
+async def save_reception(conn: AsyncConnection, keyring: Keyring, actor: Actor, case_id: str, body: ReceptionIn, *,
+                         now: datetime) -> tuple[str, int]:
+    """:func:`complaints.cases.add_reception_entry` (its petitioner under the confidentiality rule);
+    returns (id, n)."""
+    before = await get_case(conn, case_id)
+    entry_id, nth = await add_reception_entry(
+        conn, case_id, received_on=body.received_on, reception_type=body.reception_type, form=body.form,
+        with_petition=body.with_petition, now=now, keyring=keyring, actor=actor.label,
+        petitioner_id=body.petitioner_id, session_id=body.session_id, host=body.host, venue=body.venue,
+        officer=actor.name, outcome=body.outcome, notes=body.notes,
+    )
+    await _announce_confidential(conn, actor, case_id, was_confidential=before.confidential, now=now)
+    return entry_id, nth
+
+
+async def save_delegation(conn: AsyncConnection, keyring: Keyring, actor: Actor, case_id: str, body: DelegationIn, *,
+                          now: datetime) -> str:
+    """:func:`complaints.groups.record_delegation` (its members under the confidentiality rule)."""
+    before = await get_case(conn, case_id)
+    delegation_id = await record_delegation(conn, case_id, member_ids=body.member_ids,
+                                            representative_ids=body.representative_ids, keyring=keyring,
+                                            actor=actor.label, now=now,
+                                            appointment_document=body.appointment_document)
+    await _announce_confidential(conn, actor, case_id, was_confidential=before.confidential, now=now)
+    return delegation_id
 
 
 async def save_handling_decision(conn: AsyncConnection, actor: Actor, case_id: str, body: HandlingDecisionIn, *,
@@ -293,8 +371,7 @@ async def attachment_download(console: ConsoleContext, actor: Actor, attachment_
         if case_id is not None and record.case_id != case_id:
             raise NotFound("Không tìm thấy tệp đính kèm.")
         await ensure_case_visible(conn, actor, record.case_id)
-        case = await get_case(conn, record.case_id)
-        if case.confidential and not actor.has(Grant.IDENTITY_READ):
+        if not await may_download(conn, record, actor.grants):
             await append_audit(conn, actor=actor.label, action="attachment.download_refused",
                                target_kind="attachment", target_id=record.id, detail={"case_id": record.case_id},
                                at=local_now(console))
@@ -373,7 +450,7 @@ def create_complaints_api_router() -> APIRouter:
         async with console.engine.connect() as conn:
             await ensure_case_visible(conn, actor, case_id[:64])
             file = await load_case_file(conn, case_id[:64], today=local_now(console).date(),
-                                        calendar=console.calendar)
+                                        calendar=console.calendar, grants=actor.grants)
         await record_case_view(console, actor, file.case.id, via="api")
         return JSONResponse(case_file_json(file), headers=_etag(file.case.version))
 
@@ -390,8 +467,8 @@ def create_complaints_api_router() -> APIRouter:
         if not changes:
             raise InvalidInput("Không có thay đổi nào để lưu.", field="body")
         async with console.engine.begin() as conn:
-            change = await save_case_update(conn, actor, case_id[:64], expected_version=expected, changes=changes,
-                                            now=local_now(console))
+            change = await save_case_update(conn, keyring_of(console), actor, case_id[:64], expected_version=expected,
+                                            changes=changes, now=local_now(console))
         case = change.after
         log.info("case updated", extra={"ctx": {"case_id": case.id, "version": case.version}})
         return JSONResponse(case_json(case), headers=_etag(case.version))
@@ -400,18 +477,16 @@ def create_complaints_api_router() -> APIRouter:
 
     @router.post("/intake/duplicates")
     async def duplicates(console: Console, actor: CurrentActor, body: DuplicateCheckIn) -> dict[str, Any]:
-        """Ranked existing petitioners that may be the person being registered, with the reasons."""
+        """Ranked existing petitioners that may be the person being registered, with the reasons. A sealed
+        match is shown in full to holders of ``identity_read`` only (audited either way); to others it
+        is ``sealed_match`` and ``sealed_notice`` (ask an officer with the grant), nothing more."""
         require_any(actor, {Grant.INTAKE})
         query = IntakeRecord("new", full_name=body.full_name, id_number=body.id_number, address=body.address,
                              respondent=body.respondent, content=body.content)
-        async with console.engine.connect() as conn:
-            found = await find_duplicates(conn, keyring_of(console), query)
-        return {"candidates": [{
-            "petitioner_id": c.petitioner_id, "display_name": c.display_name, "sealed": c.sealed,
-            "case_id": c.case_id, "tracking_code": c.tracking_code, "score": c.candidate.score,
-            "reasons": [{"field": r.field.value, "how": r.how.value, "similarity": r.similarity,
-                         "label_vi": r.label_vi} for r in c.candidate.reasons],
-        } for c in found]}
+        async with console.engine.begin() as conn:
+            found = await find_duplicates(conn, keyring_of(console), query, actor=actor.label, grants=actor.grants,
+                                          now=local_now(console))
+        return duplicates_json(found)
 
     @router.post("/intake", status_code=201)
     async def intake(console: Console, actor: CurrentActor, body: IntakeIn) -> dict[str, Any]:
@@ -444,12 +519,13 @@ def create_complaints_api_router() -> APIRouter:
 
     @router.post("/cases/{case_id}/petitions", status_code=201)
     async def petition_add(console: Console, actor: CurrentActor, case_id: str, body: PetitionAddIn) -> dict[str, Any]:
+        """Add a petition with its parties; a denunciation makes the case confidential (its parties sealed)."""
         require_any(actor, {Grant.INTAKE})
         now = local_now(console)
         petition = body.petition.to_domain(now.date())
         async with console.engine.begin() as conn:
-            pid = await add_petition(conn, case_id, petition, [(p.petitioner_id, p.role) for p in body.parties],
-                                     now=now)
+            pid = await save_petition(conn, keyring_of(console), actor, case_id[:64], petition,
+                                      [(p.petitioner_id, p.role) for p in body.parties], now=now)
         return {"id": pid}
 
     @router.post("/cases/{case_id}/receptions", status_code=201)
@@ -459,13 +535,7 @@ def create_complaints_api_router() -> APIRouter:
         now = local_now(console)
         not_in_future(body.received_on, now.date(), "received_on", "Ngày tiếp")
         async with console.engine.begin() as conn:
-            await get_case(conn, case_id)
-            entry_id, nth = await add_reception_entry(
-                conn, case_id, received_on=body.received_on, reception_type=body.reception_type, form=body.form,
-                with_petition=body.with_petition, now=now, petitioner_id=body.petitioner_id,
-                session_id=body.session_id, host=body.host, venue=body.venue, officer=actor.name,
-                outcome=body.outcome, notes=body.notes,
-            )
+            entry_id, nth = await save_reception(conn, keyring_of(console), actor, case_id[:64], body, now=now)
         return {"id": entry_id, "nth": nth, "label": f"Lần tiếp thứ {nth}"}
 
     @router.post("/cases/{case_id}/handling-decisions", status_code=201)
@@ -482,9 +552,7 @@ def create_complaints_api_router() -> APIRouter:
         """Record a group (đoàn đông người) and its representatives (LTCD Điều 29)."""
         require_any(actor, {Grant.INTAKE})
         async with console.engine.begin() as conn:
-            did = await record_delegation(conn, case_id, member_ids=body.member_ids,
-                                          representative_ids=body.representative_ids,
-                                          appointment_document=body.appointment_document)
+            did = await save_delegation(conn, keyring_of(console), actor, case_id[:64], body, now=local_now(console))
         return {"id": did}
 
     # -- directives ---------------------------------------------------------------------------------
@@ -558,7 +626,9 @@ def create_complaints_api_router() -> APIRouter:
         name: Annotated[str, Query(max_length=300)] = "",
     ) -> dict[str, Any]:
         """Upload one file as the raw request body (``?name=`` for display). At most 10 MB: a larger
-        declared length is refused before reading, a larger stream as soon as it passes the cap (413)."""
+        declared length is refused before reading, a larger stream as soon as it passes the cap (413).
+        The answer names the file as the case file shows it to the uploader (numbered in a confidential
+        case without ``identity_read``)."""
         require_any(actor, {Grant.INTAKE})
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_ATTACHMENT_BYTES):
@@ -578,12 +648,12 @@ def create_complaints_api_router() -> APIRouter:
                     conn, petition_id[:64], stored_name=stored, display_name=clean_display_name(name),
                     media_type=clean_media_type(request.headers.get("content-type")), size=size, sha256=digest,
                     uploaded_by=actor.label, now=local_now(console))
+                name = await shown_name(conn, record.id, actor.grants)
         except BaseException:
             await asyncio.to_thread(path.unlink, True)
             raise
         log.info("attachment stored", extra={"ctx": {"attachment_id": record.id, "size": size}})
-        return {"id": record.id, "name": record.display_name, "size": size, "sha256": digest,
-                "media_type": record.media_type}
+        return {"id": record.id, "name": name, "size": size, "sha256": digest, "media_type": record.media_type}
 
     @router.get("/attachments/{attachment_id}")
     async def attachment_get(console: Console, actor: CurrentActor, attachment_id: str) -> Response:

@@ -8,7 +8,9 @@ only reflect them. A form that fails comes back with what was typed and the reas
 An edit carries the version it was made from: when somebody else saved in between, the form comes
 back (409) with the typed values kept, the other person's values beside them and the new version,
 so the official decides and nothing typed is lost. Opening a case file (and its edit form) is an
-audit event.
+audit event. What the case file shows of people follows :mod:`complaints.confidentiality` (handles,
+numbered attachments and no download for whoever lacks ``identity_read`` in a confidential case);
+an edit that makes the case a denunciation seals its parties at once.
 """
 
 from __future__ import annotations
@@ -148,11 +150,11 @@ async def case_page(console: Console, signed: CurrentUser, case_id: str,
     actor = actor_of(signed)
     async with console.engine.connect() as conn:
         await ensure_case_visible(conn, actor, case_id[:64])
-        file = await load_case_file(conn, case_id[:64], today=local_now(console).date(), calendar=console.calendar)
+        file = await load_case_file(conn, case_id[:64], today=local_now(console).date(), calendar=console.calendar,
+                                    grants=actor.grants)
     await record_case_view(console, actor, file.case.id, via="page")
     return render_page(console, "cases/detail.html", signed, file=file,
-                       can_reveal=actor.has(Grant.IDENTITY_READ),
-                       can_download=not file.case.confidential or actor.has(Grant.IDENTITY_READ),
+                       can_reveal=actor.has(Grant.IDENTITY_READ), can_download=file.may_download,
                        can_edit=actor.has_any(CASE_EDIT_GRANTS), can_decide=actor.has_any(DECISION_GRANTS),
                        can_direct=may_issue_directives(actor), saved=_SAVED.get(saved),
                        subject_areas=dict(choices(SubjectArea)))
@@ -243,7 +245,7 @@ async def edit_submit(request: Request, console: Console, signed: CurrentUser, c
                             errors=[{"field": _label("version"), "message": t("case.edit.version_missing")}])
     try:
         async with console.engine.begin() as conn:
-            change = await save_case_update(conn, actor, case_id, expected_version=body.version,
+            change = await save_case_update(conn, keyring_of(console), actor, case_id, expected_version=body.version,
                                             changes=body.changes(), now=local_now(console))
     except StaleVersion:
         async with console.engine.connect() as conn:

@@ -1,6 +1,11 @@
 """Page "Tiếp nhận đơn": the intake form. "Kiểm tra trùng" shows the ranked duplicate candidates with
 their reasons before anything is saved; staff then attach the petition to a candidate's case or
-confirm that it is a new case. Plain HTML forms: no script needed."""
+confirm that it is a new case. Plain HTML forms: no script needed.
+
+A sealed match is shown in full only to holders of ``identity_read``; anybody else reads one sentence
+(ask an officer with the grant) and no case to attach to (:func:`complaints.petitioners.find_duplicates`).
+A denunciation attached to a case, or a known citizen's denunciation, is sealed for that case by the
+domain (:mod:`complaints.confidentiality`)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from pydantic import ValidationError
 from complaints.duplicates import IntakeRecord
 from complaints.enums import PetitionKind, PetitionSource
 from complaints.errors import ComplaintsError, IdentityAccessDenied
-from complaints.petitioners import DuplicateCandidate, find_duplicates
+from complaints.petitioners import DuplicateCheck, find_duplicates
 from complaints.schemas import IntakeIn, describe_errors
 from signaling.grants import Grant
 
@@ -30,10 +35,11 @@ FIELDS = ("full_name", "id_number", "birth_date", "phone", "address", "kind", "s
 
 
 def _render(console: ConsoleContext, signed: SignedIn, values: dict[str, str], *, status: int = 200,
-            candidates: list[DuplicateCandidate] | None = None, errors: list[dict[str, str]] | None = None,
-            checked: bool = False) -> Response:
-    context: dict[str, Any] = {"values": values, "candidates": candidates or [], "errors": errors or [],
-                               "checked": checked, "kinds": choices(PetitionKind), "sources": choices(PetitionSource)}
+            check: DuplicateCheck | None = None, errors: list[dict[str, str]] | None = None) -> Response:
+    context: dict[str, Any] = {"values": values, "candidates": check.candidates if check else [],
+                               "sealed_match": check.sealed_match if check else False, "errors": errors or [],
+                               "checked": check is not None, "kinds": choices(PetitionKind),
+                               "sources": choices(PetitionSource)}
     return render_page(console, "intake.html", signed, status=status, **context)
 
 
@@ -79,9 +85,10 @@ async def intake_submit(request: Request, console: Console, signed: CurrentUser)
     if action == "check" and not attach:
         query = IntakeRecord("new", full_name=values["full_name"], id_number=values["id_number"],
                              address=values["address"], respondent=values["respondent_name"], content=values["content"])
-        async with console.engine.connect() as conn:
-            candidates = await find_duplicates(conn, keyring_of(console), query)
-        return _render(console, signed, values, candidates=candidates, checked=True)
+        async with console.engine.begin() as conn:
+            check = await find_duplicates(conn, keyring_of(console), query, actor=actor.label, grants=actor.grants,
+                                          now=local_now(console))
+        return _render(console, signed, values, check=check)
     now = local_now(console)
     try:
         data = IntakeIn.model_validate(_payload(values, attach)).to_domain(now.date(), officer=actor.name)

@@ -22,10 +22,12 @@ from complaints.cases import (
 from complaints.enums import CaseNovelty, CaseStatus, PetitionKind, ReceptionForm, ReceptionType, SubjectArea
 from complaints.errors import InvalidInput, InvalidTrackingCode, NotFound, StaleVersion, UnknownEnumValue
 from complaints.tables import metadata
+from evidence import Keyring
 from tiepdan.db import make_engine
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+BY = {"keyring": Keyring.generate(dev=True), "actor": "user:test"}  # who edits (confidentiality seals as them)
 
 
 @pytest.fixture
@@ -73,16 +75,16 @@ async def test_stale_edit_is_refused_and_loses_nothing(engine: AsyncEngine) -> N
     async with engine.begin() as conn:
         case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="ban đầu", now=NOW)
     async with engine.begin() as conn:
-        updated = await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa lần 1"}, now=NOW)
+        updated = await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa lần 1"}, now=NOW, **BY)
     assert updated.after.version == 2 and updated.before.version == 1 and updated.changed == ("summary",)
     with pytest.raises(StaleVersion, match="tải lại"):
         async with engine.begin() as conn:
-            await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa cũ"}, now=NOW)
+            await update_case(conn, case.id, expected_version=1, changes={"summary": "sửa cũ"}, now=NOW, **BY)
     async with engine.connect() as conn:
         assert (await get_case(conn, case.id)).summary == "sửa lần 1"
     with pytest.raises(ValueError, match="cannot be edited"):
         async with engine.begin() as conn:
-            await update_case(conn, case.id, expected_version=2, changes={"tracking_code": "x"}, now=NOW)
+            await update_case(conn, case.id, expected_version=2, changes={"tracking_code": "x"}, now=NOW, **BY)
 
 
 async def test_two_connections_editing_one_case_at_once_one_wins_one_is_told(engine: AsyncEngine) -> None:
@@ -97,7 +99,7 @@ async def test_two_connections_editing_one_case_at_once_one_wins_one_is_told(eng
             await barrier.wait()
             try:
                 async with conn.begin():
-                    await update_case(conn, case.id, expected_version=version, changes={"summary": text}, now=NOW)
+                    await update_case(conn, case.id, expected_version=version, changes={"summary": text}, now=NOW, **BY)
             except StaleVersion:
                 return "stale"
             return "ok"
@@ -116,7 +118,7 @@ async def test_reception_entries_count_the_nth_reception_and_refuse_future_dates
     for day in (date(2026, 9, 10), date(2026, 10, 12), date(2026, 11, 20)):
         async with engine.begin() as conn:
             _, n = await add_reception_entry(conn, case.id, received_on=day, reception_type=ReceptionType.PERIODIC,
-                                             form=ReceptionForm.ONLINE, with_petition=True, now=NOW,
+                                             form=ReceptionForm.ONLINE, with_petition=True, now=NOW, **BY,
                                              session_id="s-2026-11", venue="tien-du")
         ns.append(n)
     assert ns == [1, 2, 3]
@@ -124,7 +126,7 @@ async def test_reception_entries_count_the_nth_reception_and_refuse_future_dates
         async with engine.begin() as conn:
             await add_reception_entry(conn, case.id, received_on=NOW.date() + timedelta(days=1),
                                       reception_type=ReceptionType.ROUTINE, form=ReceptionForm.IN_PERSON,
-                                      with_petition=False, now=NOW)
+                                      with_petition=False, now=NOW, **BY)
 
 
 async def test_search_document_follows_summary_edits(engine: AsyncEngine) -> None:
@@ -135,7 +137,8 @@ async def test_search_document_follows_summary_edits(engine: AsyncEngine) -> Non
     async with engine.connect() as conn:
         assert (await search_cases(conn, CaseQuery(text="duong dien"))).total == 1
     async with engine.begin() as conn:
-        await update_case(conn, case.id, expected_version=1, changes={"summary": "Tranh chấp lối đi chung"}, now=NOW)
+        await update_case(conn, case.id, expected_version=1, changes={"summary": "Tranh chấp lối đi chung"}, now=NOW,
+                          **BY)
     async with engine.connect() as conn:
         assert (await search_cases(conn, CaseQuery(text="duong dien"))).total == 0
         assert (await search_cases(conn, CaseQuery(text="LỐI ĐI"))).total == 1
@@ -147,17 +150,17 @@ async def test_an_edit_that_changes_nothing_keeps_the_version_but_a_stale_one_is
         case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="Khiếu nại", now=NOW,
                                  subject_area=SubjectArea.LAND.value)
     async with engine.begin() as conn:
-        same = await update_case(conn, case.id, expected_version=1, now=NOW, changes={
+        same = await update_case(conn, case.id, expected_version=1, now=NOW, **BY, changes={
             "summary": "  Khiếu nại ", "kind": "complaint", "subject_area": "Đất đai", "complex": False})
     assert same.changed == () and same.after.version == 1
     async with engine.begin() as conn:
-        await update_case(conn, case.id, expected_version=1, changes={"status": "in_handling"}, now=NOW)
+        await update_case(conn, case.id, expected_version=1, changes={"status": "in_handling"}, now=NOW, **BY)
     with pytest.raises(StaleVersion):
         async with engine.begin() as conn:
-            await update_case(conn, case.id, expected_version=1, changes={"status": "in_handling"}, now=NOW)
+            await update_case(conn, case.id, expected_version=1, changes={"status": "in_handling"}, now=NOW, **BY)
     with pytest.raises(NotFound):
         async with engine.begin() as conn:
-            await update_case(conn, "no-such-case", expected_version=1, changes={"status": "accepted"}, now=NOW)
+            await update_case(conn, "no-such-case", expected_version=1, changes={"status": "accepted"}, now=NOW, **BY)
 
 
 async def test_classification_is_edited_cleared_and_checked(engine: AsyncEngine) -> None:
@@ -165,7 +168,7 @@ async def test_classification_is_edited_cleared_and_checked(engine: AsyncEngine)
         case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="x", now=NOW,
                                  subject_area=SubjectArea.LAND.value)
     async with engine.begin() as conn:
-        change = await update_case(conn, case.id, expected_version=1, now=NOW, changes={
+        change = await update_case(conn, case.id, expected_version=1, now=NOW, **BY, changes={
             "subject_area": None, "novelty": "new", "complex": True, "crowd": True, "venue": "tien-du"})
     after = change.after
     assert change.changed == ("complex", "crowd", "novelty", "subject_area", "venue")
@@ -173,13 +176,13 @@ async def test_classification_is_edited_cleared_and_checked(engine: AsyncEngine)
         None, CaseNovelty.NEW, True, True, "tien-du")
     with pytest.raises(UnknownEnumValue, match="Trạng thái vụ việc"):
         async with engine.begin() as conn:
-            await update_case(conn, case.id, expected_version=2, changes={"status": "gone"}, now=NOW)
+            await update_case(conn, case.id, expected_version=2, changes={"status": "gone"}, now=NOW, **BY)
     with pytest.raises(InvalidInput, match="tối đa 1000"):
         async with engine.begin() as conn:
-            await update_case(conn, case.id, expected_version=2, changes={"summary": "x" * 1001}, now=NOW)
+            await update_case(conn, case.id, expected_version=2, changes={"summary": "x" * 1001}, now=NOW, **BY)
     with pytest.raises(InvalidInput, match="không được để trống"):
         async with engine.begin() as conn:
-            await update_case(conn, case.id, expected_version=2, changes={"summary": "   "}, now=NOW)
+            await update_case(conn, case.id, expected_version=2, changes={"summary": "   "}, now=NOW, **BY)
     async with engine.connect() as conn:
         assert (await get_case(conn, case.id)).version == 2
 
@@ -189,13 +192,13 @@ async def test_a_case_that_becomes_a_denunciation_becomes_confidential_for_good(
         case = await create_case(conn, kind=PetitionKind.PROPOSAL_FEEDBACK, summary="x", now=NOW)
     assert not case.confidential
     async with engine.begin() as conn:
-        change = await update_case(conn, case.id, expected_version=1, changes={"kind": "denunciation"}, now=NOW)
+        change = await update_case(conn, case.id, expected_version=1, changes={"kind": "denunciation"}, now=NOW, **BY)
     assert change.after.confidential and change.changed == ("confidential", "kind")
     with pytest.raises(InvalidInput, match="giữ mật"):
         async with engine.begin() as conn:
-            await update_case(conn, case.id, expected_version=2, changes={"confidential": False}, now=NOW)
+            await update_case(conn, case.id, expected_version=2, changes={"confidential": False}, now=NOW, **BY)
     async with engine.begin() as conn:
-        back = await update_case(conn, case.id, expected_version=2, changes={"kind": "complaint"}, now=NOW)
+        back = await update_case(conn, case.id, expected_version=2, changes={"kind": "complaint"}, now=NOW, **BY)
     assert back.after.kind is PetitionKind.COMPLAINT and back.after.confidential
 
 

@@ -25,6 +25,7 @@ from tiepdan.db import MIGRATIONS, make_engine, prepare_database
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DESK = ROLE_GRANTS[Role.RECEPTION]
+CHAIR = ROLE_GRANTS[Role.CHAIR]
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ async def _person_with_case(engine: AsyncEngine, ring: Keyring, *, name: str, id
                                  summary=content, now=NOW)
         await add_petition(conn, case.id, NewPetition(source=PetitionSource.IN_PERSON, kind=case.kind,
                                                       received_on=date(2026, 10, 1), content=content),
-                           [(pid, PetitionerRole.SIGNATORY)], now=NOW)
+                           [(pid, PetitionerRole.SIGNATORY)], now=NOW, keyring=ring, actor="desk")
         await add_respondent(conn, case.id, kind="organisation", name=respondent)
     return pid, case.tracking_code
 
@@ -59,14 +60,14 @@ async def test_same_person_without_diacritics_and_with_a_typo_is_found_with_reas
     query = IntakeRecord("new", full_name="DANG VAN HUONG", address="thon Lung Giang, xa Tien Du, Bac Ninh",
                          respondent="UBND xa Tien Du", content="khieu nai thu hoi dat nong nghiep")
     async with engine.connect() as conn:
-        found = await find_duplicates(conn, ring, query)
+        found = (await find_duplicates(conn, ring, query, actor="desk", grants=DESK)).candidates
     assert found and found[0].petitioner_id == pid and found[0].tracking_code == code
     assert found[0].display_name == "Đặng Văn Hưởng"
     assert {r.field.value for r in found[0].candidate.reasons} >= {"name", "address"}
     typo = IntakeRecord("new", full_name="Đặng Văn Hửởng", address="Lũng Giang, Tiên Du", respondent="UBND xã Tiên Du",
                         content="thu hồi đất")
     async with engine.connect() as conn:
-        assert (await find_duplicates(conn, ring, typo))[0].petitioner_id == pid
+        assert (await find_duplicates(conn, ring, typo, actor="desk", grants=DESK)).candidates[0].petitioner_id == pid
 
 
 async def test_fifty_namesakes_are_never_matched_on_the_name_alone(engine: AsyncEngine) -> None:
@@ -81,7 +82,7 @@ async def test_fifty_namesakes_are_never_matched_on_the_name_alone(engine: Async
                          address="Thôn Mới, xã Yên Phong", respondent="UBND xã Yên Phong",
                          content="tranh chấp ranh giới")
     async with engine.connect() as conn:
-        assert await find_duplicates(conn, ring, query) == []
+        assert (await find_duplicates(conn, ring, query, actor="desk", grants=DESK)).candidates == []
 
 
 async def test_sealed_denouncer_is_found_only_by_id_and_shown_by_handle(engine: AsyncEngine) -> None:
@@ -91,9 +92,11 @@ async def test_sealed_denouncer_is_found_only_by_id_and_shown_by_handle(engine: 
                                      sealed=True)
     async with engine.connect() as conn:
         assert (await conn.execute(select(petitioner_keys).where(petitioner_keys.c.petitioner_id == pid))).all() == []
-        by_name = await find_duplicates(conn, ring, IntakeRecord("q", full_name="Lê Thị Mai", address="xã Tiên Du"))
-        by_id = await find_duplicates(conn, ring, IntakeRecord("q", full_name="L T Mai", id_number="001188012345"))
-    assert by_name == []
+        by_name = await find_duplicates(conn, ring, IntakeRecord("q", full_name="Lê Thị Mai", address="xã Tiên Du"),
+                                        actor="chair", grants=CHAIR)
+        by_id = (await find_duplicates(conn, ring, IntakeRecord("q", full_name="L T Mai", id_number="001188012345"),
+                                       actor="chair", grants=CHAIR)).candidates
+    assert by_name.candidates == [] and not by_name.sealed_match
     assert len(by_id) == 1 and by_id[0].sealed and by_id[0].display_name.startswith("NTC-")
     assert "Mai" not in by_id[0].display_name
 
@@ -142,7 +145,7 @@ async def test_the_person_is_found_among_more_namesakes_than_the_prefilter_takes
     query = IntakeRecord("new", full_name="NGUYEN VAN HUNH", address="thon Dong 12, xa Tien Du",
                          respondent="UBND xa Tien Du", content="khieu nai thu hoi dat nong nghiep")
     async with engine.connect() as conn:
-        found = await find_duplicates(conn, ring, query)
+        found = (await find_duplicates(conn, ring, query, actor="desk", grants=DESK)).candidates
     assert [c.petitioner_id for c in found] == [pid] and found[0].tracking_code == code
 
 

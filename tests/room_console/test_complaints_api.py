@@ -139,7 +139,7 @@ async def test_a_service_token_is_accepted_and_grants_still_apply(app: FastAPI) 
     staff = await signed(app, "tiepnhan")
     await staff.send("POST", "/api/intake", json=intake_body())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-        token = ctx.issuer.issue("svc-report", roles=["follow_up"], ttl_s=600)
+        token = ctx.issuer.issue("svc-report", roles=["follow_up"], ttl_s=600, audience="api")
         found = await http.get("/api/cases", params={"q": "thu hoi"}, headers={"authorization": f"Bearer {token}"})
         assert found.status_code == 200 and found.json()["total"] == 1
         refused = await http.post("/api/intake", json=intake_body(), headers={"authorization": f"Bearer {token}"})
