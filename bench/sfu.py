@@ -39,9 +39,9 @@ CLIP_CACHE = Path("/tmp/tiepdan-bench-clips.pickle")
 
 
 def loopback_only() -> None:
-    import aioice.ice
+    from sfu import hooks
 
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    hooks.announce_host_addresses(("127.0.0.1",))
 
 
 def clips() -> dict[str, Any]:

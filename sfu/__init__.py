@@ -10,11 +10,13 @@ Start with :class:`Worker` (``worker.py``); the signalling-facing calls are docu
 ``participant.py`` (offers, answers, ICE), ``subscription.py`` (slots and sources), ``publication.py``
 (keyframes, allow-lists, audio level, recorder taps) and ``events.py`` (what the room server hears).
 Built on aiortc 1.16.0 through a few private hooks, all in ``hooks.py`` and checked by
-:func:`selftest` at ``Worker.start``.
+:func:`selftest` at ``Worker.start`` (which also refuses any other aiortc or aioice release).
 """
 
 from sfu.errors import (
     AiortcHookMissing,
+    AiortcIncompatible,
+    AiortcVersionMismatch,
     AlreadyPublishing,
     CodecMismatch,
     DuplicateParticipant,
@@ -49,11 +51,12 @@ from sfu.events import (
     SourceChanged,
     SpeakingChanged,
     StatsReport,
+    TaskFailed,
     TrackPublished,
     TrackUnpublished,
 )
 from sfu.forwarding import EncodedFrame
-from sfu.hooks import AIORTC_VERSION, selftest
+from sfu.hooks import AIOICE_VERSION, AIORTC_VERSION, selftest
 from sfu.options import IceServer, Options
 from sfu.participant import PUBLISHER, SUBSCRIBER, Participant
 from sfu.publication import Publication
@@ -65,8 +68,11 @@ from sfu.transport import Transport
 from sfu.worker import Worker
 
 __all__ = [
+    "AIOICE_VERSION",
     "AIORTC_VERSION",
     "AiortcHookMissing",
+    "AiortcIncompatible",
+    "AiortcVersionMismatch",
     "AlreadyPublishing",
     "AudioLevel",
     "CodecMismatch",
@@ -109,6 +115,7 @@ __all__ = [
     "SubscriptionStats",
     "Tap",
     "TapClosed",
+    "TaskFailed",
     "TrackPublished",
     "TrackUnpublished",
     "Transport",

@@ -12,8 +12,16 @@ class SfuError(Exception):
     """Base of every error raised by the ``sfu`` package."""
 
 
-class AiortcHookMissing(SfuError):
+class AiortcIncompatible(SfuError):
+    """The installed aiortc/aioice is not what the SFU's private hooks (``sfu.hooks``) were reviewed for."""
+
+
+class AiortcHookMissing(AiortcIncompatible):
     """A private aiortc hook the SFU relies on is missing or changed (wrong aiortc version?)."""
+
+
+class AiortcVersionMismatch(AiortcIncompatible):
+    """The installed aiortc or aioice release is not the pinned one the hooks were reviewed against."""
 
 
 # --- lifecycle ----------------------------------------------------------------------------------------

@@ -98,6 +98,17 @@ class SinkLagging:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskFailed:
+    """A background task of the room (a stats round, closing a publication, a transport's watchdog or
+    close, a keyframe request) ended with an exception; it was logged. ``task`` is its kind,
+    ``error`` the exception type."""
+
+    room_id: str
+    task: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatsReport:
     room_id: str
     stats: RoomStats
@@ -114,4 +125,5 @@ Event = (
     | SourceChanged
     | SinkLagging
     | StatsReport
+    | TaskFailed
 )

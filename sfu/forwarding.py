@@ -41,6 +41,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from sfu import _tasks
 from sfu.stats import DelaySampler, RateMeter
 
 logger = logging.getLogger(__name__)
@@ -307,7 +308,8 @@ class VideoAssembler:
 class KeyframeRequester:
     """At most one PLI per ``min_interval``; a request inside the window is deferred, not lost.
 
-    ``send`` performs the PLI; ``on_sent(reason)`` is told of each one actually sent.
+    ``send`` performs the PLI; ``on_sent(reason)`` is told of each one actually sent;
+    ``on_task_failed`` of a sending task that failed in a way ``send``'s guard did not expect.
     """
 
     def __init__(
@@ -316,15 +318,17 @@ class KeyframeRequester:
         min_interval: float,
         on_sent: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        on_task_failed: _tasks.FailureHook | None = None,
     ) -> None:
         self._send = send
+        self._on_task_failed = on_task_failed
         self._min_interval = min_interval
         self._on_sent = on_sent
         self._clock = clock
         self._last_sent = -math.inf
         self._deferred: asyncio.TimerHandle | None = None
         self._deferred_reason = ""
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         self.requested = 0
         self.sent = 0
@@ -360,9 +364,8 @@ class KeyframeRequester:
     def _fire(self, reason: str) -> None:
         self._last_sent = self._clock()
         self.sent += 1
-        task = asyncio.get_running_loop().create_task(self._send_safely())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        _tasks.spawn(self._tasks, self._send_safely(), name="keyframe-request", owner="keyframe requester",
+                     on_failure=self._on_task_failed)
         self._on_sent(reason)
 
     async def _send_safely(self) -> None:

@@ -1,55 +1,138 @@
-"""Every private aiortc hook the SFU relies on, in one place, and the start-up self-test.
+"""Every private aiortc/aioice hook of the SFU and of its test bots, in one place, and the start-up self-test.
 
-aiortc is pinned (``aiortc==1.16.0``); its internals change between minor releases (1.15 -> 1.16
-changed ``decoder_worker`` and the video jitter buffer). :func:`selftest` checks each hook below and
-raises :class:`~sfu.errors.AiortcHookMissing` naming every one that is missing; ``Worker.start`` calls
-it so that an upgrade fails at start-up, not in the middle of a reception session.
+aiortc is pinned (``aiortc==1.16.0``, ``aioice==0.13.0``); its internals change between minor releases
+(1.15 -> 1.16 changed ``decoder_worker`` and the video jitter buffer). :func:`selftest` fails closed:
+it raises :class:`~sfu.errors.AiortcVersionMismatch` unless the installed releases are the ones the hooks
+were reviewed against (:data:`AIORTC_VERSION`, :data:`AIOICE_VERSION`, equal to the pins in
+``pyproject.toml``), and :class:`~sfu.errors.AiortcHookMissing` naming every internal of :data:`PRIVATES`
+that is missing, has other parameters or no longer does what a hook relies on. ``Worker.start`` calls
+it, so an upgrade fails at start-up, not in the middle of a reception session. Nothing outside this
+module touches an aiortc or aioice internal: the bots and the tests call the functions below.
 
-Hooks (all per instance; nothing global is patched):
+Hooks of the SFU (all per instance):
 
 1. ``RTCRtpReceiver._RTCRtpReceiver__jitter_buffer`` is replaced by an :class:`_IngestTap` whose
-   ``add(packet)`` hands each depayloaded RTP packet (after SRTP, NACK and RTX unwrap) to the SFU and
-   returns ``(False, None)``: aiortc's jitter buffer, decoder queue and decoder are never used.
-   Reading ``packet.extensions.audio_level`` there gives the RFC 6464 level without decoding.
+   ``add(packet)`` hands each depayloaded RTP packet (after SRTP, NACK and RTX unwrap; the payload is
+   ``packet._data``) to the SFU and returns ``(False, None)``: aiortc's jitter buffer, decoder queue and
+   decoder are never used. Reading ``packet.extensions.audio_level`` there gives the RFC 6464 level
+   without decoding.
 2. ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)`` sends a keyframe request to the publisher.
 3. ``RTCRtpReceiver._send_rtcp`` is wrapped to drop REMB on all but one video receiver per publisher
    connection (Chromium applies each REMB to the whole transport; chromium-interop §3.3).
 4. ``RTCRtpSender._send_keyframe`` is overridden so that a subscriber's PLI/FIR reaches the SFU (on
-   the ``pack()`` path aiortc would ignore it).
+   the ``pack()`` path aiortc would ignore it; ``_handle_rtcp_packet`` calls it).
 5. ``RTCRtpReceiver._RTCRtpReceiver__remote_streams`` (SSRC → ``StreamStatistics``) is read for the
    loss and jitter of the media SSRC: aiortc's ``getStats()`` gives every SSRC of a receiver the same
    id, so the RTX stream's entry overwrites the media stream's.
-6. Public behaviour relied on: ``RTCRtpSender`` calls ``encoder.pack(packet)`` for non-``Frame`` data.
+6. Public behaviour relied on: ``RTCRtpSender._next_encoded_frame`` calls ``encoder.pack(packet)`` for
+   non-``Frame`` data.
 
 One process-wide hook, only when ``Options.host_addresses`` is set: ``aioice.ice.get_host_addresses``
 is replaced so that the SFU's ICE agents offer exactly the configured addresses (the public interface
 of a multi-homed server, or ``127.0.0.1`` for a loopback-only demo or test, which aioice never offers
 by itself; chromium-interop §1).
+
+Hooks for the bots and the tests (never called by the SFU): :func:`on_rtp_received` (the RTP packets a
+receiver gets), :func:`intercept_rtp_send` (loss and stuck links), :func:`route_decoders` and
+:func:`decoder_output` (a decoder trap that tells which track is being decoded).
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
 import inspect
 import types
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import aioice.ice
-import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender
+import aiortc.rtcrtpreceiver
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpreceiver import RemoteStreamTrack, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket
 
-from sfu.errors import AiortcHookMissing
+from sfu.errors import AiortcHookMissing, AiortcVersionMismatch
 
-#: The aiortc release the hooks were written and measured against.
+#: The aiortc release the hooks were written and measured against (the pin in pyproject.toml).
 AIORTC_VERSION = "1.16.0"
+#: The aioice release under that aiortc (the pin in pyproject.toml; ``get_host_addresses`` is hooked).
+AIOICE_VERSION = "0.13.0"
 
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _STREAMS_ATTR = "_RTCRtpReceiver__remote_streams"
+
+
+@dataclass(frozen=True)
+class Private:
+    """One aiortc/aioice internal a hook relies on, and what :func:`selftest` checks of it.
+
+    The attribute ``name`` of ``owner`` (a class or a module) must exist; with ``on_instance`` it is set
+    by the constructor and looked up on a detached instance. ``params`` are a callable's parameter names
+    (``self`` included for a method); ``kind`` the type the value must have. ``source`` are phrases the
+    source of ``where`` (default: the attribute itself) must contain: what the hook relies on it doing.
+    A ``dynamic`` attribute is created by aiortc's code at run time, so only that code can be checked.
+    """
+
+    owner: Any
+    name: str
+    params: tuple[str, ...] | None = None
+    on_instance: bool = False
+    kind: type | None = None
+    source: tuple[str, ...] = ()
+    where: tuple[Any, str] | None = None
+    dynamic: bool = False
+
+    @property
+    def label(self) -> str:
+        owner = self.owner.__name__ if isinstance(self.owner, type | types.ModuleType) else repr(self.owner)
+        return f"{owner}.{self.name}"
+
+
+_HANDLE_RTP = (RTCRtpReceiver, "_handle_rtp_packet")
+
+#: Every aiortc/aioice internal touched by this module (by the SFU's hooks and by the bots' hooks).
+PRIVATES: tuple[Private, ...] = (
+    # ingest below the jitter buffer (install_ingest)
+    Private(RTCRtpReceiver, _JITTER_ATTR, on_instance=True, kind=JitterBuffer, where=_HANDLE_RTP,
+            source=("pli_flag, encoded_frame = self.__jitter_buffer.add(packet)", "if encoded_frame is not None")),
+    Private(RtpPacket, "_data", dynamic=True, where=_HANDLE_RTP,
+            source=("packet._data = depayload(codec, packet.payload)",)),
+    Private(RTCRtpReceiver, "_handle_rtp_packet", params=("self", "packet", "arrival_time_ms")),
+    # link statistics of the media SSRC (receive_statistics)
+    Private(RTCRtpReceiver, _STREAMS_ATTR, on_instance=True, kind=dict, where=_HANDLE_RTP,
+            source=("self.__remote_streams[packet.ssrc].add(packet)",)),
+    Private(StreamStatistics, "packets_received", on_instance=True, kind=int),
+    Private(StreamStatistics, "packets_lost", kind=property),
+    Private(StreamStatistics, "jitter", kind=property),
+    # keyframe requests to the publisher (send_pli) and REMB suppression (suppress_remb)
+    Private(RTCRtpReceiver, "_send_rtcp_pli", params=("self", "media_ssrc")),
+    Private(RTCRtpReceiver, "_send_rtcp", params=("self", "packet")),
+    # keyframe requests from a subscriber (on_keyframe_request)
+    Private(RTCRtpSender, "_send_keyframe", params=("self",)),
+    Private(RTCRtpSender, "_handle_rtcp_packet", params=("self", "packet"), source=("self._send_keyframe()",)),
+    # pre-encoded media are packed, never encoded (the forwarding path)
+    Private(RTCRtpSender, "_next_encoded_frame", params=("self", "codec"), source=(".pack(data)",)),
+    # the datagrams a DTLS transport sends (intercept_rtp_send)
+    Private(RTCDtlsTransport, "_send_rtp", params=("self", "data")),
+    # the decoder trap of the tests (route_decoders, decoder_output)
+    Private(aiortc.rtcrtpreceiver, "get_decoder", params=("codec",)),
+    Private(aiortc.rtcrtpreceiver, "decoder_worker", params=("loop", "input_q", "output_q", "decode_error"),
+            source=("decoder = get_decoder(codec)",)),
+    Private(RemoteStreamTrack, "_queue", on_instance=True, kind=asyncio.Queue, where=(RTCRtpReceiver, "receive"),
+            source=("self._track._queue",)),
+    # the host candidates of this process (announce_host_addresses)
+    Private(aioice.ice, "get_host_addresses", params=("use_ipv4", "use_ipv6")),
+)
+
+
+# --- the SFU's hooks --------------------------------------------------------------------------------------
 
 
 class IngestSink(Protocol):
@@ -110,9 +193,13 @@ def suppress_remb(receiver: RTCRtpReceiver) -> None:
     receiver._send_rtcp = send_rtcp_without_remb  # type: ignore[method-assign]
 
 
-def announce_host_addresses(addresses: tuple[str, ...]) -> None:
-    """Make every ICE agent of this process offer exactly ``addresses`` as host candidates."""
-    if not callable(getattr(aioice.ice, "get_host_addresses", None)):
+def announce_host_addresses(addresses: tuple[str, ...]) -> Callable[[], None]:
+    """Make every ICE agent of this process offer exactly ``addresses`` as host candidates.
+
+    Returns a function that puts back what aioice used before (for tests; the SFU keeps its choice).
+    """
+    previous = getattr(aioice.ice, "get_host_addresses", None)
+    if not callable(previous):
         raise AiortcHookMissing("aioice.ice.get_host_addresses")
     chosen = list(addresses)
     v4 = [a for a in chosen if ":" not in a]
@@ -123,71 +210,194 @@ def announce_host_addresses(addresses: tuple[str, ...]) -> None:
 
     aioice.ice.get_host_addresses = configured
 
+    def restore() -> None:
+        aioice.ice.get_host_addresses = previous
+
+    return restore
+
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` when the remote subscriber sends PLI or FIR for ``sender``'s stream."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
 
 
+# --- hooks for the bots and the tests ---------------------------------------------------------------------
+
+#: aiortc's own send of a DTLS transport: encrypts and sends one RTP or RTCP datagram
+RtpSend = Callable[[bytes], Awaitable[None]]
+
+
+def on_rtp_received(receiver: RTCRtpReceiver, callback: Callable[[RtpPacket], None]) -> None:
+    """Call ``callback(packet)`` for every RTP packet routed to ``receiver``, before aiortc handles it
+    (so also retransmissions, still on their RTX SSRC and payload type)."""
+    original = receiver._handle_rtp_packet
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        callback(packet)
+        await original(packet, arrival_time_ms=arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+def intercept_rtp_send(transport: RTCDtlsTransport, handler: Callable[[bytes, RtpSend], Awaitable[None]]) -> None:
+    """Hand every RTP/RTCP datagram ``transport`` is about to encrypt and send to ``handler(data, send)``;
+    the handler sends it with ``send`` (aiortc's own), drops it, or holds it."""
+    original = transport._send_rtp
+
+    async def send_rtp(data: bytes) -> None:
+        await handler(data, original)
+
+    transport._send_rtp = send_rtp  # type: ignore[method-assign]
+
+
+def decoder_output(track: MediaStreamTrack) -> object:
+    """What identifies a remote ``track`` to a :func:`route_decoders` factory (its decoder thread's queue)."""
+    return cast(Any, track)._queue
+
+
+def route_decoders(factory: Callable[[Any, object], Any]) -> Callable[[], None]:
+    """Make aiortc's decoder threads take their decoders from ``factory(codec, output)``, where ``output``
+    is :func:`decoder_output` of the track being decoded (None if it cannot be told).
+
+    aiortc's ``decoder_worker`` looks ``get_decoder`` up at run time, once per codec. Returns a function
+    that puts back the previous ``get_decoder``. For tests: the SFU's receivers never decode at all.
+    """
+    module: Any = aiortc.rtcrtpreceiver
+    previous = module.get_decoder
+
+    def get_decoder(codec: Any) -> Any:
+        frame = inspect.currentframe()
+        try:
+            caller = frame.f_back if frame is not None else None  # decoder_worker(..., output_q, ...)
+            output = caller.f_locals.get("output_q") if caller is not None else None
+        finally:
+            del frame
+        return factory(codec, output)
+
+    module.get_decoder = get_decoder
+
+    def restore() -> None:
+        module.get_decoder = previous
+
+    return restore
+
+
+# --- the self-test ----------------------------------------------------------------------------------------
+
+
+def _installed_versions() -> dict[str, str | None]:
+    """The installed aiortc and aioice releases (None when a distribution is not installed)."""
+    found: dict[str, str | None] = {}
+    for name in ("aiortc", "aioice"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _detached_instances() -> tuple[dict[type, object], list[str]]:
+    """One detached instance of each class whose constructor sets a hooked attribute, and the problems."""
+    transport = cast(RTCDtlsTransport, types.SimpleNamespace(state="new"))
+    recipes: dict[type, tuple[str, Callable[[], object]]] = {
+        RTCRtpReceiver: ("RTCRtpReceiver(kind, transport)", lambda: RTCRtpReceiver("video", transport)),
+        RemoteStreamTrack: ("RemoteStreamTrack(kind)", lambda: RemoteStreamTrack("video")),
+        StreamStatistics: ("StreamStatistics(clockrate)", lambda: StreamStatistics(90000)),
+    }
+    built: dict[type, object] = {}
+    problems: list[str] = []
+    for cls, (call, make) in recipes.items():
+        try:
+            built[cls] = make()
+        except Exception as exc:  # any failure here means the constructor changed
+            problems.append(f"{call} raised {type(exc).__name__}")
+    return built, problems
+
+
+def _parameters(value: object) -> tuple[str, ...] | None:
+    try:
+        return tuple(inspect.signature(cast(Callable[..., Any], value)).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def _check(private: Private, instances: dict[type, object]) -> list[str]:
+    label = private.label
+    value: object = None
+    problems: list[str] = []
+    if not private.dynamic:
+        holder = instances.get(private.owner) if private.on_instance else private.owner
+        if holder is None:
+            return [f"{label}: no detached {private.owner.__name__} to look at"]
+        missing = object()
+        value = inspect.getattr_static(holder, private.name, missing)  # no descriptor runs
+        if value is missing:
+            return [f"{label} is missing"]
+        if private.params is not None:
+            params = _parameters(value) if callable(value) else None
+            if params != private.params:
+                problems.append(f"{label} takes ({', '.join(params or ('?',))}), "
+                                f"the hooks need ({', '.join(private.params)})")
+        if private.kind is not None and not isinstance(value, private.kind):
+            problems.append(f"{label} is a {type(value).__name__}, the hooks need a {private.kind.__name__}")
+    if private.source:
+        where = private.where
+        code = getattr(where[0], where[1], None) if where is not None else value
+        where_label = f"{where[0].__name__}.{where[1]}" if where is not None else label
+        text = _source(code) if code is not None else None
+        if text is None:
+            problems.append(f"{label}: the source of {where_label} cannot be read to check it")
+        else:
+            lost = [phrase for phrase in private.source if phrase not in text]
+            if lost:
+                problems.append(f"{label}: {where_label} no longer does {' / '.join(repr(p) for p in lost)}")
+    return problems
+
+
 def _source(obj: object) -> str | None:
     try:
         return inspect.getsource(cast(Any, obj))
     except (OSError, TypeError):
-        return None  # no source shipped: the attribute checks still run
+        return None
+
+
+def _public_problems() -> list[str]:
+    """Public behaviour the forwarding path relies on (not private, but checked with the rest)."""
+    problems = [f"{encoder.__name__}.pack" for encoder in (Vp8Encoder, H264Encoder, OpusEncoder)
+                if not callable(getattr(encoder, "pack", None))]
+    if not hasattr(RtpPacket().extensions, "audio_level"):
+        problems.append("RtpPacket.extensions.audio_level")
+    return problems
+
+
+def _hook_problems() -> list[str]:
+    """What is missing or changed among :data:`PRIVATES` (and the public behaviour relied on); [] if none."""
+    instances, problems = _detached_instances()
+    for private in PRIVATES:
+        problems.extend(_check(private, instances))
+    return problems + _public_problems()
 
 
 def selftest() -> None:
-    """Check every private aiortc hook listed in the module docstring; raise ``AiortcHookMissing``.
+    """Fail closed unless aiortc and aioice are the reviewed releases and every hook of :data:`PRIVATES`
+    is in place: raise ``AiortcVersionMismatch`` or ``AiortcHookMissing``, naming what differs.
 
-    Cheap (no network): inspects classes and builds one detached ``RTCRtpReceiver``.
+    Cheap (no network): compares versions, inspects classes and builds a few detached objects.
     """
-    problems: list[str] = []
-
-    def need(condition: bool, what: str) -> None:
-        if not condition:
-            problems.append(what)
-
-    version = getattr(aiortc, "__version__", "?")
-    try:
-        dummy_transport = cast(RTCDtlsTransport, types.SimpleNamespace(state="new"))
-        receiver = RTCRtpReceiver("video", dummy_transport)
-        jitter = getattr(receiver, _JITTER_ATTR, None)
-        need(callable(getattr(jitter, "add", None)), f"RTCRtpReceiver.{_JITTER_ATTR}.add")
-        need(isinstance(getattr(receiver, _STREAMS_ATTR, None), dict), f"RTCRtpReceiver.{_STREAMS_ATTR}")
-    except Exception as exc:  # any failure here means the constructor changed
-        problems.append(f"RTCRtpReceiver(kind, transport) constructor ({type(exc).__name__})")
-
-    handle = _source(RTCRtpReceiver._handle_rtp_packet)
-    if handle is not None:
-        need("__jitter_buffer.add(packet)" in handle, "RTCRtpReceiver._handle_rtp_packet feeds the buffer")
-        need("packet._data" in handle, "RTCRtpReceiver._handle_rtp_packet sets packet._data (depayload)")
-        need("encoded_frame is not None" in handle, "RTCRtpReceiver decodes only frames the buffer returns")
-
-    pli = getattr(RTCRtpReceiver, "_send_rtcp_pli", None)
-    need(
-        callable(pli) and list(inspect.signature(pli).parameters) == ["self", "media_ssrc"],
-        "RTCRtpReceiver._send_rtcp_pli(self, media_ssrc)",
-    )
-    need(callable(getattr(RTCRtpReceiver, "_send_rtcp", None)), "RTCRtpReceiver._send_rtcp")
-
-    need(callable(getattr(RTCRtpSender, "_send_keyframe", None)), "RTCRtpSender._send_keyframe")
-    rtcp = _source(getattr(RTCRtpSender, "_handle_rtcp_packet", None))
-    if rtcp is not None:
-        need("self._send_keyframe()" in rtcp, "RTCRtpSender._handle_rtcp_packet calls _send_keyframe")
-    nxt = _source(getattr(RTCRtpSender, "_next_encoded_frame", None))
-    need(nxt is None or ".pack(data)" in nxt, "RTCRtpSender._next_encoded_frame packs pre-encoded data")
-    for encoder in (Vp8Encoder, H264Encoder, OpusEncoder):
-        need(callable(getattr(encoder, "pack", None)), f"{encoder.__name__}.pack")
-    need(hasattr(RtpPacket().extensions, "audio_level"), "RtpPacket.extensions.audio_level")
-    from aiortc.rtcrtpreceiver import StreamStatistics
-
-    need("packets_received" in vars(StreamStatistics(90000))
-         and all(isinstance(getattr(StreamStatistics, a, None), property) for a in ("packets_lost", "jitter")),
-         "StreamStatistics.packets_received/packets_lost/jitter")
-    need(callable(getattr(aioice.ice, "get_host_addresses", None)), "aioice.ice.get_host_addresses")
-
+    problems = _hook_problems()
+    found = _installed_versions()
+    expected = {"aiortc": AIORTC_VERSION, "aioice": AIOICE_VERSION}
+    mismatched = [(f"{name} {found[name]} is installed" if found[name] else f"{name} is not installed")
+                  + f", the hooks were reviewed for {name}=={version}"
+                  for name, version in expected.items() if found[name] != version]
+    if mismatched:
+        hooks = "; ".join(problems) if problems else "every hook is still in place"
+        raise AiortcVersionMismatch(
+            "; ".join(mismatched) + f" (review sfu/hooks.py, then update the pins and the constants; {hooks})"
+        )
     if problems:
         raise AiortcHookMissing(
-            f"aiortc {version} lacks hooks the SFU needs (written for aiortc=={AIORTC_VERSION}): "
+            f"aiortc {found['aiortc']} lacks hooks the SFU needs (written for aiortc=={AIORTC_VERSION}): "
             + "; ".join(problems)
         )
+

@@ -138,8 +138,9 @@ class Participant:
                             max_kbps: int | None = None) -> str:
         """Answer a publisher offer (send-only camera/microphone m-lines); returns the answer SDP.
 
-        ``names`` maps an m-line ``mid`` to a publication name (default ``video-0``, ``audio-0``, ...);
-        publication ids are ``<participant id>/<name>``. ``max_kbps`` caps each of its video layers
+        ``names`` maps an m-line ``mid`` to a publication name (default ``video-0``, ``audio-0``, ...); a
+        key that is no ``mid`` of the offer is refused (``NegotiationError``, nothing changed).
+        Publication ids are ``<participant id>/<name>``. ``max_kbps`` caps each of its video layers
         (the venue's link budget; Chromium enforces it on its encoder).
 
         Raises ``InvalidSdp``, ``UnsupportedCodec``, ``AlreadyPublishing``, ``NegotiationError``.
@@ -155,6 +156,9 @@ class Participant:
             if m.direction not in ("sendonly", "sendrecv"):
                 raise NegotiationError(f"m-line {m.index} ({m.kind}) is {m.direction}; a publisher sends")
         negotiation.check_offered_codecs(media, self.room.video_codec)
+        strays = sorted(set(names or {}) - {m.mid for m in media})
+        if strays:
+            raise NegotiationError(f"names {strays} match no mid of the offer {[m.mid for m in media]}")
         old = self._publisher
         if old is not None:
             await old.close()
@@ -328,7 +332,8 @@ class Participant:
         return f"{self.room.id}/{self.id}"
 
     def _new_transport(self, role: str) -> Transport:
-        return Transport(role=role, label=self._label, options=self._options, on_state=self._on_state)
+        return Transport(role=role, label=self._label, options=self._options, on_state=self._on_state,
+                         on_task_failed=self.room._task_failed)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -373,7 +378,7 @@ class Participant:
                     slot._set_active(False)
             else:
                 for pub in list(self._publications.values()):
-                    self.room._spawn(pub.close())
+                    self.room._spawn(pub.close(), "publication-close")
             error = transport.error or TransportFailed(f"{self._label} {transport.role} failed")
             self.room._emit(LinkLost(self.room.id, self.id, transport.role, error))
         elif transport.state == "closed" and transport.role == SUBSCRIBER:

@@ -36,7 +36,7 @@ from aiortc.rtp import RtpPacket
 
 from sfu import hooks
 from sfu.errors import PublicationClosed
-from sfu.events import AudioLevel, Event, KeyframeRequested, SpeakingChanged, TrackUnpublished
+from sfu.events import AudioLevel, Event, KeyframeRequested, SpeakingChanged, TaskFailed, TrackUnpublished
 from sfu.forwarding import AudioAssembler, EncodedFrame, KeyframeRequester, SinkQueue, VideoAssembler
 from sfu.options import Options
 from sfu.stats import PublicationStats, RateMeter
@@ -105,7 +105,8 @@ class Publication:
             self._assembler = VideoAssembler(codec, self.clock_rate, options.video_loss_wait)
         else:
             self._assembler = AudioAssembler(codec, self.clock_rate)
-        self._requester = KeyframeRequester(self._send_pli, options.keyframe_min_interval, self._on_pli_sent)
+        self._requester = KeyframeRequester(self._send_pli, options.keyframe_min_interval, self._on_pli_sent,
+                                            on_task_failed=self._task_failed)
         self._packets = RateMeter()
         self._frames = RateMeter()
         self.keyframes = 0
@@ -318,6 +319,9 @@ class Publication:
     async def _send_pli(self) -> None:
         if self._ssrc is not None:
             await hooks.send_pli(self._receiver, self._ssrc)
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        self._emit(TaskFailed(self.room_id, name, type(exc).__name__))
 
     def _on_pli_sent(self, reason: str) -> None:
         self._emit(KeyframeRequested(self.room_id, self.id, reason))

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from sfu import _tasks
 from sfu.errors import DuplicateParticipant, NotFound, RoomClosed
-from sfu.events import Event, StatsReport
+from sfu.events import Event, StatsReport, TaskFailed
 from sfu.options import Options
 from sfu.participant import Participant
 from sfu.publication import Publication
@@ -44,7 +45,7 @@ class Room:
         self._participants: dict[str, Participant] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         if options.stats_interval:
-            self._spawn(self._report_stats(options.stats_interval))
+            self._spawn(self._report_stats(options.stats_interval), "room-stats")
 
     def __repr__(self) -> str:
         return f"<Room {self.id} {self.video_codec} participants={len(self._participants)}>"
@@ -116,16 +117,14 @@ class Room:
         if self._participants.get(participant.id) is participant:
             del self._participants[participant.id]
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` as a task owned by the room (cancelled and awaited in ``close``)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coro`` as a task owned by the room (cancelled and awaited in ``close``); a failure is
+        logged and reported as :class:`~sfu.events.TaskFailed`. ``name`` is the task's kind."""
+        _tasks.spawn(self._tasks, coro, name=name, owner=self.id, on_failure=self._task_failed)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("room %s task failed", self.id, exc_info=task.exception())
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        """A task of the room or of one of its objects failed (already logged): tell the owner."""
+        self._emit(TaskFailed(self.id, name, type(exc).__name__))
 
     async def _report_stats(self, interval: float) -> None:
         while True:

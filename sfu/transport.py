@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.sdp import candidate_from_sdp
 
+from sfu import _tasks
 from sfu.errors import IceTimeout, InvalidCandidate, TransportFailed
 from sfu.options import Options
 
@@ -32,7 +34,13 @@ class Transport:
     """A peer connection with a connect watchdog. Owned by a :class:`~sfu.participant.Participant`."""
 
     def __init__(
-        self, *, role: str, label: str, options: Options, on_state: Callable[[Transport], None]
+        self,
+        *,
+        role: str,
+        label: str,
+        options: Options,
+        on_state: Callable[[Transport], None],
+        on_task_failed: _tasks.FailureHook | None = None,
     ) -> None:
         self.role = role
         self.label = label
@@ -41,6 +49,7 @@ class Transport:
         self.error: TransportFailed | None = None
         self._options = options
         self._on_state = on_state
+        self._on_task_failed = on_task_failed
         servers = [
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
             for s in options.ice_servers
@@ -54,14 +63,14 @@ class Transport:
         self.pc.on("connectionstatechange", self._on_pc_state)
         self._settled = asyncio.Event()
         self._closed_done = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         return f"<Transport {self.label} {self.role} {self.state}>"
 
     def start_watchdog(self) -> None:
         """Fail the transport with ``IceTimeout`` unless it connects within ``connect_timeout``."""
-        self._spawn(self._watchdog())
+        self._spawn(self._watchdog(), "transport-watchdog")
 
     async def wait_connected(self) -> None:
         """Return once connected; raise the failure (``IceTimeout``, ``TransportFailed``) otherwise."""
@@ -109,10 +118,9 @@ class Transport:
 
     # --- internals ---------------------------------------------------------------------------------------
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        _tasks.spawn(self._tasks, coro, name=name, owner=f"{self.label} {self.role}",
+                     on_failure=self._on_task_failed)
 
     async def _watchdog(self) -> None:
         await asyncio.sleep(self._options.connect_timeout)
@@ -141,7 +149,7 @@ class Transport:
         self.error = error
         logger.info("transport %s %s failed: %s", self.label, self.role, error)
         self._set_state("failed")
-        self._spawn(self.close())
+        self._spawn(self.close(), "transport-close")
 
     def _set_state(self, state: str) -> None:
         if state == self.state:

@@ -3,7 +3,7 @@
 Lifecycle::
 
     worker = Worker(Options(...), listener=on_event)   # listener: Callable[[sfu.events.Event], None]
-    await worker.start()          # runs sfu.selftest(): AiortcHookMissing if aiortc changed
+    await worker.start()          # sfu.selftest(): AiortcVersionMismatch / AiortcHookMissing if aiortc changed
     room = worker.create_room("session-42")
     ...
     await worker.close()          # closes every room, participant, peer connection and task
@@ -49,7 +49,7 @@ class Worker:
         return f"<Worker rooms={len(self._rooms)}{' closed' if self.closed else ''}>"
 
     async def start(self) -> None:
-        """Self-test the aiortc hooks (unless ``Options.selftest`` is off). Idempotent."""
+        """Self-test the aiortc hooks and releases (unless ``Options.selftest`` is off). Idempotent."""
         if self.closed:
             raise WorkerClosed("worker closed")
         if self.started:

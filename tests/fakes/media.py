@@ -10,6 +10,7 @@ from tiepdan.bots.media import (
     DecodeErrors,
     PublisherBot,
     Received,
+    RtpArrival,
     SubscriberBot,
     ToneTrack,
     centre_yuv,
@@ -23,6 +24,6 @@ from tiepdan.bots.media import (
 
 __all__ = [
     "AUDIO_CLOCK", "BOT_QUEUES", "COLOURS", "VIDEO_CLOCK", "Clip", "ClipTrack", "DecodeErrors", "PublisherBot",
-    "Received", "SubscriberBot", "ToneTrack", "centre_yuv", "h264_clip", "nearest_colour", "opus_clip",
+    "Received", "RtpArrival", "SubscriberBot", "ToneTrack", "centre_yuv", "h264_clip", "nearest_colour", "opus_clip",
     "random_rtp_loss", "textured_vp8_clip", "vp8_clip",
 ]

@@ -3,53 +3,59 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aioice.ice
-import aiortc.rtcrtpreceiver
+import aiortc.codecs
 import pytest
 
-from sfu import Event, Options, Worker
+from sfu import Event, Options, Worker, hooks
 from tests.fakes.media import BOT_QUEUES, DecodeErrors
 
 
 @pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+def loopback_ice() -> Iterator[None]:
     """aioice never offers 127.0.0.1; tests stay on loopback (chromium-interop §1)."""
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    restore = hooks.announce_host_addresses(("127.0.0.1",))
+    yield
+    restore()
 
 
 class DecoderGuard:
-    """Replaces aiortc's ``get_decoder``: subscriber bots get real decoders, anyone else (the SFU) an error.
-
-    aiortc's ``decoder_worker`` thread resolves ``get_decoder`` at run time and passes the track's
-    queue as ``output_q``; bots register their track queues in ``BOT_QUEUES``.
-    """
+    """Decoder factory for aiortc's decoder threads: subscriber bots get real decoders, anyone else (the
+    SFU) an error. Bots register their tracks' decoder outputs in ``BOT_QUEUES``."""
 
     def __init__(self) -> None:
-        self.real = aiortc.rtcrtpreceiver.get_decoder
         self.bot_decoders = 0
         self.violations: list[str] = []
 
-    def __call__(self, codec: Any) -> Any:
-        caller = sys._getframe(1)
-        queue = caller.f_locals.get("output_q")
-        if queue is None or id(queue) not in BOT_QUEUES:
+    def __call__(self, codec: Any, output: object) -> Any:
+        if output is None or id(output) not in BOT_QUEUES:
             self.violations.append(codec.name)
             raise AssertionError(f"a non-bot receiver tried to decode {codec.name}")
         self.bot_decoders += 1
-        return self.real(codec)
+        return aiortc.codecs.get_decoder(codec)
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[DecoderGuard]:
+        """The guard, routing every decoder thread's decoders while the block runs."""
+        guard = cls()
+        restore = hooks.route_decoders(guard)
+        try:
+            yield guard
+        finally:
+            restore()
 
 
 @pytest.fixture
-def decoder_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[DecoderGuard]:
-    guard = DecoderGuard()
-    monkeypatch.setattr(aiortc.rtcrtpreceiver, "get_decoder", guard)
-    yield guard
+def decoder_guard() -> Iterator[DecoderGuard]:
+    with DecoderGuard.installed() as guard:
+        yield guard
     assert guard.violations == [], "the SFU decoded media"
 
 
@@ -87,8 +93,23 @@ async def no_leaks() -> AsyncIterator[None]:
 
 
 class Events(list[Event]):
+    """The worker's events in order; ``times`` holds the ``time.monotonic()`` of each, taken when the SFU
+    emitted it (the listener runs synchronously on the SFU's loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, event: Event) -> None:
+        self.times.append(time.monotonic())
+        super().append(event)
+
     def of(self, kind: type) -> list[Any]:
         return [e for e in self if isinstance(e, kind)]
+
+    def timed(self, kind: type, since: int = 0) -> list[tuple[float, Any]]:
+        """(time, event) of the events of ``kind`` from ``self[since]`` on."""
+        return [(t, e) for t, e in zip(self.times[since:], self[since:], strict=True) if isinstance(e, kind)]
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sfu import Participant, Room
-from tests.fakes.media import PublisherBot, SubscriberBot
+from sfu import Participant, Room, Subscription
+from tests.fakes.media import PublisherBot, Received, SubscriberBot
 
 
 async def publish(
@@ -28,11 +28,27 @@ async def subscribe(room: Room, participant_id: str, bot: SubscriberBot, *, join
     return participant
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> float:
-    """Wait until ``predicate()``; returns the seconds it took. Fails the test on timeout."""
+async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> float:
+    """Wait until ``predicate()``; returns the seconds it took. Fails the test on timeout.
+
+    The timeout is a safety net for a busy machine, not a measurement: judge media by their timestamps,
+    frame counts and keyframe requests, never by how long this took.
+    """
     start = time.monotonic()
     while not predicate():
         if time.monotonic() - start > timeout:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.02)
     return time.monotonic() - start
+
+
+async def landed(slot: Subscription, received: Received, timeout: float = 15.0) -> int:
+    """Wait until every RTP packet the SFU has sent on ``slot`` reached the bot's ``received``; their count.
+
+    From then on a packet can only arrive if the SFU sends a new one, however busy the machine is. (Loopback
+    loses nothing and the bots ask for no retransmission, so packets sent and packets arrived pair up.)
+    """
+    async with asyncio.timeout(timeout):
+        while len(received.rtp) < (await slot.stats()).packets:
+            await asyncio.sleep(0.02)
+    return len(received.rtp)

@@ -7,17 +7,22 @@ import time
 
 import pytest
 
-from sfu import AudioLevel, SourceChanged, SpeakingChanged, TrackUnpublished, Worker
+from sfu import AudioLevel, KeyframeRequested, SourceChanged, SpeakingChanged, TrackUnpublished, Worker, hooks
 from sfu.negotiation import fmtp_of
-from tests.fakes.media import ClipTrack, PublisherBot, SubscriberBot, ToneTrack, vp8_clip
+from tests.fakes.media import ClipTrack, PublisherBot, SubscriberBot, ToneTrack, nearest_colour, vp8_clip
 from tests.sfu.conftest import DecoderGuard, Events
-from tests.sfu.helpers import publish, subscribe, until
+from tests.sfu.helpers import landed, publish, subscribe, until
 
 pytestmark = pytest.mark.media
 
 
 def venue(colour: str, tone: float = 440.0) -> PublisherBot:
     return PublisherBot([ClipTrack(vp8_clip(colour=colour), colour), ToneTrack(tone)])
+
+
+def requests_since(events: Events, mark: int) -> list[tuple[str, str]]:
+    """(publication, reason) of each keyframe request the SFU sent after ``events[mark]``."""
+    return [(e.publication_id, e.reason) for e in events[mark:] if isinstance(e, KeyframeRequested)]
 
 
 async def test_forwarded_vp8_and_opus_decode_without_errors(
@@ -37,7 +42,7 @@ async def test_forwarded_vp8_and_opus_decode_without_errors(
         subscriber.video_slots[0].set_source(publisher.publication("camera"))
         subscriber.audio_slots[0].set_source(publisher.publication("mic"))
         video, audio = sub_bot.video(0), sub_bot.audio(0)
-        await until(lambda: video.frames >= 30 and audio.frames >= 100, timeout=8, what="media")
+        await until(lambda: video.frames >= 30 and audio.frames >= 100, what="media")
         assert video.colour() == "red"
         assert video.sizes == {(320, 180)}
         assert decode_errors.count == 0
@@ -54,7 +59,7 @@ async def test_forwarded_vp8_and_opus_decode_without_errors(
 
 
 async def test_late_joiner_gets_a_picture_through_a_keyframe_request(
-    worker: Worker, decoder_guard: DecoderGuard, decode_errors
+    worker: Worker, decoder_guard: DecoderGuard, decode_errors, events: Events
 ) -> None:
     room = worker.create_room("r1")
     # a 20 s clip: its next natural keyframe is far away, so a picture needs the relayed PLI
@@ -63,17 +68,18 @@ async def test_late_joiner_gets_a_picture_through_a_keyframe_request(
     sub_bot = SubscriberBot()
     try:
         publisher = await publish(room, "venue-a", pub_bot)
-        await asyncio.sleep(1.5)
+        await until(lambda: camera.sent >= 20, what="the camera past its first keyframe")
         requests_before = camera.keyframe_requests
         subscriber = await subscribe(room, "venue-b", sub_bot)
-        attached = time.monotonic()
+        attached, mark = time.monotonic(), len(events)
         subscriber.video_slots[0].set_source(publisher.publications[0])
         video = sub_bot.video(0)
-        took = await until(lambda: video.frames >= 1, timeout=3, what="first picture")
-        assert took < 1.0
-        assert camera.keyframe_requests > requests_before
+        await until(lambda: video.frames >= 1, what="first picture")
+        # the keyframe asked for when the slot was attached, at once: no retry (2 s later) was needed
+        assert requests_since(events, mark) == [(publisher.publications[0].id, "sink")]
+        assert camera.keyframe_requests == requests_before + 1
         assert video.first_at is not None and video.first_at >= attached
-        await until(lambda: video.frames >= 10, timeout=3, what="frames after the keyframe")
+        await until(lambda: video.frames >= 10, what="frames after the keyframe")
         assert video.colour() == "green"
         assert decode_errors.count == 0
     finally:
@@ -85,7 +91,10 @@ async def test_source_switch_shows_new_source_without_renegotiation(
     worker: Worker, decoder_guard: DecoderGuard, decode_errors, events: Events
 ) -> None:
     room = worker.create_room("r1")
-    red, blue = venue("red", 440.0), venue("blue", 660.0)
+    red = venue("red", 440.0)
+    # a 20 s clip: only the keyframe requested at the switch can show it within the test
+    blue_camera = ClipTrack(vp8_clip(colour="blue", seconds=20.0), "blue")
+    blue = PublisherBot([blue_camera, ToneTrack(660.0)])
     sub_bot = SubscriberBot()
     try:
         a = await publish(room, "venue-a", red)
@@ -94,16 +103,19 @@ async def test_source_switch_shows_new_source_without_renegotiation(
         slot = viewer.video_slots[0]
         slot.set_source(a.publications[0])
         video = sub_bot.video(0)
-        await until(lambda: video.colour() == "red" and video.frames >= 10, timeout=5, what="red")
+        await until(lambda: video.colour() == "red" and video.frames >= 10, what="red")
         signalling_state = sub_bot.pc.signalingState
-        switched = time.monotonic()
+        blue_requests, mark, shown = blue_camera.keyframe_requests, len(events), len(video.colours)
         slot.set_source(room.publication("venue-b/video-0"))
-        took = await until(lambda: video.colour() == "blue", timeout=3, what="blue after switch")
-        assert took < 1.0
-        await until(
-            lambda: len(video.colours_since(switched + took)) >= 10, timeout=3, what="frames after switch"
-        )
-        assert set(video.colours_since(switched + took)) == {"blue"}
+        await until(lambda: video.colour() == "blue", what="blue after switch")
+        # at once, through the keyframe asked for at the switch (no retry, 2 s later, was needed)
+        assert requests_since(events, mark) == [("venue-b/video-0", "sink")]
+        assert blue_camera.keyframe_requests == blue_requests + 1
+        colours = [nearest_colour(c) for c in video.colours[shown:]]
+        first_blue = shown + colours.index("blue")
+        await until(lambda: len(video.colours) >= first_blue + 10, what="frames after switch")
+        # the switch is clean: after the first blue frame, nothing else
+        assert {nearest_colour(c) for c in video.colours[first_blue:]} == {"blue"}
         assert sub_bot.pc.signalingState == signalling_state == "stable"
         # rebased timestamps: the subscriber sees one monotonic stream across both sources
         assert all(later > earlier for earlier, later in zip(video.pts, video.pts[1:], strict=False))
@@ -114,7 +126,7 @@ async def test_source_switch_shows_new_source_without_renegotiation(
         ]
         # the audio slot follows too
         viewer.audio_slots[0].set_source(b.publications[1])
-        await until(lambda: sub_bot.audio(0).frames >= 20, timeout=3, what="audio of b")
+        await until(lambda: sub_bot.audio(0).frames >= 20, what="audio of b")
     finally:
         await sub_bot.close()
         await red.close()
@@ -141,10 +153,10 @@ async def test_closing_a_publisher_ends_its_subscriptions(
         assert not viewer.video_slots[0].forwarding
         assert {e.publication_id for e in events.of(TrackUnpublished)} == {camera.id, mic.id}
         assert [e for e in events.of(SourceChanged) if e.publication_id is None]
-        await asyncio.sleep(0.3)
-        frames = video.frames
-        await asyncio.sleep(0.5)
-        assert video.frames == frames
+        slot = viewer.video_slots[0]
+        arrived, sent = await landed(slot, video), (await slot.stats()).packets
+        await asyncio.sleep(0.5)  # no media to measure it by: the slot has no source left
+        assert (len(video.rtp), (await slot.stats()).packets) == (arrived, sent)
         assert room.publications == ()
     finally:
         await sub_bot.close()
@@ -169,15 +181,16 @@ async def test_restricted_publication_reaches_only_the_allow_list(
         await until(lambda: bot_b.video(0).frames >= 5 and bot_c.video(0).frames >= 5, what="both receive")
         camera.restrict({"venue-b"})
         assert not c.video_slots[0].forwarding and b.video_slots[0].forwarding
-        await asyncio.sleep(0.3)
-        c_frames, b_frames = bot_c.video(0).frames, bot_b.video(0).frames
-        await asyncio.sleep(0.6)
-        assert bot_c.video(0).frames == c_frames
-        assert bot_b.video(0).frames >= b_frames + 5
+        # while venue b decodes 10 more frames of the camera, venue c gets no packet of it
+        c_packets = await landed(c.video_slots[0], bot_c.video(0))
+        b_frames = bot_b.video(0).frames
+        await until(lambda: bot_b.video(0).frames >= b_frames + 10, what="venue b goes on")
+        assert len(bot_c.video(0).rtp) == c_packets
         with pytest.raises(SourceRestricted):
             c.video_slots[1].set_source(camera)
+        c_frames = bot_c.video(0).frames
         camera.restrict(None)
-        await until(lambda: bot_c.video(0).frames >= c_frames + 5, timeout=3, what="c resumes after lift")
+        await until(lambda: bot_c.video(0).frames >= c_frames + 5, what="c resumes after lift")
     finally:
         await bot_b.close()
         await bot_c.close()
@@ -185,7 +198,7 @@ async def test_restricted_publication_reaches_only_the_allow_list(
 
 
 async def test_subscriber_plis_are_relayed_at_most_one_per_500_ms(
-    worker: Worker, decoder_guard: DecoderGuard
+    worker: Worker, decoder_guard: DecoderGuard, events: Events
 ) -> None:
     room = worker.create_room("r1")
     camera = ClipTrack(vp8_clip(colour="cyan", seconds=20.0))
@@ -194,21 +207,26 @@ async def test_subscriber_plis_are_relayed_at_most_one_per_500_ms(
     try:
         publisher = await publish(room, "venue-a", pub_bot)
         viewer = await subscribe(room, "venue-b", sub_bot)
-        viewer.video_slots[0].set_source(publisher.publications[0])
+        slot = viewer.video_slots[0]
+        slot.set_source(publisher.publications[0])
         await until(lambda: sub_bot.video(0).frames >= 5, what="video")
-        await asyncio.sleep(0.6)
         receiver = sub_bot.pc.getTransceivers()[0].receiver
         ssrc = receiver.getSynchronizationSources()[0].source
-        before = len(camera.keyframe_request_times)
+        relayed, heard, mark = slot.keyframe_requests, camera.keyframe_requests, len(events)
         start = time.monotonic()
-        while time.monotonic() - start < 1.2:  # a PLI storm from the subscriber: 24 PLIs in 1.2 s
-            await receiver._send_rtcp_pli(ssrc)
+        for _ in range(24):  # a PLI storm from the subscriber: one every 50 ms (or slower on a busy machine)
+            await hooks.send_pli(receiver, ssrc)
             await asyncio.sleep(0.05)
+        storm = time.monotonic() - start
+        await until(lambda: slot.keyframe_requests == relayed + 24, what="every PLI at the SFU")
+        # a request deferred by the throttle fires at most 0.5 s after the last one sent (on this loop)
         await asyncio.sleep(0.6)
-        times = camera.keyframe_request_times[before:]
-        assert 2 <= len(times) <= 4
-        assert all(b - a >= 0.45 for a, b in zip(times, times[1:], strict=False))
-        assert viewer.video_slots[0].keyframe_requests >= 20
+        sent = [t for t, _ in events.timed(KeyframeRequested)]  # taken as the SFU sent each PLI
+        storm_sent = len(events.timed(KeyframeRequested, since=mark))
+        await until(lambda: camera.keyframe_requests == heard + storm_sent, what="the publisher hears each")
+        # the throttle, on the SFU's own clock: never two PLIs within 500 ms, one per window of the storm
+        assert all(later - earlier >= 0.5 - 1e-3 for earlier, later in zip(sent, sent[1:], strict=False)), sent
+        assert 2 <= storm_sent <= 2 + storm / 0.5, (storm_sent, storm)
     finally:
         await sub_bot.close()
         await pub_bot.close()
@@ -224,17 +242,17 @@ async def test_recorder_tap_gets_encoded_frames_from_a_keyframe(
     pub_bot = PublisherBot([camera, ToneTrack()])
     try:
         publisher = await publish(room, "venue-a", pub_bot)
-        await asyncio.sleep(1.0)
+        await until(lambda: camera.sent >= 15, what="the camera past its first keyframe")
         requests = camera.keyframe_requests
         video_tap = publisher.publications[0].attach_tap()
         audio_tap = publisher.publications[1].attach_tap()
-        frames = [await asyncio.wait_for(video_tap.recv(), 2) for _ in range(10)]
+        frames = [await asyncio.wait_for(video_tap.recv(), 10) for _ in range(10)]
         assert frames[0].keyframe and camera.keyframe_requests > requests
         assert all(b.timestamp > a.timestamp for a, b in zip(frames, frames[1:], strict=False))
         decoder = av.CodecContext.create("vp8", "r")  # the recorder's concern, not the SFU's
         decoded = [f for frame in frames for f in decoder.decode(frame.to_packet())]
         assert len(decoded) == 10 and decoded[0].width == 320
-        sound = await asyncio.wait_for(audio_tap.recv(), 2)
+        sound = await asyncio.wait_for(audio_tap.recv(), 10)
         assert sound.kind == "audio" and sound.clock_rate == 48000
         await video_tap.close()
         assert video_tap.closed
@@ -256,7 +274,7 @@ async def test_h264_room_forwards_h264(worker: Worker, decoder_guard: DecoderGua
         assert publisher.publications[0].codec == "H264"
         viewer.video_slots[0].set_source(publisher.publications[0])
         video = sub_bot.video(0)
-        await until(lambda: video.frames >= 15, timeout=5, what="h264 frames")
+        await until(lambda: video.frames >= 15, what="h264 frames")
         assert video.colour() == "blue"
         assert decode_errors.count == 0
     finally:
@@ -318,13 +336,12 @@ async def test_every_slot_forwards_and_a_venue_can_publish_high_and_low_video(
         viewer.audio_slots[1].set_source(b.publication("audio-0"))
         await until(
             lambda: all(r.frames >= 10 for r in sub_bot.received.values()) and len(sub_bot.received) == 4,
-            timeout=5,
             what="all four slots",
         )
         assert sub_bot.video(0).colour() == "yellow" and sub_bot.video(0).sizes == {(160, 90)}
         assert sub_bot.video(1).colour() == "blue"
         viewer.video_slots[0].set_source(a.publication("high"))
-        await until(lambda: sub_bot.video(0).colour() == "red", timeout=3, what="high after low")
+        await until(lambda: sub_bot.video(0).colour() == "red", what="high after low")
         assert sub_bot.video(0).sizes == {(160, 90), (320, 180)}
         assert decode_errors.count == 0
     finally:
@@ -348,7 +365,7 @@ async def test_links_lost_and_restored_by_negotiating_again(
         await until(lambda: first_sub.video(0).frames >= 5, what="video")
         # the publishing venue drops out (its browser closes the connection)
         await first_pub.close()
-        await until(lambda: bool(events.of(LinkLost)), timeout=3, what="publisher link lost")
+        await until(lambda: bool(events.of(LinkLost)), what="publisher link lost")
         [lost] = events.of(LinkLost)
         assert lost.role == "publisher" and isinstance(lost.error, TransportFailed)
         await until(lambda: viewer.video_slots[0].source is None, what="slot emptied")
@@ -358,15 +375,15 @@ async def test_links_lost_and_restored_by_negotiating_again(
         await publisher.wait_connected("publisher")
         assert [e.restored for e in events.of(LinkUp) if e.role == "publisher"] == [False, True]
         viewer.video_slots[0].set_source(publisher.publication("camera"))
-        await until(lambda: first_sub.video(0).colour() == "green", timeout=3, what="restored publisher")
+        await until(lambda: first_sub.video(0).colour() == "green", what="restored publisher")
         # the subscriber drops out and comes back: its slots keep their sources
         await first_sub.close()
-        await until(lambda: viewer.link_state("subscriber") == "closed", timeout=3, what="subscriber lost")
+        await until(lambda: viewer.link_state("subscriber") == "closed", what="subscriber lost")
         offer = await viewer.subscriber_offer()
         await viewer.apply_answer(await second_sub.answer(offer))
         await viewer.wait_connected("subscriber")
         assert viewer.video_slots[0].source is publisher.publication("camera")
-        await until(lambda: second_sub.video(0).frames >= 5, timeout=3, what="restored subscriber")
+        await until(lambda: second_sub.video(0).frames >= 5, what="restored subscriber")
         assert second_sub.video(0).colour() == "green"
         assert [e.restored for e in events.of(LinkUp) if e.role == "subscriber"] == [False, True]
     finally:

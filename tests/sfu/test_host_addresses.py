@@ -14,25 +14,29 @@ from tiepdan.settings import Settings
 pytestmark = pytest.mark.unit
 
 
-def test_announced_addresses_replace_what_aioice_finds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", aioice.ice.get_host_addresses)  # restored after
-    announce_host_addresses(("127.0.0.1", "::1", "192.0.2.7"))
-    assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1", "192.0.2.7"]
-    assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "192.0.2.7", "::1"]
-    assert aioice.ice.get_host_addresses(False, True) == ["::1"]
+def test_announced_addresses_replace_what_aioice_finds_until_restored() -> None:
+    before = aioice.ice.get_host_addresses
+    restore = announce_host_addresses(("127.0.0.1", "::1", "192.0.2.7"))
+    try:
+        assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1", "192.0.2.7"]
+        assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "192.0.2.7", "::1"]
+        assert aioice.ice.get_host_addresses(False, True) == ["::1"]
+    finally:
+        restore()
+    assert aioice.ice.get_host_addresses is before
 
 
-async def test_a_worker_with_host_addresses_announces_them_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["203.0.113.9"])
-    async with sfu.Worker(sfu.Options(host_addresses=("127.0.0.1",))):
-        assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
+async def test_a_worker_with_host_addresses_announces_them_at_start() -> None:
+    restore = announce_host_addresses(("203.0.113.9",))  # what aioice would find on this host
+    try:
+        async with sfu.Worker(sfu.Options(host_addresses=("127.0.0.1",))):
+            assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
+    finally:
+        restore()
 
 
-async def test_a_worker_without_host_addresses_leaves_aioice_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    def found(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return ["203.0.113.9"]
-
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", found)
+async def test_a_worker_without_host_addresses_leaves_aioice_alone() -> None:
+    found = aioice.ice.get_host_addresses
     async with sfu.Worker(sfu.Options()):
         assert aioice.ice.get_host_addresses is found
 

@@ -1,4 +1,4 @@
-"""SDP helpers and the aiortc hook self-test."""
+"""SDP helpers (the aiortc hook self-test is in test_hooks.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from aiortc import RTCRtpSender
 
 import sfu
-from sfu import AiortcHookMissing, InvalidSdp, Options, UnsupportedCodec, Worker, selftest
+from sfu import InvalidSdp, UnsupportedCodec
 from sfu.negotiation import (
     add_fmtp,
     check_offered_codecs,
@@ -138,23 +138,6 @@ def test_a_venue_cap_becomes_chromiums_max_bitrate_and_bounds_the_start_and_min_
     assert fmtp_of(roomy, "VP8") == {"x-google-start-bitrate": "1500", "x-google-min-bitrate": "500",
                                      "x-google-max-bitrate": "2500"}
     parse_description(answer)
-
-
-def test_selftest_passes_on_the_pinned_aiortc() -> None:
-    selftest()
-    assert sfu.AIORTC_VERSION == "1.16.0"
-
-
-async def test_selftest_names_a_missing_hook_and_worker_start_fails_fast(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delattr(RTCRtpSender, "_send_keyframe")
-    with pytest.raises(AiortcHookMissing, match="_send_keyframe"):
-        selftest()
-    worker = Worker(Options())
-    with pytest.raises(AiortcHookMissing):
-        await worker.start()
-    await worker.close()
 
 
 def test_public_names_are_sorted() -> None:

@@ -12,18 +12,18 @@ import functools
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import aioice.ice
-import aiortc.rtcrtpreceiver
 import pytest
 from prometheus_client import CollectorRegistry
 
 import sfu
+from sfu import hooks
 from signaling.grants import Role
 from signaling.room import RoomOptions
 from signaling.room.media import MediaOptions
 from tests.fakes.venue_bot import RequestRefused, VenueBot, until
 from tests.sfu.conftest import DecoderGuard
-from tiepdan.bots.media import vp8_clip
+from tests.sfu.helpers import landed
+from tiepdan.bots.media import nearest_colour, vp8_clip
 
 from .room_harness import FAST, ROOM, Harness, running_server
 
@@ -36,15 +36,16 @@ MEDIA = MediaOptions(sfu=sfu.Options(connect_timeout=8.0), stats_interval_s=0.5,
 
 
 @pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+def loopback_ice() -> Iterator[None]:
+    restore = hooks.announce_host_addresses(("127.0.0.1",))
+    yield
+    restore()
 
 
 @pytest.fixture(autouse=True)
-def decoder_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[DecoderGuard]:
-    guard = DecoderGuard()
-    monkeypatch.setattr(aiortc.rtcrtpreceiver, "get_decoder", guard)
-    yield guard
+def decoder_guard() -> Iterator[DecoderGuard]:
+    with DecoderGuard.installed() as guard:
+        yield guard
     assert guard.violations == [], "the room server decoded media"
 
 
@@ -74,6 +75,26 @@ async def venues_factory() -> AsyncIterator[list[Venues]]:
     yield made
     for v in made:
         await v.close()
+
+
+def sfu_slot(h: Harness, bot: VenueBot, slot: str) -> sfu.Subscription:
+    """The SFU's subscriber slot behind ``bot``'s ``slot``."""
+    room = h.server.media.sfu_room(ROOM) if h.server.media else None
+    assert room is not None
+    participant = next(p for p in room.participants if p.id.startswith(bot.participant))
+    return next(s for s in participant.slots if f"{s.kind}-{s.index}" == slot)
+
+
+def frames_sent_after(bot: VenueBot, slot: str, packets: int) -> list[str]:
+    """Colour names of the frames ``bot`` decoded on ``slot`` from the SFU's ``packets``-th packet on."""
+    got = bot.received(slot)
+    if got is None or not got.rtp:
+        return []
+    origin = got.rtp[0].timestamp  # the bot's receiver counts its frame timestamps from there
+    arrived = {(a.timestamp - origin) % 2**32 for a in got.rtp}
+    assert set(got.pts) <= arrived, "decoded frames do not map onto the packets that arrived"
+    late = {(a.timestamp - origin) % 2**32 for a in got.rtp[packets:]}
+    return [nearest_colour(c) for pts, c in zip(got.pts, got.colours, strict=True) if pts in late]
 
 
 def sees(bot: VenueBot, venue: str, since: float) -> bool:
@@ -121,10 +142,14 @@ async def test_venues_see_each_other_the_floor_moves_large_slots_and_a_closed_se
         # closed segment for que-vo: tien-du (a third venue) no longer receives it; the chair does
         await chair.send({"type": "closed_segment.start", "venue": "que-vo"})
         await until(lambda: "que-vo" not in b.sources.values(), what="que-vo leaves tien-du's slots")
-        withheld = time.monotonic() + 0.3  # frames already on the wire may still land
-        await asyncio.sleep(1.2)
-        assert "blue" not in b.colours_anywhere_since(withheld)
-        assert sees(chair, "que-vo", withheld)
+        # que-vo's frames the SFU sent before may still land; from now on, none may be sent to tien-du
+        video_slots = [name for name in b.slots if name.startswith("video")]
+        sent = {name: (await sfu_slot(h, b, name).stats()).packets for name in video_slots}
+        chair_sees = chair.received(chair.slot_of("que-vo") or "")
+        assert chair_sees is not None
+        shown = chair_sees.frames
+        await until(lambda: chair_sees.frames >= shown + 15, what="the chair sees que-vo on")
+        assert all("blue" not in frames_sent_after(b, name, sent[name]) for name in video_slots)
         room = h.server.media.sfu_room(ROOM) if h.server.media else None
         assert room is not None
         camera = next(p for p in room.publications if p.participant_id.startswith(c.participant) and p.kind == "video")
@@ -191,22 +216,31 @@ async def test_a_muted_microphone_is_not_forwarded_whatever_its_client_sends(ven
             got = chair.received(slot) if slot is not None else None
             return 0 if got is None else len(got.rtp)
 
+        room = h.server.media.sfu_room(ROOM) if h.server.media else None
+        assert room is not None
+
+        def mic_of(bot: VenueBot) -> sfu.Publication:
+            return next(p for p in room.publications if p.participant_id.startswith(bot.participant)
+                        and p.kind == "audio")
+
         await until(lambda: audio_packets("tien-du") > 10, what="tien-du's audio reaches the chair")
-        await asyncio.sleep(0.5)
+        await until(lambda: mic_of(quiet).packets_muted >= 25, what="half a second of que-vo's microphone")
         assert audio_packets("que-vo") == 0  # joined muted and still muted: its packets are dropped
 
         await chair.send({"type": "mic.mute", "participant": b.participant})
         await b.wait_for(lambda m: m["type"] == "mic.changed" and m["participant"] == b.participant and m["muted"])
-        await asyncio.sleep(0.3)  # packets already forwarded may still land
-        muted_at = audio_packets("tien-du")
+        mic = mic_of(b)
+        assert mic.muted
+        slot = chair.slot_of("tien-du", "audio")
+        got = chair.received(slot) if slot is not None else None
+        # packets forwarded before the mute may still be on their way: wait until all have landed
+        muted_at = 0 if slot is None or got is None else await landed(sfu_slot(h, chair, slot), got)
         await b.send({"type": "mic.set", "muted": False})  # refused: forced by the chair
         await b.wait_for(lambda m: m["type"] == "error")
-        await asyncio.sleep(1.0)
+        dropped = mic.packets_muted
+        await until(lambda: mic.packets_muted >= dropped + 50, what="a second more of tien-du's microphone")
         assert audio_packets("tien-du") == muted_at  # the bot keeps sending, nothing is forwarded
-        room = h.server.media.sfu_room(ROOM) if h.server.media else None
-        assert room is not None
-        mic = next(p for p in room.publications if p.participant_id.startswith(b.participant) and p.kind == "audio")
-        assert mic.muted and mic.packets_muted > 0
+        assert mic.muted
 
         await chair.send({"type": "mic.unmute_request", "participant": b.participant})
         await b.wait_for(lambda m: m["type"] == "mic.unmute_requested")
@@ -345,5 +379,6 @@ async def test_stats_and_the_active_speaker_reach_the_room_and_a_venue_gone_for_
         room = media.sfu_room(ROOM)
         assert room is not None and [p.id.split(".")[0] for p in room.participants] == [chair.participant]
         await until(lambda: "tien-du" not in chair.sources.values())
-        await asyncio.sleep(0.6)  # one more stats round: the gone venue's series disappear
-        assert registry.get_sample_value("tiepdan_media_bitrate_bps", labels) is None
+        # at the next stats round the gone venue's series disappear
+        await until(lambda: registry.get_sample_value("tiepdan_media_bitrate_bps", labels) is None,
+                    what="tien-du's series removed")

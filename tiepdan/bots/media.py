@@ -24,17 +24,20 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "AUDIO_CLOCK", "BOT_QUEUES", "COLOURS", "VIDEO_CLOCK", "Clip", "ClipTrack", "DecodeErrors", "PublisherBot",
-    "Received", "SubscriberBot", "ToneTrack", "centre_yuv", "h264_clip", "nearest_colour", "opus_clip",
+    "Received", "RtpArrival", "SubscriberBot", "ToneTrack", "centre_yuv", "h264_clip", "nearest_colour", "opus_clip",
     "random_rtp_loss", "textured_vp8_clip", "vp8_clip",
 ]
 
 import av
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
+
+from sfu import hooks
 
 #: BT.601 limited-range YUV of solid test colours
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -339,7 +342,7 @@ class PublisherBot:
         for track in self.tracks:
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             if isinstance(track, ClipTrack):
-                transceiver.sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+                hooks.on_keyframe_request(transceiver.sender, track.request_keyframe)
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -353,17 +356,16 @@ class PublisherBot:
     def _install_drop(self) -> None:
         # all m-lines are bundled on the first transceiver's DTLS transport
         dtls = self.pc.getTransceivers()[0].sender.transport
-        original = dtls._send_rtp
         drop = self.drop
         assert drop is not None
 
-        async def lossy_send_rtp(data: bytes) -> None:
+        async def lossy_send_rtp(data: bytes, send: hooks.RtpSend) -> None:
             if drop(data):
                 self.dropped += 1
                 return
-            await original(data)
+            await send(data)
 
-        dtls._send_rtp = lossy_send_rtp  # type: ignore[method-assign]
+        hooks.intercept_rtp_send(dtls, lossy_send_rtp)
 
     async def close(self) -> None:
         await self.pc.close()
@@ -394,6 +396,15 @@ def random_rtp_loss(rate: float, seed: int = 7) -> Callable[[bytes], bool]:
     return drop
 
 
+class RtpArrival(NamedTuple):
+    """One RTP packet as it reached a subscriber bot: before its jitter buffer, RTX not yet unwrapped."""
+
+    at: float  #: time.monotonic() on arrival
+    ssrc: int
+    sequence_number: int
+    timestamp: int
+
+
 @dataclass
 class Received:
     """What a subscriber bot got on one m-line."""
@@ -408,8 +419,8 @@ class Received:
     #: (width, height) of each decoded video frame, parallel to ``times`` (with history)
     frame_sizes: list[tuple[int, int]] = field(default_factory=list)
     first_at: float | None = None
-    #: (arrival time, RTP timestamp) of each RTP packet, before the bot's own jitter buffer
-    rtp: list[tuple[float, int]] = field(default_factory=list)
+    #: each RTP packet, before the bot's own jitter buffer (with history)
+    rtp: list[RtpArrival] = field(default_factory=list)
     #: centre colour (YUV) of the last decoded video frame (kept also without history)
     last_yuv: tuple[int, int, int] | None = None
 
@@ -438,7 +449,8 @@ def centre_yuv(frame: av.VideoFrame) -> tuple[int, int, int]:
     return int(y), int(u), int(v)
 
 
-#: asyncio queues of subscriber-bot tracks: the only receivers allowed to decode in SFU tests
+#: ids of the decoder outputs (``sfu.hooks.decoder_output``) of subscriber-bot tracks: the only receivers
+#: allowed to decode in SFU tests
 BOT_QUEUES: set[int] = set()
 
 
@@ -460,20 +472,18 @@ class SubscriberBot:
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        BOT_QUEUES.add(id(track._queue))  # type: ignore[attr-defined]
+        BOT_QUEUES.add(id(hooks.decoder_output(track)))
         mid = next(t.mid for t in self.pc.getTransceivers() if t.receiver.track is track)
         assert mid is not None
         record = Received(track.kind, mid)
         self.received[mid] = record
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
-        original = receiver._handle_rtp_packet
 
-        async def recording_handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
-            record.rtp.append((time.monotonic(), packet.timestamp))
-            await original(packet, arrival_time_ms=arrival_time_ms)
+        def recording(packet: RtpPacket) -> None:
+            record.rtp.append(RtpArrival(time.monotonic(), packet.ssrc, packet.sequence_number, packet.timestamp))
 
         if self.history:
-            receiver._handle_rtp_packet = recording_handle_rtp_packet  # type: ignore[method-assign]
+            hooks.on_rtp_received(receiver, recording)
         task = asyncio.get_running_loop().create_task(self._read(track, record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -521,7 +531,7 @@ class SubscriberBot:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for t in self.pc.getTransceivers():
             if t.receiver.track is not None:
-                BOT_QUEUES.discard(id(t.receiver.track._queue))  # type: ignore[attr-defined]
+                BOT_QUEUES.discard(id(hooks.decoder_output(t.receiver.track)))
 
 
 class DecodeErrors(logging.Handler):
