@@ -101,7 +101,7 @@ class Listener:
         self._unregister = unregister
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize + 1)
         self._maxsize = maxsize
-        self._overflowed = False
+        self._failure: str | None = None
         self._sealed = False
         self._ended = False
 
@@ -122,8 +122,8 @@ class Listener:
         item = await self._queue.get()
         if item is Listener._END:
             self._ended = True
-            if self._overflowed:
-                raise BusError(f"listener fell more than {self._maxsize} events behind")
+            if self._failure is not None:
+                raise BusError(self._failure)
             raise StopAsyncIteration
         return item  # type: ignore[return-value]
 
@@ -132,16 +132,18 @@ class Listener:
         if self._sealed:
             return False
         if self._queue.qsize() >= self._maxsize:
-            self._overflowed = True
-            self._seal()
+            self._seal(failure=f"listener fell more than {self._maxsize} events behind")
             return False
         self._queue.put_nowait(event)
         return True
 
-    def _seal(self) -> None:
-        """End the iteration after what is queued (the queue keeps one place for the end mark)."""
+    def _seal(self, *, failure: str | None = None) -> None:
+        """End the iteration after what is queued (the queue keeps one place for the end mark); with
+        ``failure`` the iteration ends with ``BusError(failure)`` instead (the listener should reload
+        its state and listen again)."""
         if not self._sealed:
             self._sealed = True
+            self._failure = failure
             self._queue.put_nowait(Listener._END)
 
 

@@ -35,11 +35,11 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ._delivery import stop_task
 from ._tables import metadata, outbox
 from .bus import Bus
 from .errors import BusError, OutboxError
 from .events import Event, dump_event, parse_event
+from .supervisor import Supervised, Supervisor
 
 __all__ = ["metadata", "outbox", "add_to_outbox", "OutboxRelay"]
 
@@ -75,10 +75,16 @@ async def add_to_outbox(conn: AsyncConnection | AsyncSession, event: Event) -> N
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows to ``bus``; owns its run loop (``start()`` / ``close()``)."""
+    """Publishes committed outbox rows to ``bus``; owns its run loop (``start()`` / ``close()``).
+
+    The loop runs as the task ``outbox-relay`` of ``supervisor`` (the process's; without one the relay
+    makes its own and closes it): bus and database outages are retried by the loop itself, anything
+    else crashes it and the supervisor logs, counts and restarts it.
+    """
 
     def __init__(self, engine: AsyncEngine, bus: Bus, *, batch: int = 100, poll_s: float = 0.2,
-                 replay_window_s: float = 3600.0, clock: Callable[[], datetime] = _utcnow) -> None:
+                 replay_window_s: float = 3600.0, clock: Callable[[], datetime] = _utcnow,
+                 supervisor: Supervisor | None = None) -> None:
         self._engine = engine
         self._bus = bus
         self._batch = batch
@@ -87,7 +93,9 @@ class OutboxRelay:
         self._clock = clock
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._supervisor = supervisor if supervisor is not None else Supervisor()
+        self._owns_supervisor = supervisor is None
+        self._loop: Supervised | None = None
         self._closed = False
 
     @property
@@ -201,14 +209,14 @@ class OutboxRelay:
     async def start(self) -> None:
         """Replay recent rows into a bus that is not durable, then relay in the background."""
         self._check_open()
-        if self._task is not None:
+        if self._loop is not None:
             return
         if not self._bus.durable:
             replayed = await self.replay_recent()
             if replayed:
                 log.info("outbox replayed %d recent events into the memory bus", replayed,
                          extra={"ctx": {"code": "outbox_replay", "count": replayed}})
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._loop = self._supervisor.run("outbox-relay", self._run)
 
     async def _run(self) -> None:
         failures = 0
@@ -250,10 +258,8 @@ class OutboxRelay:
             return
         self._closed = True
         self._wake.set()
-        if self._task is not None:
-            await asyncio.wait({self._task}, timeout=grace_s)
-            await stop_task(self._task)
-            if not self._task.cancelled() and self._task.exception() is not None:
-                log.error("outbox relay loop ended with %s", type(self._task.exception()).__name__,
-                          extra={"ctx": {"code": "outbox_failed"}})
+        if self._loop is not None:
+            await self._supervisor.stop(self._loop, grace_s=grace_s)
+        if self._owns_supervisor:
+            await self._supervisor.close()
 

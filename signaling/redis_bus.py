@@ -241,7 +241,23 @@ class RedisBus:
                 start = str(newest[0][0]) if newest else "0-0"
                 self._check_open()
                 self._reader = asyncio.create_task(self._read_live(start), name="bus:listen")
+                self._reader.add_done_callback(self._reader_ended)
             self._listeners.add(listener)
+
+    def _reader_ended(self, task: asyncio.Task[None]) -> None:
+        """The fan-out reader ended. Unless the bus closed, it failed: logged, and its listeners end with
+        ``BusError`` (they listen again, which starts a new reader) rather than wait for ever."""
+        if self._reader is task:
+            self._reader = None
+        if self._closed:
+            return
+        exc = None if task.cancelled() else task.exception()
+        kind = "CancelledError" if exc is None else type(exc).__name__
+        log.error("bus listener reader failed (%s); its %d listeners must listen again", kind, len(self._listeners),
+                  exc_info=exc, extra={"ctx": {"code": "bus_listen_failed", "count": len(self._listeners)}})
+        for listener in list(self._listeners):
+            listener._seal(failure=f"the bus stopped listening ({kind})")
+        self._listeners.clear()
 
     async def _read_live(self, cursor: str) -> None:
         """One reader per bus fans the stream out to every listener (one connection, not one each)."""

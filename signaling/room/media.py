@@ -3,8 +3,12 @@
 Ownership: the :class:`~signaling.room.server.RoomServer` owns one :class:`MediaPlane`, which owns
 one :class:`sfu.Worker` (started in :meth:`MediaPlane.start`: the aiortc self-test fails fast),
 an ``sfu.Room`` per live room that uses media, an ``sfu.Participant`` per connection that publishes
-or subscribes (id ``<participant>.<peer id>``), and two tasks: the *pump* (SFU events, queued by
-the worker's synchronous listener) and the *ticker* (link health, active speaker, stats).
+or subscribes (id ``<participant>.<peer id>``), and two loops supervised by the process's
+:class:`~signaling.supervisor.Supervisor`: the *pump* (``media-pump``: SFU events, queued by the
+worker's synchronous listener) and the *ticker* (``media-ticker``: link health, active speaker,
+stats). One event or tick that fails is logged and counted (``media-event``, ``media-tick``) and the
+loop goes on; a loop that dies is restarted by the supervisor. Tasks of the SFU that fail arrive as
+``sfu.TaskFailed`` and are counted as ``sfu-<task>``.
 
 What drives what:
 
@@ -36,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -64,6 +68,7 @@ from ..protocol import (
     SlotView,
     error,
 )
+from ..supervisor import Supervised, Supervisor
 from .health import LinkMonitor, SpeakerTracker
 from .ice import ice_servers_for
 from .layout import Assignment, LayoutInput, assign, role_of
@@ -192,14 +197,16 @@ class MediaPlane:
     """See the module docstring. ``start`` once, ``close`` at the end (idempotent)."""
 
     def __init__(self, host: MediaHost, options: MediaOptions | None = None, *,
-                 metrics: CollectorRegistry | None = None) -> None:
+                 metrics: CollectorRegistry | None = None, supervisor: Supervisor | None = None) -> None:
         self.options = options or MediaOptions()
         self._host = host
         self.worker = sfu.Worker(self.options.sfu, listener=self._on_sfu_event)
         self._rooms: dict[str, _MediaRoom] = {}
         self._by_sfu: dict[str, _Session] = {}
         self._queue: asyncio.Queue[sfu.Event] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor = supervisor if supervisor is not None else Supervisor()
+        self._owns_supervisor = supervisor is None
+        self._loops: list[Supervised] = []
         self._counters: dict[str, tuple[int, int]] = {}
         self._next_stats = 0.0
         self.closed = False
@@ -211,25 +218,21 @@ class MediaPlane:
 
     async def start(self) -> None:
         await self.worker.start()  # AiortcHookMissing when aiortc changed: fail at start-up
-        self._spawn(self._pump(), "media-pump")
-        self._spawn(self._ticker(), "media-ticker")
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._loops = [self._supervisor.run("media-pump", self._pump),
+                       self._supervisor.run("media-ticker", self._ticker)]
 
     async def close(self) -> None:
         """Close every SFU room and peer connection, stop the tasks. Idempotent."""
         if self.closed:
             return
         self.closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for loop in self._loops:
+            await self._supervisor.stop(loop)
         await self.worker.close()
         self._rooms.clear()
         self._by_sfu.clear()
+        if self._owns_supervisor:
+            await self._supervisor.close()
 
     @property
     def peer_connections(self) -> int:
@@ -480,6 +483,7 @@ class MediaPlane:
                 await self._on_event(event)
             except Exception:  # noqa: BLE001 - one bad event must not stop the media plane
                 log.exception("media event failed", extra={"ctx": {"event": type(event).__name__}})
+                self._supervisor.record_failure("media-event")
 
     async def _on_event(self, event: sfu.Event) -> None:
         match event:
@@ -501,6 +505,8 @@ class MediaPlane:
                 if isinstance(event, sfu.LinkLost) and role == "publisher" and session.venue and mr is not None:
                     if mr.links.failed(session.venue, time.monotonic()) == "lost":
                         await self._venue_link(session.room, session.venue, "lost")
+            case sfu.TaskFailed():
+                self._supervisor.record_failure(f"sfu-{event.task}")  # the SFU logged it
             case sfu.SpeakingChanged() | sfu.AudioLevel():
                 session = self._by_sfu.get(event.participant_id)
                 mr = self._rooms.get(event.room_id)
@@ -534,6 +540,7 @@ class MediaPlane:
                 await self.tick()
             except Exception:  # noqa: BLE001 - the next tick tries again
                 log.exception("media tick failed")
+                self._supervisor.record_failure("media-tick")
 
     async def tick(self) -> None:
         now = time.monotonic()

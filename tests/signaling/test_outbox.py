@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -14,6 +15,7 @@ from signaling.errors import BusError, OutboxError
 from signaling.events import AnyEvent, CaseRecorded, Event, HandRaised
 from signaling.memory_bus import MemoryBus
 from signaling.outbox import OutboxRelay, add_to_outbox, outbox
+from signaling.supervisor import Supervisor
 
 from ._bus_helpers import FAST, Collector, hands, ids, make_schema
 
@@ -265,4 +267,40 @@ async def test_running_relay_survives_a_bus_outage_and_relays_afterwards(engine:
     bus.refuse = None
     assert ids(await published(bus, 1)) == [event.event_id]
     await relay.close()
+    await bus.close()
+
+
+class BrokenOnceBus(MemoryBus):
+    """A real memory bus whose first publish fails with an error the relay does not expect (a bug,
+    not an outage: the relay's own retry covers only ``BusError`` and ``OutboxError``)."""
+
+    def __init__(self) -> None:
+        super().__init__(FAST)
+        self.failures = 1
+
+    async def publish(self, event: AnyEvent) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("unexpected")
+        await super().publish(event)
+
+
+async def test_relay_loop_that_crashes_is_restarted_by_the_supervisor_and_relays(engine: AsyncEngine) -> None:
+    async def no_pause(_: float) -> None:
+        await asyncio.sleep(0)
+
+    bus = BrokenOnceBus()
+    registry = CollectorRegistry()
+    supervisor = Supervisor(registry=registry, sleep=no_pause)
+    relay = OutboxRelay(engine, bus, poll_s=0.02, supervisor=supervisor)
+    await relay.start()
+    event = CaseRecorded(case="c1", session="s1")
+    await write(engine, event)
+    relay.notify()
+    assert ids(await published(bus, 1)) == [event.event_id]  # published after the restart, not lost
+    assert registry.get_sample_value("tiepdan_task_crashes_total", {"task": "outbox-relay"}) == 1.0
+    assert registry.get_sample_value("tiepdan_task_restarts_total", {"task": "outbox-relay"}) == 1.0
+    await relay.close()
+    assert supervisor.statuses() == []  # the relay stopped its loop; the process's supervisor stays open
+    await supervisor.close()
     await bus.close()

@@ -67,3 +67,36 @@ async def test_consumer_rides_out_a_killed_connection(redis_base_url: str, redis
     assert got.ids == [first.event_id, second.event_id]
     await bus.close()
     await task
+
+
+class _ReaderBreaks(Redis):
+    """A real client whose first live read fails with an error the reader does not expect (a bug)."""
+
+    broken = True
+
+    async def xread(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("unexpected")
+        return await super().xread(*args, **kwargs)
+
+
+async def test_listeners_end_with_bus_error_when_the_reader_fails_and_can_listen_again(
+        redis_base_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    bus = RedisBus(_ReaderBreaks.from_url(redis_base_url, decode_responses=True), prefix=redis_prefix, options=FAST)
+    with caplog.at_level(logging.ERROR, logger="signaling.bus"):
+        async with bus.listen() as listener:
+            with pytest.raises(BusError):  # not a silent hang
+                async with asyncio.timeout(5):
+                    async for _ in listener:
+                        pass
+    assert any("listener reader failed (RuntimeError)" in r.getMessage() for r in caplog.records)
+    event = hands("r1", 1)[0]
+    async with bus.listen() as listener:  # a new reader
+        await bus.publish(event)
+        async with asyncio.timeout(5):
+            received = await anext(listener)
+    assert received.event_id == event.event_id
+    await bus.close()
