@@ -1,11 +1,16 @@
 """The scheduler: session calendar, session life cycle, the shared call order, announcements.
 
 This package holds the pure, sans-I/O cores of issue #10 (calendar rules, the session state machine,
-the call-order policy and the queue state machine, the chip ID card QR parser) and the announcement
-synthesiser (espeak-ng in a worker thread). The actions of the two state machines are called through
-their modules, ``session_state.publish(…)`` and ``queue.call_next(…)`` (both have a ``close``). The
-database tables, the console routes and pages, and the mapping of the events here onto
-``signaling.events`` belong to the driver that wires them.
+the call-order policy and the queue state machine, the chip ID card QR parser), the announcement
+synthesiser (espeak-ng in a worker thread), and the service layer that persists them: the tables
+(:mod:`schedules.tables`, migration 0007), venues (:mod:`schedules.venues`), sessions and their
+transitions (:mod:`schedules.sessions`), gapless queue tickets (:mod:`schedules.tickets`), the chair's
+queue actions (:mod:`schedules.calls`), the periodic sessions of a rule (:mod:`schedules.periodic`) and
+the monthly duty count (:mod:`schedules.compliance`). Each service function takes a connection in the
+caller's transaction, the actor and its grants and an injected clock, and writes the change, its audit
+row and its bus event (outbox) together. The actions of the two pure state machines are called through
+their modules, ``session_state.publish(…)`` and ``queue.call_next(…)`` (both have a ``close``), and so
+are the service functions whose names they share: ``sessions.open_session(…)``, ``calls.call_next(…)``.
 """
 
 from __future__ import annotations
@@ -52,11 +57,14 @@ from .call_order import (
     call_order,
     is_elderly,
 )
+from .calls import QueueOutcome, load_queue, spoken_venue_name
 from .chip_id import CHIP_ID_FIELDS, ChipIdCard, parse_chip_id_qr
+from .compliance import MonthCompliance, monthly_compliance
 from .errors import (
     AnnouncementError,
     CaseInProgress,
     ClockWentBackwards,
+    ConcurrentChange,
     DuplicateTicket,
     IllegalTransition,
     InvalidAnnouncement,
@@ -66,6 +74,7 @@ from .errors import (
     MissingReason,
     NobodyWaiting,
     NoCaseInProgress,
+    NotPermitted,
     NotRecallable,
     NoWorkingDay,
     PublishTooLate,
@@ -76,13 +85,23 @@ from .errors import (
     SchedulesError,
     SessionDatePassed,
     SessionError,
+    SessionExists,
+    SessionNotInProgress,
     SessionNotToday,
     SynthesisFailed,
     SynthesisTimeout,
     SynthesizerMissing,
     TicketNotWaiting,
+    TicketsNotIssued,
+    UnknownCase,
+    UnknownSession,
     UnknownTicket,
+    UnknownVenue,
+    VenueExists,
+    VenueInUse,
+    VenueNotInSession,
 )
+from .periodic import PeriodicPlan, create_periodic_sessions
 from .queue import (
     LINK_LOSS_PAUSE_AFTER,
     CaseAbsent,
@@ -109,6 +128,37 @@ from .session_state import (
     SessionStep,
     last_publication_day,
 )
+from .sessions import (
+    MAX_SESSION_VENUES,
+    SessionRecord,
+    SessionVenue,
+    VenueChoice,
+    cancel_session,
+    close_session,
+    get_session,
+    plan_session,
+    postpone_session,
+    publish_session,
+    reschedule_session,
+    sessions_between,
+    set_session_venues,
+    start_session,
+)
+from .tickets import IssuedTicket, issue_ticket
+from .venues import (
+    SAMPLE_SOURCE,
+    SAMPLE_VENUES,
+    Venue,
+    VenueDraft,
+    VenueLevel,
+    create_venue,
+    delete_venue,
+    ensure_venues,
+    get_venue,
+    install_sample_venues,
+    list_venues,
+    update_venue,
+)
 
 __all__ = [
     "ALL_MONTHS",
@@ -117,10 +167,13 @@ __all__ = [
     "COMMUNE_SECRETARY_DUTY",
     "ELDERLY_AGE",
     "LINK_LOSS_PAUSE_AFTER",
+    "MAX_SESSION_VENUES",
     "PROVINCIAL_CHAIR_DUTY",
     "PROVINCIAL_SECRETARY_DUTY",
     "PUBLISH_LEAD_WORKING_DAYS",
     "QUARTER_END_MONTHS",
+    "SAMPLE_SOURCE",
+    "SAMPLE_VENUES",
     "VIETNAM_TZ",
     "AdHocRule",
     "AnnouncementError",
@@ -135,6 +188,7 @@ __all__ = [
     "CaseSkipped",
     "ChipIdCard",
     "ClockWentBackwards",
+    "ConcurrentChange",
     "DayOfMonth",
     "DuplicateTicket",
     "IllegalTransition",
@@ -142,18 +196,22 @@ __all__ = [
     "InvalidArgument",
     "InvalidChipId",
     "InvalidRule",
+    "IssuedTicket",
     "MissingReason",
+    "MonthCompliance",
     "MonthShortfall",
     "MonthlyDuty",
     "NoCaseInProgress",
     "NoWorkingDay",
     "NobodyWaiting",
+    "NotPermitted",
     "NotRecallable",
     "NthWeekday",
     "Occurrence",
     "Occurrences",
     "OnDayOff",
     "PauseReason",
+    "PeriodicPlan",
     "PeriodicRule",
     "PriorityGround",
     "PublishTooLate",
@@ -161,6 +219,7 @@ __all__ = [
     "QueueError",
     "QueueEvent",
     "QueueNotPaused",
+    "QueueOutcome",
     "QueuePaused",
     "QueueState",
     "QueueStep",
@@ -173,10 +232,14 @@ __all__ = [
     "SessionDatePassed",
     "SessionError",
     "SessionEvent",
+    "SessionExists",
+    "SessionNotInProgress",
     "SessionNotToday",
     "SessionReason",
+    "SessionRecord",
     "SessionState",
     "SessionStep",
+    "SessionVenue",
     "SkipReason",
     "SpeechFile",
     "SpeechOptions",
@@ -186,19 +249,52 @@ __all__ = [
     "Ticket",
     "TicketNotWaiting",
     "TicketStatus",
+    "TicketsNotIssued",
+    "UnknownCase",
+    "UnknownSession",
     "UnknownTicket",
+    "UnknownVenue",
+    "Venue",
+    "VenueChoice",
+    "VenueDraft",
+    "VenueExists",
+    "VenueInUse",
+    "VenueLevel",
+    "VenueNotInSession",
     "age_on",
     "announcement_text",
     "call_order",
+    "cancel_session",
+    "close_session",
+    "create_periodic_sessions",
+    "create_venue",
+    "delete_venue",
     "duty_shortfalls",
+    "ensure_venues",
+    "get_session",
+    "get_venue",
+    "install_sample_venues",
     "is_elderly",
+    "issue_ticket",
     "last_publication_day",
     "link_loss_needs_pause",
+    "list_venues",
+    "load_queue",
     "local_day",
+    "monthly_compliance",
     "occurrences",
     "parse_chip_id_qr",
     "place_on_calendar",
+    "plan_session",
+    "postpone_session",
+    "publish_session",
+    "reschedule_session",
+    "sessions_between",
+    "set_session_venues",
     "speech_key",
+    "spoken_venue_name",
+    "start_session",
     "synthesize",
     "synthesize_async",
+    "update_venue",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "AnnouncementError",
     "CaseInProgress",
     "ClockWentBackwards",
+    "ConcurrentChange",
     "DuplicateTicket",
     "IllegalTransition",
     "InvalidAnnouncement",
@@ -24,6 +25,7 @@ __all__ = [
     "MissingReason",
     "NoCaseInProgress",
     "NoWorkingDay",
+    "NotPermitted",
     "NobodyWaiting",
     "NotRecallable",
     "PublishTooLate",
@@ -34,12 +36,21 @@ __all__ = [
     "SchedulesError",
     "SessionDatePassed",
     "SessionError",
+    "SessionExists",
+    "SessionNotInProgress",
     "SessionNotToday",
     "SynthesisFailed",
     "SynthesisTimeout",
     "SynthesizerMissing",
     "TicketNotWaiting",
+    "TicketsNotIssued",
+    "UnknownCase",
+    "UnknownSession",
     "UnknownTicket",
+    "UnknownVenue",
+    "VenueExists",
+    "VenueInUse",
+    "VenueNotInSession",
 ]
 
 
@@ -73,6 +84,23 @@ class ClockWentBackwards(SchedulesError):
         )
         self.last = last
         self.now = now
+
+
+class NotPermitted(SchedulesError, PermissionError):
+    """The caller's grants do not allow the action (a venue operator calling the next case)."""
+
+    code = "forbidden"
+
+
+class ConcurrentChange(SchedulesError):
+    """The record changed since the caller read it (another desk, another process): reload and retry."""
+
+    code = "stale_version"
+
+    def __init__(self, message_vi: str, *, current: int, expected: int) -> None:
+        super().__init__(message_vi)
+        self.current = current
+        self.expected = expected
 
 
 # -- calendar ---------------------------------------------------------------------------------------
@@ -141,6 +169,51 @@ class SessionDatePassed(SessionError):
     code = "session_date_passed"
 
 
+class UnknownSession(SessionError, LookupError):
+    code = "unknown_session"
+
+
+class SessionExists(SessionError):
+    """A session with this id is already planned (ids are room ids: one per session, for ever)."""
+
+    code = "session_exists"
+
+
+class SessionNotInProgress(SessionError):
+    """A queue action on a session that is not receiving citizens (not started yet, or closed)."""
+
+    code = "session_not_in_progress"
+
+
+class TicketsNotIssued(SessionError):
+    """A ticket asked for a session that takes no more registrations (closed or cancelled)."""
+
+    code = "tickets_not_issued"
+
+
+# -- venues ------------------------------------------------------------------------------------------
+
+
+class UnknownVenue(SchedulesError, LookupError):
+    code = "unknown_venue"
+
+
+class VenueExists(SchedulesError):
+    code = "venue_exists"
+
+
+class VenueInUse(SchedulesError):
+    """A venue a session uses cannot be deleted (deactivate it instead: the record stays)."""
+
+    code = "venue_in_use"
+
+
+class VenueNotInSession(SchedulesError):
+    """A ticket for a venue the session does not link (registration at the wrong venue)."""
+
+    code = "venue_not_in_session"
+
+
 # -- queue -------------------------------------------------------------------------------------------
 
 
@@ -180,6 +253,12 @@ class UnknownTicket(QueueError, LookupError):
 
 class DuplicateTicket(QueueError):
     code = "duplicate_ticket"
+
+
+class UnknownCase(QueueError, LookupError):
+    """A ticket for a case the complaint database does not hold."""
+
+    code = "unknown_case"
 
 
 class NotRecallable(QueueError):

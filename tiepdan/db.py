@@ -23,9 +23,10 @@ def metadatas() -> list[MetaData]:
     """The MetaData of every package with tables, in creation order."""
     from complaints.tables import metadata as complaints_md
     from room_console.tables import metadata as console_md
+    from schedules.tables import metadata as schedules_md
     from signaling.outbox import metadata as outbox_md
 
-    return [outbox_md, console_md, complaints_md]
+    return [outbox_md, console_md, complaints_md, schedules_md]
 
 
 def make_engine(url: str) -> AsyncEngine:

@@ -10,7 +10,7 @@ import pytest
 
 from room_console.accounts import get_user_by_username
 from tiepdan.cli import main
-from tiepdan.db import make_engine
+from tiepdan.db import make_engine, prepare_database
 
 from ._helpers import PASSWORD, outbox_texts
 
@@ -19,9 +19,18 @@ pytestmark = pytest.mark.system
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The data directory of a server that has started once (its database exists: ``user`` needs it)."""
     for name in ("TIEPDAN_DATABASE_URL", "TIEPDAN_REDIS_URL", "TIEPDAN_MODE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TIEPDAN_DATA_DIR", str(tmp_path / "data"))
+
+    async def create() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'tiepdan.db'}")
+        await prepare_database(engine)
+        await engine.dispose()
+
+    (tmp_path / "data").mkdir()
+    asyncio.run(create())
     return tmp_path / "data"
 
 

@@ -1,0 +1,210 @@
+"""The scheduler's tables (SQLAlchemy Core, one ``metadata``; migration 0007 builds the same).
+
+* ``venues`` — the video endpoints (điểm cầu) as data: a slug id, the display name, the level (the
+  main venue, a commune, a ward, a legacy district), the administrative code after the 1 July 2025
+  reform (QĐ 19/2025/QĐ-TTg) and the codes of the units merged into it, a bitrate cap, an active flag.
+* ``reception_sessions`` — one row per reception session (phiên tiếp công dân); its id is the live
+  room's id. Date, form (trực tiếp / trực tuyến), kind (định kỳ / đột xuất), the host leader and the
+  state of :mod:`schedules.session_state` with its reason code and note, ``version`` for optimistic
+  locking, the time of each transition. A periodic session remembers its rule (``rule_key``) and the
+  rule's nominal date: creating a rule's sessions twice creates nothing the second time.
+* ``session_cohosts`` — the leaders hosting with the host.
+* ``session_venues`` — the venues of a session in order, the main one marked (one per session), the
+  name as it was announced and the session's own cap.
+* ``session_queues`` — one row per session: the queue state of :class:`schedules.queue.QueueState`
+  (call sequence, the case being received, the pause) and ``last_ticket_no``, the counter that numbers
+  tickets without gaps: a ticket is issued by ``UPDATE … SET last_ticket_no = last_ticket_no + 1
+  RETURNING`` in the transaction that inserts it, so the row lock (PostgreSQL) or the write lock
+  (SQLite) lines two desks up, and a rolled-back issue gives its number back.
+* ``queue_tickets`` — the tickets (phiếu số thứ tự): unique number within a session, the venue (which
+  must be one of the session's: a foreign key on ``session_venues``), the case in the complaint
+  database (a foreign key on ``cases``: both packages live in one database), priority grounds and the
+  call bookkeeping of :class:`schedules.call_order.Ticket`. One ticket per case and session.
+
+Times are stored in UTC and read back timezone-aware on SQLite too (:class:`UTCDateTime`).
+Enumerations are stored as their English values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+from complaints.tables import cases
+
+__all__ = [
+    "UTCDateTime",
+    "metadata",
+    "queue_tickets",
+    "reception_sessions",
+    "session_cohosts",
+    "session_queues",
+    "session_venues",
+    "venues",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+SLUG = 64
+ID = 36  # uuid4 text
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC; SQLite (which drops the offset) reads back UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("a naive datetime cannot be stored: its zone would be a guess")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+venues = Table(
+    "venues", metadata,
+    Column("id", String(SLUG), primary_key=True),                 # slug, e.g. "xa-tien-du"
+    Column("name", String(200), nullable=False),                  # "Xã Tiên Du"
+    Column("level", String(16), nullable=False),                  # VenueLevel
+    Column("admin_code", String(8), nullable=True),               # code after 1/7/2025 (QĐ 19/2025/QĐ-TTg)
+    Column("old_admin_codes", JSON, nullable=False, default=list),  # codes of the units merged into it
+    Column("max_kbps", Integer, nullable=True),                   # cap of each video layer; None: server default
+    Column("active", Boolean, nullable=False, default=True),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("level IN ('main', 'commune', 'ward', 'district')", name="level"),
+    CheckConstraint("max_kbps IS NULL OR (max_kbps >= 100 AND max_kbps <= 20000)", name="max_kbps"),
+)
+
+reception_sessions = Table(
+    "reception_sessions", metadata,
+    Column("id", String(SLUG), primary_key=True),                 # the live room's id
+    Column("day", Date, nullable=False, index=True),
+    Column("form", String(16), nullable=False),                   # ReceptionForm: in_person | online
+    Column("kind", String(16), nullable=False),                   # ReceptionType: periodic | ad_hoc
+    Column("host", String(SLUG), nullable=True, index=True),      # leader id (position slug); None: not named
+    Column("title", String(200), nullable=False, default=""),     # e.g. the rule's label
+    Column("state", String(16), nullable=False),                  # SessionState
+    Column("reason", String(32), nullable=True),                  # SessionReason (postponed, cancelled)
+    Column("reason_note", Text, nullable=False, default=""),
+    Column("publish_override", Text, nullable=False, default=""),  # written reason for a late publication
+    Column("rule_key", String(SLUG), nullable=True),              # the calendar rule of a periodic session
+    Column("nominal_day", Date, nullable=True),                   # the rule's date before a day-off move
+    Column("version", Integer, nullable=False, default=1),        # optimistic locking
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),          # the last transition
+    Column("published_at", UTCDateTime(), nullable=True),
+    Column("opened_at", UTCDateTime(), nullable=True),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    CheckConstraint("form IN ('in_person', 'online')", name="form"),
+    CheckConstraint("kind IN ('periodic', 'ad_hoc')", name="kind"),
+    CheckConstraint(
+        "state IN ('planned', 'published', 'open', 'in_progress', 'closed', 'postponed', 'cancelled')",
+        name="state",
+    ),
+    UniqueConstraint("rule_key", "nominal_day", name="uq_reception_sessions_rule_key_nominal_day"),
+)
+
+session_cohosts = Table(
+    "session_cohosts", metadata,
+    Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), primary_key=True),
+    Column("leader", String(SLUG), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_session_cohosts_leader", "leader"),
+)
+
+session_venues = Table(
+    "session_venues", metadata,
+    Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), primary_key=True),
+    Column("venue_id", String(SLUG), ForeignKey("venues.id"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("name", String(200), nullable=False),                  # as announced to this session
+    Column("main", Boolean, nullable=False, default=False),
+    Column("max_kbps", Integer, nullable=True),                   # this session's cap; None: the venue's
+    UniqueConstraint("session_id", "position", name="uq_session_venues_session_id_position"),
+    CheckConstraint("max_kbps IS NULL OR (max_kbps >= 100 AND max_kbps <= 20000)", name="max_kbps"),
+    Index("ix_session_venues_venue_id", "venue_id"),
+    # one main venue per session
+    Index("uq_session_venues_main", "session_id", unique=True,
+          sqlite_where=text("main = 1"), postgresql_where=text("main")),
+)
+
+session_queues = Table(
+    "session_queues", metadata,
+    Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), primary_key=True),
+    Column("last_ticket_no", Integer, nullable=False, default=0),  # the gapless ticket counter
+    Column("call_seq", Integer, nullable=False, default=0),
+    Column("current_ticket_no", Integer, nullable=True),           # the case being received
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("pause_no", Integer, nullable=False, default=0),
+    Column("requeue_seq", Integer, nullable=False, default=0),
+    Column("unavailable_venues", JSON, nullable=False, default=list),
+    Column("closed", Boolean, nullable=False, default=False),
+    Column("changed_at", UTCDateTime(), nullable=True),
+    Column("version", Integer, nullable=False, default=1),
+)
+
+queue_tickets = Table(
+    "queue_tickets", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), nullable=False),
+    Column("ticket_no", Integer, nullable=False),
+    Column("venue_id", String(SLUG), nullable=False),
+    Column("case_id", String(ID), ForeignKey(cases.c.id), nullable=False, index=True),
+    Column("priorities", JSON, nullable=False, default=list),      # PriorityGround values
+    Column("status", String(16), nullable=False),                 # TicketStatus
+    Column("no_shows", Integer, nullable=False, default=0),
+    Column("requeue_seq", Integer, nullable=False, default=0),
+    Column("last_call_seq", Integer, nullable=False, default=0),
+    Column("issued_by", String(200), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("called_at", UTCDateTime(), nullable=True),            # the last call
+    Column("ended_at", UTCDateTime(), nullable=True),             # closed or absent
+    UniqueConstraint("session_id", "ticket_no", name="uq_queue_tickets_session_id_ticket_no"),
+    UniqueConstraint("session_id", "case_id", name="uq_queue_tickets_session_id_case_id"),
+    ForeignKeyConstraint(["session_id", "venue_id"], ["session_venues.session_id", "session_venues.venue_id"],
+                         name="fk_queue_tickets_session_venue"),
+    CheckConstraint("ticket_no >= 1", name="ticket_no"),
+    CheckConstraint("status IN ('waiting', 'called', 'deferred', 'closed', 'absent')", name="status"),
+)
