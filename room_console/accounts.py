@@ -1,34 +1,61 @@
-"""Accounts: users, login sessions, invitations and login rate limiting.
+"""Accounts: users, login sessions, invitations and login throttling.
 
-Pure rules (username and password policy, the rate-limit decision, secret derivation) are plain
-functions; the repository functions below them take an ``AsyncConnection`` (the caller owns the
-transaction) or an ``AsyncEngine`` when one operation spans several short transactions (login).
-Argon2 hashing runs in a thread: the event loop only routes. Every time is passed in as ``now``
-(Unix seconds), so tests drive the clock.
+Pure rules (username and password policy, the throttling decision) are plain functions; the
+repository functions below them take an ``AsyncConnection`` (the caller owns the transaction) or an
+``AsyncEngine`` when one operation spans several short transactions (login). Argon2 hashing runs in
+a thread: the event loop only routes. Every time is passed in as ``now`` (Unix seconds), so tests
+drive the clock.
 
 Secrets: a session id (cookie) and an invitation token are 256-bit random strings; only their
-SHA-256 is stored. The CSRF token of a session is derived from the session id under another label,
-so it needs no storage and reveals neither the id nor the stored hash.
+SHA-256 is stored. (A session's CSRF token is derived from its id with a server key:
+:mod:`room_console.csrf`.)
+
+Login throttling (:func:`login_wait`), counted in the database so every control process agrees:
+
+* per name *and* address: the first ``login_free_failures`` failures cost nothing; after them each
+  further attempt from that address for that name waits 2, 4, 8 … seconds after the last failure
+  (at most ``login_backoff_cap_s``). A success from that address starts over. Another address is
+  not slowed down, so guessing at the chair's name from elsewhere never locks the chair out;
+* per address, for any name: at most ``login_ip_max_failures`` failures within ``login_window_s``
+  (spraying one password over many names).
+
+A refused attempt is not recorded (hammering does not lengthen the wait) and no password is checked.
+
+Tokens of a session: a JWT minted for a signed-in user (the live room's, ``routes.access_token_for``)
+carries ``sid`` = :func:`token_sid`, derived from the stored hash under a third label (neither the
+cookie nor the table's key). A login session ended before its time (sign-out, a sign-in over it, a
+new password) is deleted and announced in the same transaction with a ``LoginSessionEnded`` event in
+the outbox, so the room servers refuse its tokens and end its connections; disabling the account
+announces ``UserDisabled`` instead, which ends every token of the account. The REST API checks ``sid``
+against this table (:func:`token_session_alive`).
+An idle session that expires is not announced (nothing runs at that moment; :func:`session_user`
+deletes it when its cookie comes back): the console mints tokens of ``token_ttl_s`` only through a
+live session, which pushes its idle deadline forward (at least once per ``session_touch_s``), and
+:class:`~room_console.options.ConsoleOptions` requires ``session_idle_s`` to exceed ``token_ttl_s +
+session_touch_s`` by a minute, so every token minted for a session has expired before the session can.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
+import math
 import re
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from signaling.events import UserDisabled
+from signaling.events import LoginSessionEnded, UserDisabled
 from signaling.grants import ROLE_LABELS_VI, Grant, Role, grants_for
 from signaling.outbox import add_to_outbox
 
@@ -49,16 +76,18 @@ from .tables import invitations, login_attempts, login_sessions, users
 __all__ = [
     "User", "Invitation", "LoginResult",
     "normalize_username", "attempt_key", "check_display_name", "check_password", "parse_roles",
-    "new_secret", "secret_hash", "csrf_token_for", "login_limited",
+    "new_secret", "secret_hash", "login_wait",
     "hash_password", "verify_password",
     "add_user", "get_user", "get_user_by_username", "list_users", "disable_user",
-    "login", "create_session", "session_user", "end_session", "count_sessions",
+    "login", "create_session", "session_user", "end_session", "count_sessions", "token_sid",
+    "token_session_alive",
     "create_invitation", "get_invitation", "accept_invitation", "create_setup_invitation", "count_users",
 ]
 
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 _SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_PASSWORD_LENGTH = 256
+SessionEndReason = Literal["logout", "replaced", "password_changed"]
 SETUP_USERNAME = "admin"
 
 
@@ -162,13 +191,34 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def csrf_token_for(session_id: str) -> str:
-    """The CSRF token of a login session: derived, not stored, and not the stored hash."""
-    return hashlib.sha256(b"tiepdan-csrf\x00" + session_id.encode("utf-8")).hexdigest()
+def token_sid(session_id: str) -> str:
+    """The ``sid`` claim of tokens minted for the login session ``session_id`` (see the module docstring)."""
+    return _sid_of_hash(secret_hash(session_id))
 
 
-def login_limited(user_failures: int, ip_failures: int, options: ConsoleOptions) -> bool:
-    return user_failures >= options.login_max_failures or ip_failures >= options.login_ip_max_failures
+def _sid_of_hash(id_hash: str) -> str:
+    return hashlib.sha256(b"tiepdan-token-sid\x00" + id_hash.encode("ascii")).hexdigest()[:32]
+
+
+def login_wait(pair_failures: int, pair_last_failure: float | None, address_failures: Sequence[float], *,
+               now: float, options: ConsoleOptions) -> float:
+    """Seconds a login attempt must wait before it is tried (0: try it now).
+
+    ``pair_failures``: failures of this name from this address since the pair's last success (within
+    ``login_backoff_memory_s``), the last at ``pair_last_failure``; ``address_failures``: the times of
+    the failures from this address, any name, within ``login_window_s``.
+    """
+    wait = 0.0
+    extra = pair_failures - options.login_free_failures
+    if extra >= 0 and pair_last_failure is not None:
+        delay = min(2.0 ** (extra + 1), float(options.login_backoff_cap_s))
+        wait = pair_last_failure + delay - now
+    over = len(address_failures) - options.login_ip_max_failures
+    if over >= 0:
+        # Allowed again once enough failures have left the window to be under the limit.
+        frees_at = sorted(address_failures)[over] + options.login_window_s
+        wait = max(wait, frees_at - now)
+    return max(0.0, wait)
 
 
 # -- password hashing (in a thread) -----------------------------------------------------------------
@@ -261,7 +311,7 @@ async def set_password(engine: AsyncEngine, user_id: str, password: str, *, opti
         if await get_user(conn, user_id) is None:
             raise UserNotFound("no such user")
         await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=hashed))
-        await conn.execute(delete(login_sessions).where(login_sessions.c.user_id == user_id))
+        await _end_sessions(conn, login_sessions.c.user_id == user_id, "password_changed")
 
 
 async def get_user(conn: AsyncConnection, user_id: str) -> User | None:
@@ -285,7 +335,9 @@ async def count_users(conn: AsyncConnection) -> int:
 
 async def disable_user(conn: AsyncConnection, user_id: str, *, now: float) -> User:
     """Disable an account in the caller's transaction: its login sessions are deleted at once and a
-    ``UserDisabled`` event goes to the outbox, so live connections end too. Idempotent."""
+    ``UserDisabled`` event goes to the outbox, so live connections end too (the room servers refuse every
+    token of the account, whatever its session: the sessions need no announcement of their own).
+    Idempotent."""
     user = await get_user(conn, user_id)
     if user is None:
         raise UserNotFound("no such user")
@@ -299,25 +351,28 @@ async def disable_user(conn: AsyncConnection, user_id: str, *, now: float) -> Us
 # -- login and sessions -----------------------------------------------------------------------------
 
 
-async def _failures(conn: AsyncConnection, key: str, client_ip: str, now: float, window_s: int) -> tuple[int, int]:
-    since = now - window_s
+async def _history(conn: AsyncConnection, key: str, ip: str, attempt_id: int, now: float,
+                   options: ConsoleOptions) -> tuple[int, float | None, list[float]]:
+    """What :func:`login_wait` needs, leaving out the attempt ``attempt_id`` being decided: the failures
+    of the (name, address) pair since its last success and the last one's time, and the times of the
+    address's failures within the window."""
+    a = login_attempts.c
+    memory_since = now - options.login_backoff_memory_s
     last_success = (await conn.execute(
-        select(func.max(login_attempts.c.at)).where(
-            login_attempts.c.username == key, login_attempts.c.succeeded.is_(True), login_attempts.c.at >= since)
+        select(func.max(a.at)).where(a.username == key, a.client_ip == ip, a.succeeded.is_(True),
+                                     a.at >= memory_since)
     )).scalar_one()
-    user_since = max(since, float(last_success)) if last_success is not None else since
-    user_failures = (await conn.execute(
-        select(func.count()).select_from(login_attempts).where(
-            login_attempts.c.username == key, login_attempts.c.succeeded.is_(False),
-            login_attempts.c.at >= user_since)
-    )).scalar_one()
+    pair_since = max(memory_since, float(last_success)) if last_success is not None else memory_since
+    pair_count, pair_last = (await conn.execute(
+        select(func.count(), func.max(a.at)).select_from(login_attempts).where(
+            a.username == key, a.client_ip == ip, a.succeeded.is_(False), a.at >= pair_since, a.id != attempt_id)
+    )).one()
     # The per-address count ignores successes: a success for one name does not excuse guesses at others.
-    ip_failures = (await conn.execute(
-        select(func.count()).select_from(login_attempts).where(
-            login_attempts.c.client_ip == client_ip, login_attempts.c.succeeded.is_(False),
-            login_attempts.c.at >= since)
-    )).scalar_one()
-    return int(user_failures), int(ip_failures)
+    address = (await conn.execute(
+        select(a.at).where(a.client_ip == ip, a.succeeded.is_(False), a.at >= now - options.login_window_s,
+                           a.id != attempt_id)
+    )).scalars().all()
+    return int(pair_count), None if pair_last is None else float(pair_last), [float(at) for at in address]
 
 
 def _lock_id(label: str, value: str) -> int:
@@ -335,11 +390,11 @@ async def _serialize_attempts(conn: AsyncConnection, key: str, ip: str) -> None:
 async def login(
     engine: AsyncEngine, *, username: str, password: str, client_ip: str, options: ConsoleOptions, now: float,
 ) -> LoginResult:
-    """Check the rate limit, then the password; on success open a login session.
+    """Check the throttle (:func:`login_wait`), then the password; on success open a login session.
 
     The attempt is recorded as a failure *before* the password is checked and turned into a
-    success afterwards, so parallel guesses cannot slip past the limit while hashes run.
-    Raises :class:`LoginRateLimited` or :class:`InvalidCredentials`.
+    success afterwards, so parallel guesses cannot slip past the throttle while hashes run.
+    Raises :class:`LoginRateLimited` (with the seconds to wait) or :class:`InvalidCredentials`.
     """
     key = attempt_key(username)
     ip = client_ip[:64] or "unknown"
@@ -353,11 +408,13 @@ async def login(
             insert(login_attempts).values(username=key, client_ip=ip, succeeded=False, at=now)
             .returning(login_attempts.c.id)
         )).scalar_one()
-        user_failures, ip_failures = await _failures(conn, key, ip, now, options.login_window_s)
-        limited = login_limited(user_failures - 1, ip_failures - 1, options)
-        if limited:  # a refused attempt does not prolong the lock
+        pair_failures, pair_last, address_failures = await _history(conn, key, ip, attempt_id, now, options)
+        wait = login_wait(pair_failures, pair_last, address_failures, now=now, options=options)
+        limited = wait > 0
+        if limited:  # a refused attempt does not lengthen the wait
             await conn.execute(delete(login_attempts).where(login_attempts.c.id == attempt_id))
-        await conn.execute(delete(login_attempts).where(login_attempts.c.at < now - max(86400, options.login_window_s)))
+        kept_s = max(86400, options.login_window_s, options.login_backoff_memory_s)
+        await conn.execute(delete(login_attempts).where(login_attempts.c.at < now - kept_s))
         row = None
         try:
             name = normalize_username(username)
@@ -366,7 +423,7 @@ async def login(
         if name is not None and not limited:
             row = (await conn.execute(select(users).where(users.c.username == name))).first()
     if limited:
-        raise LoginRateLimited("too many failed logins")
+        raise LoginRateLimited("too many failed logins", retry_after=math.ceil(wait))
     stored = None if row is None else str(row._mapping["password_hash"])
     matches, needs_rehash = await verify_password(stored, password)
     if row is None or not matches or bool(row._mapping["disabled"]):
@@ -411,8 +468,32 @@ async def session_user(conn: AsyncConnection, session_id: str, *, now: float, op
     return _user_from_row(row)
 
 
-async def end_session(conn: AsyncConnection, session_id: str) -> None:
-    await conn.execute(delete(login_sessions).where(login_sessions.c.id_hash == secret_hash(session_id)))
+async def end_session(conn: AsyncConnection, session_id: str, *,
+                      reason: Literal["logout", "replaced"] = "logout") -> None:
+    """End the login session ``session_id`` (if it exists) and announce it: its tokens die with it."""
+    await _end_sessions(conn, login_sessions.c.id_hash == secret_hash(session_id), reason)
+
+
+async def _end_sessions(conn: AsyncConnection, which: ColumnElement[bool], reason: SessionEndReason) -> int:
+    """Delete the login sessions ``which`` selects and put a ``LoginSessionEnded`` per session in the outbox,
+    in the caller's transaction; the number ended."""
+    ended = (await conn.execute(
+        delete(login_sessions).where(which).returning(login_sessions.c.id_hash, login_sessions.c.user_id)
+    )).all()
+    for id_hash, user_id in ended:
+        await add_to_outbox(conn, LoginSessionEnded(user=user_id, sid=_sid_of_hash(id_hash), reason=reason))
+    return len(ended)
+
+
+async def token_session_alive(conn: AsyncConnection, user_id: str, sid: str, *, now: float) -> bool:
+    """Whether the login session a token's ``sid`` names is still open for ``user_id`` (not ended, not
+    expired, the account enabled). The account's few sessions are read and their ``sid`` derived."""
+    rows = (await conn.execute(
+        select(login_sessions.c.id_hash)
+        .join(users, users.c.id == login_sessions.c.user_id)
+        .where(login_sessions.c.user_id == user_id, login_sessions.c.expires_at > now, users.c.disabled.is_(False))
+    )).scalars().all()
+    return any(hmac.compare_digest(_sid_of_hash(id_hash), sid) for id_hash in rows)
 
 
 async def count_sessions(conn: AsyncConnection, user_id: str) -> int:

@@ -1,6 +1,10 @@
 """Who is asking: a signed-in official (session cookie) or a service (``Authorization: Bearer`` access
 token verified with the console's :class:`~signaling.tokens.TokenVerifier`). Every complaint route
-asks for grants of the :class:`Actor`, never for roles."""
+asks for grants of the :class:`Actor`, never for roles.
+
+A bearer token must be for the REST API (audience ``api``: ``tiepdan token --audience api``); a
+live-room token (audience ``ws``, what pages get for ``/ws``) is refused with 401. A token that names
+a console login session (``sid``) is accepted only while that session is open."""
 
 from __future__ import annotations
 
@@ -75,9 +79,14 @@ async def current_actor(request: Request) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token and console.verifier is not None:
         try:
-            claims = console.verifier.verify(token.strip(), kind="access")
+            claims = console.verifier.verify(token.strip(), kind="access", audience="api")
         except TokenError as exc:
             raise NotSignedIn(exc.code) from exc
+        if claims.sid is not None:
+            async with console.engine.connect() as conn:
+                alive = await accounts.token_session_alive(conn, claims.sub, claims.sid, now=console.clock())
+            if not alive:
+                raise NotSignedIn("token_revoked")
         return Actor(claims.sub, claims.name or claims.sub, grants_for(claims.roles), claims.unit)
     raise NotSignedIn("not signed in")
 

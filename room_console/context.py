@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from complaints.workdays import WorkCalendar, default_calendar
 from evidence import Keyring
 from signaling.bus import Bus
-from signaling.tickets import TicketStore
+from signaling.connect_tickets import ConnectTicketStore
 from signaling.tokens import TokenIssuer, TokenVerifier
 
+from .csrf import CsrfTokens
 from .options import ConsoleOptions
 from .pages import Pages
 from .ratelimit import RateLimiter
@@ -28,8 +29,10 @@ class ConsoleContext:
     engine: AsyncEngine
     bus: Bus
     issuer: TokenIssuer
-    tickets: TicketStore
+    connect_tickets: ConnectTicketStore
     options: ConsoleOptions
+    # Signs and checks CSRF tokens (keys derived from the keyring, so every control process agrees).
+    csrf: CsrfTokens
     pages: Pages = field(default_factory=Pages)
     clock: Callable[[], float] = time.time
     # The complaint database: the keyring seals denouncers' identities; the verifier accepts services'

@@ -7,17 +7,25 @@ English text is for developers and never contains a name, a password or a token.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from .i18n import duration_text, size_text
+
 __all__ = [
     "ConsoleError", "InvalidCredentials", "LoginRateLimited", "InvalidUsername", "InvalidDisplayName",
     "WeakPassword", "UsernameTaken", "UserNotFound", "InvitationInvalid", "InvalidRoles", "NotSignedIn",
-    "Forbidden", "CsrfRejected", "http_status",
+    "Forbidden", "CsrfRejected", "BodyTooLarge", "http_status",
 ]
 
 
 class ConsoleError(Exception):
-    """Base of every console error."""
+    """Base of every console error. ``params`` fill the placeholders of the message (never personal data)."""
 
     message_key = "error.generic"
+
+    def __init__(self, *args: object, params: Mapping[str, object] | None = None) -> None:
+        super().__init__(*args)
+        self.params: dict[str, object] = dict(params or {})
 
 
 class InvalidCredentials(ConsoleError):
@@ -27,9 +35,14 @@ class InvalidCredentials(ConsoleError):
 
 
 class LoginRateLimited(ConsoleError):
-    """Too many failed logins for this username or from this address within the window."""
+    """Too many failed logins for this username from this address, or from this address for any name:
+    the next attempt must wait ``retry_after`` seconds."""
 
     message_key = "login.error.rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, params={"wait": duration_text(retry_after)})
+        self.retry_after = retry_after
 
 
 class InvalidUsername(ConsoleError):
@@ -74,6 +87,16 @@ class CsrfRejected(ConsoleError):
     message_key = "error.csrf"
 
 
+class BodyTooLarge(ConsoleError):
+    """The request body is (or declares to be) larger than its route accepts."""
+
+    message_key = "error.body_too_large"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, params={"limit": size_text(limit)})
+        self.limit = limit
+
+
 _STATUS: dict[type[ConsoleError], int] = {
     InvalidCredentials: 401,
     LoginRateLimited: 429,
@@ -87,6 +110,7 @@ _STATUS: dict[type[ConsoleError], int] = {
     NotSignedIn: 401,
     Forbidden: 403,
     CsrfRejected: 403,
+    BodyTooLarge: 413,
 }
 
 

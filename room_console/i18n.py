@@ -8,11 +8,12 @@ checks that every key the templates use exists), never a silent English fallback
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 
-__all__ = ["Catalogue", "catalogue", "t", "DEFAULT_LANGUAGE"]
+__all__ = ["Catalogue", "catalogue", "t", "duration_text", "size_text", "DEFAULT_LANGUAGE"]
 
 DEFAULT_LANGUAGE = "vi"
 
@@ -44,3 +45,18 @@ def catalogue(language: str = DEFAULT_LANGUAGE) -> Catalogue:
 
 def t(key: str, /, **params: object) -> str:
     return catalogue().t(key, **params)
+
+
+def duration_text(seconds: float) -> str:
+    """A wait as a person reads it: whole seconds under a minute, else minutes (rounded up)."""
+    whole = max(1, math.ceil(seconds))
+    if whole < 60:
+        return t("duration.seconds", n=whole)
+    return t("duration.minutes", n=math.ceil(whole / 60))
+
+
+def size_text(size: int) -> str:
+    """A size limit as a person reads it (1 KB = 1024 bytes, as file managers show it)."""
+    if size >= 1024 * 1024 and size % (1024 * 1024) == 0:
+        return t("size.megabytes", n=size // (1024 * 1024))
+    return t("size.kilobytes", n=max(1, math.ceil(size / 1024)))

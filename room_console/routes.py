@@ -1,5 +1,5 @@
 """The console's HTTP routes: login, logout, dashboard, account administration, invitations and
-WebSocket tickets. Handlers are thin: parse, authorise, call one accounts function, shape the
+connect tickets for ``/ws``. Handlers are thin: parse, authorise, call one accounts function, shape the
 response. :func:`install_console` adds the router, the static files, the security middlewares and
 the error pages to an app; the lifespan puts a :class:`ConsoleContext` on ``app.state.console``.
 """
@@ -7,7 +7,6 @@ the error pages to an app; the lifespan puts a :class:`ConsoleContext` on ``app.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,11 +19,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from signaling.grants import ROLE_LABELS_VI, Grant, Role
 
 from . import accounts
-from .accounts import User, csrf_token_for
+from .accounts import User
 from .context import ConsoleContext
 from .errors import ConsoleError, Forbidden, InvalidCredentials, InvitationInvalid, LoginRateLimited, NotSignedIn
 from .errors import http_status as error_status
@@ -32,7 +32,9 @@ from .i18n import t
 from .navigation import grant_keys_for, navigation_for
 from .options import ConsoleOptions
 from .pages import Pages
+from .request_limits import RequestLimitMiddleware
 from .security import (
+    CsrfContext,
     CsrfMiddleware,
     SecurityHeadersMiddleware,
     clear_session_cookie,
@@ -52,11 +54,14 @@ log = logging.getLogger("room_console")
 # -- dependencies -----------------------------------------------------------------------------------
 
 
-def access_token_for(console: ConsoleContext, user: User, room: str | None) -> str:
-    """An access token of the signed-in ``user`` for the live room ``room`` (what a ws ticket stands for,
-    and what a page sends in ``refresh``)."""
+def access_token_for(console: ConsoleContext, signed: SignedIn, room: str | None) -> str:
+    """A live-room access token of the signed-in user for ``room`` (what a connect ticket stands for, and what a
+    page sends in ``refresh``): valid on ``/ws`` only (audience ``ws``), and only while the login session
+    lasts (``sid``: the room servers refuse it once the session ended)."""
+    user = signed.user
     return console.issuer.issue(user.id, roles=list(user.roles), unit=user.unit, venue=user.venue,
-                                name=user.display_name, room=room, ttl_s=console.options.token_ttl_s)
+                                name=user.display_name, room=room, ttl_s=console.options.token_ttl_s,
+                                audience="ws", sid=accounts.token_sid(signed.session_id))
 
 
 def get_console(request: Request) -> ConsoleContext:
@@ -71,10 +76,7 @@ Console = Annotated[ConsoleContext, Depends(get_console)]
 class SignedIn:
     user: User
     session_id: str
-
-    @property
-    def csrf_token(self) -> str:
-        return csrf_token_for(self.session_id)
+    csrf_token: str  # the session's own (room_console.csrf): what its pages send back
 
 
 async def optional_user(request: Request, console: Console) -> SignedIn | None:
@@ -83,7 +85,7 @@ async def optional_user(request: Request, console: Console) -> SignedIn | None:
         return None
     async with console.engine.begin() as conn:
         user = await accounts.session_user(conn, session_id, now=console.clock(), options=console.options)
-    return None if user is None else SignedIn(user, session_id)
+    return None if user is None else SignedIn(user, session_id, console.csrf.session_token(session_id))
 
 
 OptionalUser = Annotated[SignedIn | None, Depends(optional_user)]
@@ -169,7 +171,7 @@ def _client_ip(request: Request) -> str:
 
 def _login_form(request: Request, console: ConsoleContext, *, next_path: str, status: int = 200,
                 error: str | None = None, info: str | None = None, username: str = "") -> Response:
-    token = pre_session_token(request, console.options)
+    token = pre_session_token(request, console.options, console.csrf, console.clock())
     response = _page(console, "login.html", None, status=status, csrf_token=token, next_path=next_path,
                      error=error, info=info, username=username)
     ensure_csrf_cookie(request, response, console.options, token)
@@ -188,10 +190,10 @@ def _admin_page(console: ConsoleContext, signed: SignedIn, users: list[User], *,
 
 
 def _error_text(exc: ConsoleError, options: ConsoleOptions) -> str:
-    return t(exc.message_key, min=options.min_password_length, minutes=math.ceil(options.login_window_s / 60))
+    return t(exc.message_key, min=options.min_password_length, **exc.params)
 
 
-class TicketRequest(BaseModel):
+class ConnectTicketRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     room: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -227,8 +229,10 @@ def create_console_router() -> APIRouter:
                                           client_ip=_client_ip(request), options=console.options, now=console.clock())
         except LoginRateLimited as exc:
             log.info("login rate limited", extra={"ctx": {"status": 429}})
-            return _login_form(request, console, next_path=next_path, status=429,
-                               error=_error_text(exc, console.options), username=shown_name)
+            limited = _login_form(request, console, next_path=next_path, status=429,
+                                  error=_error_text(exc, console.options), username=shown_name)
+            limited.headers["retry-after"] = str(exc.retry_after)
+            return limited
         except InvalidCredentials as exc:
             log.info("login failed", extra={"ctx": {"status": 401}})
             return _login_form(request, console, next_path=next_path, status=401,
@@ -236,7 +240,7 @@ def create_console_router() -> APIRouter:
         old = read_session_id(request, console.options)
         if old is not None:
             async with console.engine.begin() as conn:
-                await accounts.end_session(conn, old)
+                await accounts.end_session(conn, old, reason="replaced")
         log.info("login", extra={"ctx": {"user_id": result.user.id}})
         response = RedirectResponse(next_path, status_code=303)
         set_session_cookie(response, result.session_id, console.options)
@@ -364,33 +368,47 @@ def create_console_router() -> APIRouter:
                 "roles": [r.value for r in user.roles], "role_labels": list(user.role_labels),
                 "grants": sorted(g.value for g in user.grants), "unit": user.unit, "venue": user.venue}
 
-    @router.post("/api/ws-tickets", tags=["console"])
-    async def ws_ticket(request: Request, console: Console, signed: CurrentUser) -> Response:
-        """A single-use ticket for ``/ws?ticket=``, standing for an access token of the signed-in user."""
+    @router.post("/api/live/connect-ticket", tags=["console"])
+    async def connect_ticket(request: Request, console: Console, signed: CurrentUser) -> Response:
+        """A single-use connect ticket for ``/ws?connect=``, standing for an access token of the signed-in
+        user."""
         raw = await request.body()
         try:
-            body = TicketRequest.model_validate_json(raw or b"{}")
+            body = ConnectTicketRequest.model_validate_json(raw or b"{}")
         except ValidationError:
-            return _error_page(request, 422, "ticket.error.request")
-        ticket = await console.tickets.issue(access_token_for(console, signed.user, body.room),
-                                             console.options.ws_ticket_ttl_s)
-        return JSONResponse({"ticket": ticket, "expires_in": console.options.ws_ticket_ttl_s,
-                             "path": f"/ws?ticket={ticket}"}, headers={"cache-control": "no-store"})
+            return _error_page(request, 422, "live.error.request")
+        issued = await console.connect_tickets.issue(access_token_for(console, signed, body.room),
+                                                     console.options.connect_ticket_ttl_s)
+        return JSONResponse({"connect_ticket": issued, "expires_in": console.options.connect_ticket_ttl_s,
+                             "path": f"/ws?connect={issued}"}, headers={"cache-control": "no-store"})
 
     return router
 
 
 def _invite_form(request: Request, console: ConsoleContext, invitation: accounts.Invitation, *,
                  status: int = 200, error: str | None = None) -> Response:
-    token = pre_session_token(request, console.options)
+    session_id = read_session_id(request, console.options)
+    # With a session cookie (an official opening a link while signed in) the CSRF check wants its token.
+    token = (console.csrf.session_token(session_id) if session_id is not None
+             else pre_session_token(request, console.options, console.csrf, console.clock()))
     response = _page(console, "invite.html", None, status=status, csrf_token=token, invitation=invitation,
                      role_label=ROLE_LABELS_VI[invitation.role], error=error,
                      min_password=console.options.min_password_length)
-    ensure_csrf_cookie(request, response, console.options, token)
+    if session_id is None:
+        ensure_csrf_cookie(request, response, console.options, token)
     return response
 
 
 # -- installing into an app -------------------------------------------------------------------------
+
+
+def _csrf_context(scope: Scope) -> CsrfContext:
+    console: ConsoleContext = scope["app"].state.console
+    return console
+
+
+async def _edge_reject(request: Request, exc: ConsoleError) -> Response:
+    return await _console_error(request, exc)
 
 
 async def _console_error(request: Request, exc: Exception) -> Response:
@@ -403,8 +421,8 @@ async def _console_error(request: Request, exc: Exception) -> Response:
     status = error_status(exc)
     if _wants_json(request):
         code = _SNAKE.sub("_", type(exc).__name__).lower()
-        return JSONResponse({"error": code, "message": t(exc.message_key)}, status_code=status)
-    return _error_page(request, status, exc.message_key)
+        return JSONResponse({"error": code, "message": t(exc.message_key, **exc.params)}, status_code=status)
+    return _error_page(request, status, exc.message_key, **exc.params)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -431,7 +449,10 @@ def install_console(app: FastAPI, options: ConsoleOptions) -> None:
     app.include_router(create_views_router())
     install_problem_handlers(app)
     app.mount("/static", StaticFiles(packages=[("room_console", "static")]), name="static")
-    app.add_middleware(CsrfMiddleware, options=options, reject=_csrf_reject)
+    app.add_middleware(CsrfMiddleware, options=options, context=_csrf_context, reject=_csrf_reject)
+    # Outside the CSRF check (which reads url-encoded forms): body caps and the caller's identity are
+    # settled before anything reads a body (room_console.request_limits).
+    app.add_middleware(RequestLimitMiddleware, reject=_edge_reject)
     # Added last, so outermost: even a CSRF rejection carries the headers.
     app.add_middleware(SecurityHeadersMiddleware, hsts=options.cookie_secure)
     app.add_exception_handler(ConsoleError, _console_error)

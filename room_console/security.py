@@ -5,30 +5,32 @@
 * CSRF: every unsafe request (POST, PUT, PATCH, DELETE), forms and JSON APIs alike, must
   come from our own origin (``Origin`` / ``Sec-Fetch-Site``) and carry a token, in the
   ``X-CSRF-Token`` header, the ``csrf_token`` field of a url-encoded form or, for multipart
-  forms, the ``csrf_token`` query parameter. A token is valid when it is the one derived from the
-  session cookie (synchronizer token, see :func:`room_console.accounts.csrf_token_for`) or equals
-  the pre-session cookie (double submit; used by the login and invitation forms). A request that
-  carries no cookie of ours but an ``Authorization`` header (a service with a bearer token) has no
-  ambient authority to abuse and only needs to pass the origin check.
+  forms, the ``csrf_token`` query parameter. With a session cookie the token must be the one the
+  server derives from that session (:meth:`room_console.csrf.CsrfTokens.session_token`); nothing
+  else is accepted then, so a cookie/header pair the client chose proves nothing. Without a session
+  (the login and invitation forms) the token must equal the pre-session cookie *and* carry the
+  server's signature (:meth:`~room_console.csrf.CsrfTokens.new_form_token`). A request that carries
+  no cookie of ours but an ``Authorization`` header (a service with a bearer token) has no ambient
+  authority to abuse and only needs to pass the origin check.
 * Headers: a CSP without inline scripts, no framing, no referrer to other sites (invitation links carry a
   token), no MIME sniffing, camera and microphone for our own origin only.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .accounts import csrf_token_for, new_secret
+from .csrf import CsrfTokens
 from .options import ConsoleOptions
 
 __all__ = [
-    "SecurityHeadersMiddleware", "CsrfMiddleware", "SECURITY_HEADERS", "CSRF_HEADER", "CSRF_FIELD",
+    "SecurityHeadersMiddleware", "CsrfMiddleware", "CsrfContext", "SECURITY_HEADERS", "CSRF_HEADER", "CSRF_FIELD",
     "read_session_id", "set_session_cookie", "clear_session_cookie", "ensure_csrf_cookie", "pre_session_token",
     "safe_next",
 ]
@@ -91,14 +93,27 @@ class SecurityHeadersMiddleware:
 RejectResponder = Callable[[Request, str], Response]
 
 
+class CsrfContext(Protocol):
+    """What the CSRF check needs at request time (the :class:`~room_console.context.ConsoleContext`)."""
+
+    @property
+    def csrf(self) -> CsrfTokens: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+
 class CsrfMiddleware:
     """Rejects unsafe requests without our origin and a valid token (see the module docstring).
 
-    ``reject(request, message_key)`` builds the 403 response (an HTML page or JSON)."""
+    ``context(scope)`` gives the token keys and the clock (built by the lifespan, so looked up per
+    request); ``reject(request, message_key)`` builds the 403 response (an HTML page or JSON)."""
 
-    def __init__(self, app: ASGIApp, *, options: ConsoleOptions, reject: RejectResponder) -> None:
+    def __init__(self, app: ASGIApp, *, options: ConsoleOptions, context: Callable[[Scope], CsrfContext],
+                 reject: RejectResponder) -> None:
         self.app = app
         self._options = options
+        self._context = context
         self._reject = reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,7 +141,7 @@ class CsrfMiddleware:
             provided = values[0] if values else None
         elif provided is None:
             provided = request.query_params.get(CSRF_FIELD)
-        if not _token_valid(provided, session, pre_session):
+        if not _token_valid(self._context(scope), provided, session, pre_session):
             await self._reject(request, "error.csrf")(scope, receive, send)
             return
         if body is None:
@@ -147,15 +162,12 @@ class CsrfMiddleware:
         return origin != "null" and urlsplit(origin).netloc in allowed
 
 
-def _token_valid(provided: str | None, session: str | None, pre_session: str | None) -> bool:
-    if not provided or len(provided) > 128:
+def _token_valid(context: CsrfContext, provided: str | None, session: str | None, pre_session: str | None) -> bool:
+    if not provided:
         return False
-    ok = False
-    if session:
-        ok |= hmac.compare_digest(provided.encode(), csrf_token_for(session).encode())
-    if pre_session and len(pre_session) >= 32:
-        ok |= hmac.compare_digest(provided.encode(), pre_session.encode())
-    return ok
+    if session is not None:  # signed in (or a stale cookie): only the session's own token will do
+        return context.csrf.session_token_valid(provided, session)
+    return provided == pre_session and context.csrf.form_token_valid(pre_session, context.clock())
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -212,11 +224,14 @@ def ensure_csrf_cookie(request: Request, response: Response, options: ConsoleOpt
                             samesite="strict")
 
 
-def pre_session_token(request: Request, options: ConsoleOptions) -> str:
+def pre_session_token(request: Request, options: ConsoleOptions, tokens: CsrfTokens, now: float) -> str:
+    """The double-submit token for a form shown without a session: the browser's own cookie while it is
+    a fresh token of ours, else a new signed one."""
     current = request.cookies.get(options.csrf_cookie)
-    if current and 32 <= len(current) <= 128 and all(c.isalnum() or c in "-_" for c in current):
+    if tokens.form_token_fresh(current, now):
+        assert current is not None
         return current
-    return new_secret()
+    return tokens.new_form_token(now)
 
 
 def safe_next(target: str | None) -> str:

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 __all__ = [
     "Event", "AnyEvent", "parse_event", "dump_event", "EVENT_TYPES",
     "SessionPublished", "SessionOpened", "SessionStarted", "SessionClosed", "SessionPostponed",
+    "SessionCancelled", "SessionRescheduled",
     "TicketIssued", "TicketTriaged", "CaseCalled", "CaseClosed", "CaseSkipped", "CaseRecalled",
     "CaseAbsent", "CasePaused", "CaseResumed", "FloorGranted", "FloorRevoked", "ParticipantJoined",
     "ParticipantLeft", "LobbyAdmitted", "LobbyDenied", "Muted", "Removed", "HandRaised", "HandLowered",
     "RoomLocked", "RoomUnlocked", "VenueLinkLost", "VenueLinkRestored", "ActiveSpeakerChanged",
     "SegmentOpened", "SegmentClosed", "ClosedSegmentRequested", "ClosedSegmentStarted",
-    "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "VenueInfo", "UnmuteRequested",
+    "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "LoginSessionEnded", "VenueInfo", "UnmuteRequested",
     "CaseCreated", "CaseUpdated", "HandlingDecisionRecorded", "DirectiveIssued", "DirectiveReported",
 ]
 
@@ -58,6 +59,9 @@ class Event(BaseModel):
 
 # -- schedules ------------------------------------------------------------------------------------
 
+#: an id or an enumeration value (never free text)
+_Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+
 
 class VenueInfo(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,7 +73,20 @@ class VenueInfo(BaseModel):
 
 
 class _SessionEvent(Event):
+    """A transition of a reception session, written by ``schedules`` with the change (outbox).
+
+    ``session_version`` is the session record's version after the transition: a session postponed,
+    rescheduled and published again passes through a state twice, and the key tells the two apart
+    (events written by hand, without a version, keep the key ``<session>:<type>``). ``by`` is the
+    actor's label, ``host`` the leader's id (a position slug), never a name."""
+
     session: str = Field(min_length=1, max_length=64)
+    session_version: int | None = Field(default=None, ge=1)
+    by: str | None = Field(default=None, max_length=200)
+    day: date | None = None
+    form: _Code | None = None        # complaints.enums.ReceptionForm value
+    kind: _Code | None = None        # complaints.enums.ReceptionType value
+    host: _Code | None = None
 
     @property
     def aggregate(self) -> str:
@@ -77,11 +94,15 @@ class _SessionEvent(Event):
 
     @property
     def key(self) -> str:
-        return f"{self.session}:{self.type}"  # type: ignore[attr-defined]
+        base = f"{self.session}:{self.type}"  # type: ignore[attr-defined]
+        return base if self.session_version is None else f"{base}:{self.session_version}"
 
 
 class SessionPublished(_SessionEvent):
+    """``late``: published with fewer working days than LTCD Điều 24 asks, with a written reason."""
+
     type: Literal["session.published"] = "session.published"
+    late: bool = False
 
 
 class SessionOpened(_SessionEvent):
@@ -99,8 +120,24 @@ class SessionClosed(_SessionEvent):
 
 
 class SessionPostponed(_SessionEvent):
+    """``reason``: the reason code (``schedules.SessionReason`` value); the note stays in the record."""
+
     type: Literal["session.postponed"] = "session.postponed"
     reason: str = Field(default="", max_length=500)
+
+
+class SessionCancelled(_SessionEvent):
+    """``reason``: the reason code (``schedules.SessionReason`` value); the note stays in the record."""
+
+    type: Literal["session.cancelled"] = "session.cancelled"
+    reason: str = Field(default="", max_length=500)
+
+
+class SessionRescheduled(_SessionEvent):
+    """A postponed session got a new ``day`` (it is planned again and must be published again)."""
+
+    type: Literal["session.rescheduled"] = "session.rescheduled"
+    previous_day: date | None = None
 
 
 class _TicketEvent(Event):
@@ -108,6 +145,9 @@ class _TicketEvent(Event):
     ticket: str
     ticket_no: int = Field(ge=1)
     venue: str
+    case: str | None = None
+    by: str | None = Field(default=None, max_length=200)
+    priorities: tuple[_Code, ...] = ()      # schedules.PriorityGround values
 
     @property
     def aggregate(self) -> str:
@@ -132,6 +172,7 @@ class _CaseQueueEvent(Event):
     ticket_no: int = Field(ge=1)
     venue: str
     call_seq: int = Field(ge=1)
+    by: str | None = Field(default=None, max_length=200)
 
     @property
     def aggregate(self) -> str:
@@ -143,9 +184,12 @@ class _CaseQueueEvent(Event):
 
 
 class CaseCalled(_CaseQueueEvent):
+    """``reorder``: why this ticket was called before plain ticket order (``schedules.ReorderReason``)."""
+
     type: Literal["case.called"] = "case.called"
     announcement_text: str = Field(max_length=500)
     announcement_audio_url: str | None = None
+    reorder: _Code | None = None
 
 
 class CaseClosed(_CaseQueueEvent):
@@ -153,11 +197,18 @@ class CaseClosed(_CaseQueueEvent):
 
 
 class CaseSkipped(_CaseQueueEvent):
+    """``reason``: ``no_show`` (to the end of the queue once) or ``deferred`` (held, keeps its number)."""
+
     type: Literal["case.skipped"] = "case.skipped"
+    reason: _Code | None = None
 
 
 class CaseRecalled(_CaseQueueEvent):
+    """Called again (a new ``call_seq``): the current case, or a ticket passed over before, out of order."""
+
     type: Literal["case.recalled"] = "case.recalled"
+    announcement_text: str | None = Field(default=None, max_length=500)
+    announcement_audio_url: str | None = None
 
 
 class CaseAbsent(_CaseQueueEvent):
@@ -165,11 +216,26 @@ class CaseAbsent(_CaseQueueEvent):
 
 
 class CasePaused(_CaseQueueEvent):
+    """``pause_no`` numbers the pauses of the session (a call may pause twice: it is in the key)."""
+
     type: Literal["case.paused"] = "case.paused"
+    pause_no: int | None = Field(default=None, ge=1)
+    reason: _Code | None = None      # schedules.PauseReason value
+
+    @property
+    def key(self) -> str:
+        base = f"{self.case}:{self.call_seq}:{self.type}"
+        return base if self.pause_no is None else f"{base}:{self.pause_no}"
 
 
 class CaseResumed(_CaseQueueEvent):
     type: Literal["case.resumed"] = "case.resumed"
+    pause_no: int | None = Field(default=None, ge=1)
+
+    @property
+    def key(self) -> str:
+        base = f"{self.case}:{self.call_seq}:{self.type}"
+        return base if self.pause_no is None else f"{base}:{self.pause_no}"
 
 
 # -- room server ----------------------------------------------------------------------------------
@@ -437,15 +503,31 @@ class UserDisabled(Event):
         return f"user:{self.user}"
 
 
+class LoginSessionEnded(Event):
+    """A console login session ended (sign-out, a sign-in over it, a new password; a disabled account is
+    ``UserDisabled``): every token minted for it must stop working, and the live-room connections opened
+    with them end. ``sid`` is the tokens' ``sid`` claim (an opaque reference, never the session cookie)."""
+
+    type: Literal["account.login_session_ended"] = "account.login_session_ended"
+    user: str
+    sid: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$")
+    reason: Literal["logout", "replaced", "password_changed"] = "logout"
+
+    @property
+    def aggregate(self) -> str:
+        return f"user:{self.user}"
+
+
 AnyEvent = Annotated[
     SessionPublished | SessionOpened | SessionStarted | SessionClosed | SessionPostponed
+    | SessionCancelled | SessionRescheduled
     | TicketIssued | TicketTriaged
     | CaseCalled | CaseClosed | CaseSkipped | CaseRecalled | CaseAbsent | CasePaused | CaseResumed
     | ParticipantJoined | ParticipantLeft | FloorGranted | FloorRevoked | LobbyAdmitted | LobbyDenied
     | Muted | UnmuteRequested | Removed | HandRaised | HandLowered | RoomLocked | RoomUnlocked
     | VenueLinkLost | VenueLinkRestored | ActiveSpeakerChanged | SegmentOpened | SegmentClosed
     | ClosedSegmentRequested | ClosedSegmentStarted | ClosedSegmentEnded
-    | CaseRecorded | UserDisabled
+    | CaseRecorded | UserDisabled | LoginSessionEnded
     | CaseCreated | CaseUpdated | HandlingDecisionRecorded | DirectiveIssued | DirectiveReported,
     Field(discriminator="type"),
 ]

@@ -70,7 +70,7 @@ class ErrorCode(StrEnum):
     BAD_MESSAGE = "bad_message"            # not JSON, not an object, a field missing or invalid
     UNKNOWN_TYPE = "unknown_type"          # ``type`` is not a client message of this version
     UNSUPPORTED_VERSION = "unsupported_version"
-    NOT_JOINED = "not_joined"              # a message other than ``join``/``ping`` before ``join``
+    NOT_JOINED = "not_joined"              # before ``join`` only ``ping`` and ``leave``; or no ``join`` in time
     ALREADY_JOINED = "already_joined"
     FORBIDDEN = "forbidden"                # the token lacks the grant, or acts as another venue
     IN_LOBBY = "in_lobby"                  # waiting in the lobby: only ping/refresh/leave
@@ -78,7 +78,7 @@ class ErrorCode(StrEnum):
     NOT_IN_LOBBY = "not_in_lobby"          # the target participant is not waiting in the lobby
     VENUE_NOT_IN_ROOM = "venue_not_in_room"  # the venue is not one of the session's venues
     NO_CLOSED_SEGMENT = "no_closed_segment"
-    RATE_LIMITED = "rate_limited"
+    RATE_LIMITED = "rate_limited"          # messages dropped; ``ref``: the first one dropped
     ROOM_CLOSED = "room_closed"
     ROOM_UNKNOWN = "room_unknown"
     WRONG_ROOM = "wrong_room"              # the token's ``room`` claim is not the room asked for
@@ -110,6 +110,7 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4003         # denied from the lobby, or joined as another venue
     REMOVED = 4004           # removed by the chair
     ACCOUNT_DISABLED = 4005  # the account was disabled
+    SESSION_ENDED = 4006     # the console login session the token was minted for ended (signed out)
     SLOW_CONSUMER = 4008     # the client did not read fast enough (outbound queue full)
     REPLACED = 4009          # the same participant resumed on another connection
     ROOM_CLOSED = 4010       # the session closed

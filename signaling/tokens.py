@@ -5,6 +5,23 @@ Tokens are signed with the keyring's active Ed25519 key (algorithm pinned to ``E
 header, and accepts a retired key only for ``retired_grace`` seconds after its retirement (the
 longest token lifetime), so that tokens signed before a rotation keep working until they expire
 and no longer. Importing this module loads neither aiortc nor fastapi.
+
+Scope: every token is for one :data:`Audience`. ``"ws"`` (the live room, ``/ws``: what pages, bots
+and tests get) has ``aud = "<audience>:ws"``; ``"api"`` (the REST API, services only) has
+``aud = "<audience>:api"``, ``<audience>`` being :attr:`TokenOptions.audience`. A verifier asks for
+one audience, so a live-room token is refused by the REST API and a service token by ``/ws``
+(``token_audience``).
+
+Revocation: a token minted for a console login session carries ``sid``, an opaque reference to
+that session (``room_console.accounts.token_sid``; never the cookie, never the table's key).
+The verifier is stateless and does not look at it: the REST API checks the session in the
+database, the room server checks its denylist of ended sessions (``docs/protocol.md`` §1).
+
+Time: with ``leeway_s`` as the clock-skew allowance, a token is refused when it expired
+(``exp < now - leeway``: ``token_expired``), when it was issued in the future
+(``iat > now + leeway``: ``token_future``), or when its lifetime exceeds ``max_ttl_s`` counted from
+``iat`` or from now (``exp - iat > max_ttl`` or ``exp - now > max_ttl + leeway``:
+``token_lifetime``), so no token stays valid longer than ``max_ttl_s + leeway`` from any moment.
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,10 +40,13 @@ from evidence import Keyring, UnknownKey
 from .errors import TokenError
 from .grants import Grant, Role, grants_for
 
-__all__ = ["Claims", "TokenIssuer", "TokenVerifier", "TokenOptions", "ALGORITHM"]
+__all__ = ["Claims", "TokenIssuer", "TokenVerifier", "TokenOptions", "ALGORITHM", "Audience", "AUDIENCES"]
 
 ALGORITHM = "EdDSA"
 TokenKind = Literal["access", "resume"]
+Audience = Literal["ws", "api"]
+"""What a token is for: ``ws`` the live room (``/ws``), ``api`` the REST API (``/api``)."""
+AUDIENCES: tuple[Audience, ...] = get_args(Audience)
 
 
 class Claims(BaseModel):
@@ -47,6 +67,7 @@ class Claims(BaseModel):
     venue: str | None = None
     name: str | None = Field(default=None, max_length=200)
     participant: str | None = None  # resume tokens: the participant they resume
+    sid: str | None = Field(default=None, min_length=8, max_length=64)  # the console login session, opaque
 
     @property
     def grants(self) -> frozenset[Grant]:
@@ -60,10 +81,18 @@ class Claims(BaseModel):
 class TokenOptions:
     issuer: str = "tiepdan"
     audience: str = "tiepdan"
+    """The deployment's name: the ``aud`` claim is this plus ``:ws`` or ``:api`` (:meth:`aud`)."""
     ttl_s: int = 600
     max_ttl_s: int = 24 * 3600
     leeway_s: int = 5
+    """The clock-skew allowance between the issuing and the verifying machine."""
     retired_grace_s: int = 24 * 3600
+
+    def aud(self, audience: Audience) -> str:
+        """The ``aud`` claim of tokens for ``audience``."""
+        if audience not in AUDIENCES:
+            raise ValueError(f"unknown token audience {audience!r}")
+        return f"{self.audience}:{audience}"
 
 
 class TokenIssuer:
@@ -83,8 +112,12 @@ class TokenIssuer:
         ttl_s: int | None = None,
         kind: TokenKind = "access",
         participant: str | None = None,
+        audience: Audience = "ws",
+        sid: str | None = None,
         now: float | None = None,
     ) -> str:
+        """A signed token for ``audience`` (default the live room); ``sid`` names the console login
+        session it was minted for (it then dies with that session)."""
         ttl = self._options.ttl_s if ttl_s is None else ttl_s
         if not 0 < ttl <= self._options.max_ttl_s:
             raise ValueError(f"token lifetime must be between 1 and {self._options.max_ttl_s} seconds")
@@ -92,7 +125,7 @@ class TokenIssuer:
         payload: dict[str, Any] = {
             "sub": sub,
             "iss": self._options.issuer,
-            "aud": self._options.audience,
+            "aud": self._options.aud(audience),
             "iat": issued,
             "exp": issued + ttl,
             "jti": secrets.token_urlsafe(12),
@@ -100,7 +133,7 @@ class TokenIssuer:
             "roles": [Role(r).value for r in roles],
         }
         for claim, value in (("unit", unit), ("room", room), ("venue", venue), ("name", name),
-                             ("participant", participant)):
+                             ("participant", participant), ("sid", sid)):
             if value is not None:
                 payload[claim] = value
         key = self._keyring.active_signing
@@ -112,8 +145,12 @@ class TokenVerifier:
         self._keyring = keyring
         self._options = options
 
-    def verify(self, token: str, *, kind: TokenKind = "access", now: float | None = None) -> Claims:
-        """Verify ``token`` and return its claims, or raise :class:`TokenError` with a stable code."""
+    def verify(self, token: str, *, kind: TokenKind = "access", audience: Audience = "ws",
+               now: float | None = None) -> Claims:
+        """Verify a ``kind`` token for ``audience`` (default the live room) and return its claims, or
+        raise :class:`TokenError` with a stable code (:data:`signaling.errors.TOKEN_CODES`).
+
+        ``sid`` is returned, not checked: the caller knows which login sessions ended."""
         if not token or len(token) > 8192:
             raise TokenError("token_malformed", "token missing or too long")
         try:
@@ -140,7 +177,7 @@ class TokenVerifier:
                 token,
                 key.public_pem(),
                 algorithms=[ALGORITHM],
-                audience=self._options.audience,
+                audience=self._options.aud(audience),
                 issuer=self._options.issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "jti", "sub"], "verify_exp": False,
                          "verify_iat": False},
@@ -162,7 +199,10 @@ class TokenVerifier:
             claims = Claims.model_validate(payload)
         except ValidationError as exc:
             raise TokenError("token_malformed", "token claims are malformed") from exc
-        if claims.exp - claims.iat > self._options.max_ttl_s:
+        leeway, longest = self._options.leeway_s, self._options.max_ttl_s
+        if claims.iat > current + leeway:
+            raise TokenError("token_future", "token issued in the future")
+        if claims.exp - claims.iat > longest or claims.exp - current > longest + leeway:
             raise TokenError("token_lifetime", "token lifetime exceeds the maximum")
         if claims.kind != kind:
             raise TokenError("token_kind", f"a {claims.kind} token cannot be used here")

@@ -108,6 +108,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _fresh_pg_database(base)
 
 
+@pytest.fixture(scope="module")
+def module_pg_url(pg_url: str) -> str:
+    """A PostgreSQL database of its own for one test module (e.g. for servers in subprocesses that its tests
+    share), dropped at the end of the run."""
+    return _fresh_pg_database(pg_url)
+
+
 def _fresh_pg_database(base: str) -> str:
     import asyncpg
 

@@ -7,8 +7,12 @@ Fixtures every later issue reuses:
   created before it starts. Gives ``.base_url``, ``.url(path)``, ``.users[key]``, ``.add_user(...)``,
   ``.login(page, key)`` (through the real login form), ``with .http_client(key) as (client, csrf)``
   (a signed-in ``httpx.Client`` and its CSRF token) and ``.log_text()``.
-* ``server_factory`` (session): ``start(env={...}, users=...)`` for another server, e.g. on
-  PostgreSQL and Redis (``TIEPDAN_DATABASE_URL`` / ``TIEPDAN_REDIS_URL``); stopped at the end.
+* ``server_factory`` (session): ``start(env={...}, users=..., args=...)`` for another server, e.g. on
+  PostgreSQL and Redis (``TIEPDAN_DATABASE_URL`` / ``TIEPDAN_REDIS_URL``); stopped at the end. The
+  scaled topology is several of them on one ``env`` (database, Redis and its prefix, and one
+  ``TIEPDAN_KEYRING_PATH``), e.g. ``args=("--role", "control")`` with accounts and
+  ``args=("--role", "media"), users=[]``; ``.wait_room(room)`` on a media process,
+  ``.ws_handshake(room, bearer=… | connect_ticket=…)`` gives the status and refusal code of ``/ws``.
 * ``browser`` (session): one headless Debian Chromium driven by Playwright (sync API, so browser
   tests are plain ``def`` tests), fake camera and microphone; ``browser_context`` / ``page``: a
   fresh context per test; ``launch_browser(fake_video=Path, extra_args=...)`` (session) launches
@@ -231,16 +235,29 @@ class LiveServer:
 
     def _room_status(self, room: str, token: str | None = None) -> int:
         """HTTP status of a WebSocket handshake to ``room`` as its chair: 101 open, 404 unknown, 410 closed."""
+        return self.ws_handshake(room, bearer=token or self._chair_token(room))[0]
+
+    def ws_url(self, room: str, *, connect_ticket: str | None = None) -> str:
+        """The ``/ws`` URL of ``room``, with a connect ticket (``&connect=``) when given."""
+        return (self.base_url.replace("http://", "ws://") + f"/ws?room={room}"
+                + (f"&connect={connect_ticket}" if connect_ticket else ""))
+
+    def ws_handshake(self, room: str, *, bearer: str | None = None,
+                     connect_ticket: str | None = None) -> tuple[int, str]:
+        """A WebSocket handshake to ``room`` with a bearer token or a connect ticket, closed at once: (101, "") when
+        accepted, else the refusal's HTTP status and ``code`` (docs/protocol.md §1)."""
+        import json
+
         from websockets.exceptions import InvalidStatus
         from websockets.sync.client import connect
 
-        url = self.base_url.replace("http://", "ws://") + f"/ws?room={room}"
-        bearer = token or self._chair_token(room)
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
         try:
-            with connect(url, additional_headers={"Authorization": f"Bearer {bearer}"}, open_timeout=5):
-                return 101
+            with connect(self.ws_url(room, connect_ticket=connect_ticket), additional_headers=headers, open_timeout=5):
+                return 101, ""
         except InvalidStatus as exc:
-            return exc.response.status_code
+            code = json.loads(exc.response.body or b"{}").get("code", "")
+            return exc.response.status_code, str(code)
 
     def publish(self, event: Any) -> None:
         """Put ``event`` in this server's outbox (its database), as the service that owns it would; the
@@ -252,14 +269,16 @@ class LiveServer:
         first being the main venue; return once the server has it open."""
         done = self.cli("session", "open", room, *[f"--venue={v}={n}" for v, n in venues])
         assert done.returncode == 0, done.stderr
-        self._wait_room(room, 101, timeout)
+        self.wait_room(room, 101, timeout)
 
     def close_session(self, room: str, *, timeout: float = 15) -> None:
         done = self.cli("session", "close", room)
         assert done.returncode == 0, done.stderr
-        self._wait_room(room, 410, timeout)
+        self.wait_room(room, 410, timeout)
 
-    def _wait_room(self, room: str, status: int, timeout: float) -> None:
+    def wait_room(self, room: str, status: int = 101, timeout: float = 15) -> None:
+        """Wait until this server answers a chair's handshake to ``room`` with ``status`` (101: open here;
+        with control and media in separate processes, ask the media process)."""
         deadline = time.monotonic() + timeout
         token = self._chair_token(room)  # one token for every poll (a CLI run costs about a second)
         while (seen := self._room_status(room, token)) != status:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import math
 import sys
 import time
 
@@ -12,7 +11,7 @@ from room_console import ConsoleError, t
 from room_console.accounts import add_user, disable_user, get_user_by_username, normalize_username
 from room_console.errors import UserNotFound, WeakPassword
 
-from .db import make_engine, prepare_database
+from .cli_database import open_server_database
 from .settings import Settings
 from .wiring import console_options
 
@@ -35,11 +34,8 @@ class _Mismatch(WeakPassword):
 async def run_user_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``user add`` / ``user disable``; 0 on success, 2 on a refused input (message on stderr)."""
     options = console_options(settings)
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = await open_server_database(settings)  # the server's database, never a new one
     try:
-        await prepare_database(engine)
         if args.user_command == "add":
             password = _read_password(bool(args.password_stdin))
             user = await add_user(engine, username=args.username, display_name=args.name, roles=args.role,
@@ -56,7 +52,7 @@ async def run_user_command(args: argparse.Namespace, settings: Settings) -> int:
         else:
             raise SystemExit(f"unknown user command {args.user_command!r}")
     except ConsoleError as exc:
-        text = t(exc.message_key, min=options.min_password_length, minutes=math.ceil(options.login_window_s / 60))
+        text = t(exc.message_key, min=options.min_password_length, **exc.params)
         print(t("cli.error", message=text), file=sys.stderr)
         return 2
     finally:

@@ -1,5 +1,7 @@
 """The app factory: ``create_app(settings)`` builds the FastAPI app; the lifespan owns the keyring,
-the database engine, the event bus, the outbox relay, the room server and background tasks.
+the database engine, the event bus, the outbox relay, the room server and the process's
+:class:`~signaling.supervisor.Supervisor`, which runs every background loop (a loop waiting to restart
+after a crash turns ``/healthz`` to 503 "degraded", naming it; ``/metrics`` counts crashes and restarts).
 
 Roles: ``all`` (embedded: everything in one process), ``media`` (room server + SFU), ``control``
 (console and services), ``worker`` (background jobs). Routes are thin; each package supplies its
@@ -22,9 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evidence import Keyring
 from room_console import install_console
+from room_console.actor import CurrentActor, require_any
 from signaling.bus import Bus
+from signaling.grants import Grant
 from signaling.outbox import OutboxRelay
 from signaling.room.api import router as room_router
+from signaling.supervisor import Backoff, Supervisor
 from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
@@ -49,6 +54,7 @@ class Services:
     bus: Bus
     metrics: CollectorRegistry
     outbox: OutboxRelay
+    supervisor: Supervisor
 
 
 def load_keyring(settings: Settings) -> Keyring:
@@ -94,7 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             await prepare_database(engine)
             bus = await _make_bus(settings, stack)
-            outbox = OutboxRelay(engine, bus)
+            # closed after the owners of its loops have stopped them, before the bus they consume
+            supervisor = Supervisor(registry=registry, backoff=Backoff(initial_s=settings.task_restart_initial_s,
+                                                                       max_s=settings.task_restart_max_s))
+            stack.push_async_callback(supervisor.close)
+            outbox = OutboxRelay(engine, bus, supervisor=supervisor)
             stack.push_async_callback(outbox.close)  # closed before the bus and the engine
             services = Services(
                 settings=settings,
@@ -105,17 +115,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 bus=bus,
                 metrics=registry,
                 outbox=outbox,
+                supervisor=supervisor,
             )
             app.state.services = services
             # -- wiring of the packages (each adds its context to app.state) --
             await outbox.start()  # committed outbox rows → bus (embedded: replays recent rows first)
-            await wire_console(app, services, stack)  # app.state.console, app.state.ws_tickets
+            await wire_console(app, services, stack)  # app.state.console, app.state.connect_tickets
             await wire_room_server(app, services, stack)  # app.state.room_server (roles all, media)
             yield
 
-    app = FastAPI(title="tiepdan", version="0.1.0", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None)
+    # No HTML docs page: Swagger UI and ReDoc load their scripts from a CDN, which the CSP (script-src
+    # 'self') and offline deployments rule out. The schema itself is served to administrators (grant
+    # ``manage``) outside production only: /api/openapi.json below; docs/complaints-api.md is the guide.
+    app = FastAPI(title="tiepdan", version="0.1.0", lifespan=lifespan, docs_url=None, openapi_url=None,
+                  redoc_url=None)
     install_console(app, console_options(settings))
+    if settings.mode != "production":
+
+        @app.get("/api/openapi.json", include_in_schema=False)
+        async def openapi_schema(request: Request, actor: CurrentActor) -> JSONResponse:
+            """The OpenAPI schema of the HTTP API, for administrators."""
+            require_any(actor, {Grant.MANAGE})
+            return JSONResponse(request.app.openapi(), headers={"cache-control": "no-store"})
+
     app.include_router(room_router)  # /ws: the live-room protocol (docs/protocol.md)
 
     @app.middleware("http")
@@ -143,6 +165,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:  # noqa: BLE001 - health reports any failure
             checks["database"] = f"error: {type(exc).__name__}"
         checks["bus"] = "closed" if services.bus.closed else "ok"
+        for task, state in services.supervisor.down().items():
+            checks[f"task:{task}"] = state  # "down: <exception type>, restarting in <s> s"
         healthy = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if healthy else "degraded", "checks": checks},
                             status_code=200 if healthy else 503)

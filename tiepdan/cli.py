@@ -20,6 +20,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from .app import create_app
     from .logs import configure_logging
+    from .websocket_protocol import WebSocketProtocol
 
     overrides = {"process_role": args.role}
     if args.host:
@@ -32,12 +33,17 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_seed(settings, only_if_empty=True, cases=300))
     app = create_app(settings)
     print(f"tiepdan: bảng điều khiển tại http://{settings.host}:{settings.port}/", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, ws_max_size=settings.ws_max_frame_bytes)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, ws=WebSocketProtocol,
+                ws_max_size=settings.ws_max_frame_bytes)
     return 0
 
 
 async def _seed(settings: Settings, *, only_if_empty: bool, cases: int) -> int:
+    from datetime import UTC, datetime
+
     from complaints.seed import database_is_empty, seed_province
+    from schedules import install_sample_venues
+    from signaling.grants import Grant
 
     from .app import load_keyring
     from .db import make_engine, prepare_database
@@ -45,6 +51,11 @@ async def _seed(settings: Settings, *, only_if_empty: bool, cases: int) -> int:
     engine = make_engine(settings.resolved_database_url)
     try:
         await prepare_database(engine)
+        async with engine.begin() as conn:  # the sample venues, when the venue table is empty
+            venues = await install_sample_venues(conn, actor="service:seed", grants=frozenset({Grant.MANAGE}),
+                                                 clock=lambda: datetime.now(UTC))
+        if venues:
+            print(f"tiepdan: đã tạo {len(venues)} điểm cầu mẫu (tỉnh Bắc Ninh sau sắp xếp)", file=sys.stderr)
         if not await database_is_empty(engine):
             if only_if_empty:
                 return 0
@@ -78,35 +89,40 @@ def _cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         room=args.room,
         venue=args.venue,
         unit=args.unit,
+        name=args.name,
         ttl_s=args.ttl,
+        audience=args.audience,
     )
     print(token)
+    if args.role == Role.CHAIR and args.venue is None and args.audience == "ws":
+        print("tiepdan: lưu ý: mã của chủ trì không có --venue thì vào phòng được nhưng không truyền được hình ảnh, "
+              "âm thanh; hãy ghi điểm cầu chính của phiên (--venue)", file=sys.stderr)
     return 0
 
 
 def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import load_keyring
-
-    ring = load_keyring(settings) if settings.mode == "dev" else _load_any(settings)
-    sig, data = ring.rotate(dev=settings.mode == "dev")
-    print(f"khóa ký mới: {sig}; khóa dữ liệu mới: {data}; các khóa cũ được giữ lại để xác minh")
-    resealed = asyncio.run(_reseal_identities(settings, ring))
-    print(f"đã niêm phong lại {resealed} hồ sơ danh tính bằng khóa dữ liệu mới")
-    return 0
+    return asyncio.run(_rotate_keys(settings))
 
 
-async def _reseal_identities(settings: Settings, ring: Keyring) -> int:
+async def _rotate_keys(settings: Settings) -> int:
+    """Rotate the keys and re-seal the sealed identities; the database is found first, so a run from the
+    wrong directory rotates nothing."""
     from complaints.vault import rekey_identities
 
-    from .db import make_engine, prepare_database
+    from .app import load_keyring
+    from .cli_database import open_server_database
 
-    engine = make_engine(settings.resolved_database_url)
+    engine = await open_server_database(settings)
     try:
-        await prepare_database(engine)
+        ring = load_keyring(settings) if settings.mode == "dev" else _load_any(settings)
+        sig, data = ring.rotate(dev=settings.mode == "dev")
+        print(f"khóa ký mới: {sig}; khóa dữ liệu mới: {data}; các khóa cũ được giữ lại để xác minh")
         async with engine.begin() as conn:
-            return await rekey_identities(conn, ring)
+            resealed = await rekey_identities(conn, ring)
     finally:
         await engine.dispose()
+    print(f"đã niêm phong lại {resealed} hồ sơ danh tính bằng khóa dữ liệu mới")
+    return 0
 
 
 def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -116,11 +132,10 @@ def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 async def _verify_audit(settings: Settings) -> int:
     from complaints.audit import verify_audit_log
 
-    from .db import make_engine, prepare_database
+    from .cli_database import open_server_database
 
-    engine = make_engine(settings.resolved_database_url)
+    engine = await open_server_database(settings)
     try:
-        await prepare_database(engine)
         async with engine.connect() as conn:
             bad = await verify_audit_log(conn)
     finally:
@@ -184,13 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--cases", type=int, default=300)
     seed.set_defaults(func=_cmd_seed)
 
-    token = sub.add_parser("token", help="Print a signed JWT for a service, bot or test.")
-    token.add_argument("--role", required=True, choices=[r.value for r in Role])
-    token.add_argument("--room")
-    token.add_argument("--venue")
-    token.add_argument("--unit")
-    token.add_argument("--sub")
-    token.add_argument("--ttl", type=int, default=600, help="lifetime in seconds")
+    token = sub.add_parser(
+        "token", help="Print a signed JWT for a service, bot or test.",
+        description="Print a signed JWT (for a service, a bot or a test) valid for one audience: "
+                    "'ws' (the default) is accepted by the live room /ws only, 'api' by the REST API /api only. "
+                    "For the live room give --room, and --venue for a venue operator (required) and for the "
+                    "chair (the session's main venue: a chair token without it joins and moderates but "
+                    "cannot publish camera and microphone). See docs/protocol.md, section 1.")
+    token.add_argument("--audience", choices=["ws", "api"], default="ws",
+                       help="ws: the live room /ws (bots, tests; default); api: the REST API /api (services)")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role],
+                       help="the role whose grants the token carries (signaling/grants.py)")
+    token.add_argument("--room", help="the live room (reception-session id) the token is for; /ws refuses a "
+                                      "token for another room or none (wrong_room)")
+    token.add_argument("--venue", help="the venue (điểm cầu) the holder acts as: required for --role venue, and "
+                                       "for --role chair to publish (the main venue)")
+    token.add_argument("--unit", help="the unit (đơn vị) code of the holder, for the REST API")
+    token.add_argument("--sub", help="the subject (default service:<role>); a refresh must bring a token of "
+                                     "the same subject")
+    token.add_argument("--name", help="the display name others see in the room (default none)")
+    token.add_argument("--ttl", type=int, default=600, help="lifetime in seconds (default 600, at most 24 hours)")
     token.set_defaults(func=_cmd_token)
 
     user = sub.add_parser("user", help="Add or disable a console account.")
@@ -225,16 +253,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     session = sub.add_parser("session", help="Open or close a live reception session (its room) on the running "
-                                             "server, through the database's outbox.")
+                                             "server, through the scheduler and the database's outbox.")
     session_sub = session.add_subparsers(dest="session_command", required=True)
-    opened = session_sub.add_parser("open", help="Open the live room of a session with its venues.")
+    opened = session_sub.add_parser(
+        "open", help="Open and start a session at once: a new ad hoc online session today, or one planned earlier.",
+        description="Open and start a session at once. A session not planned yet becomes an ad hoc, online session "
+                    "today with the --venue venues (or, without --venue, every active venue of the venue table); "
+                    "a session planned earlier keeps its own venues.")
     opened.add_argument("room", help="the session id (lowercase letters, digits, dashes)")
     opened.add_argument("--venue", action="append", metavar="ID=NAME",
-                        help="a venue of the session, in order (repeat); the first is the main venue")
+                        help="a venue of the session, in order (repeat); the first is the main venue; an id not in "
+                             "the venue table is added to it")
     opened.add_argument("--main", help="the main venue (the chair's), when not the first --venue")
     opened.add_argument("--cap", action="append", metavar="ID=KBPS",
-                        help="cap each video layer of a venue at KBPS (repeat); default TIEPDAN_MEDIA_VENUE_MAX_KBPS")
-    closed = session_sub.add_parser("close", help="Close the live room of a session.")
+                        help="cap each video layer of a venue at KBPS for this session (repeat); default the "
+                             "venue's cap, else TIEPDAN_MEDIA_VENUE_MAX_KBPS")
+    opened.add_argument("--host", metavar="LEADER",
+                        help="the leader who hosts a new session (an id, e.g. bi-thu-tinh-uy)")
+    closed = session_sub.add_parser("close", help="Close a session in progress (its live room).")
     closed.add_argument("room")
     session.set_defaults(func=_cmd_session)
 
@@ -253,12 +289,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from evidence import EvidenceError
     from signaling.errors import SignalingError
 
+    from .cli_database import DatabaseMissing
+
     try:
         settings = Settings()
         result: int = args.func(args, settings)
     except ValidationError as exc:
         print(f"tiepdan: cấu hình không hợp lệ (TIEPDAN_*): {exc}", file=sys.stderr)
         return 2
+    except DatabaseMissing as exc:
+        print(f"tiepdan: {exc}", file=sys.stderr)
+        return 1
     except (EvidenceError, SignalingError, ValueError) as exc:
         print(f"tiepdan: lỗi: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""JSON logs with context (room, venue, peer, case, ticket), never personal data or tokens.
+"""JSON logs with context (room, venue, peer, case, ticket number), never personal data or tokens.
 
 Context travels in ``extra={"ctx": {...}}``; only whitelisted keys are written, so a careless
 ``extra`` cannot leak a name or a token into the log.
@@ -13,15 +13,16 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["configure_logging", "JsonFormatter", "ALLOWED_CONTEXT"]
+__all__ = ["configure_logging", "JsonFormatter", "HandshakeAccessFilter", "ALLOWED_CONTEXT"]
 
 ALLOWED_CONTEXT = frozenset(
     {"room", "venue", "peer", "participant", "case", "ticket_no", "session", "event", "code", "user_id",
-     "path", "status", "method", "duration_ms", "node", "role", "count", "kid"}
+     "path", "status", "method", "duration_ms", "node", "role", "count", "kid", "task"}
 )
 # A JWT (three base64url parts) or a bearer value never reaches the log, even inside a message.
-# Invitation links carry their one-time token in the path (/invite/<token>).
-_TOKEN_RE = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}|(?i:bearer)\s+\S+|ticket=[\w-]+|(?<=/invite/)[\w-]+")
+# A /ws URL carries a connect ticket in ``connect=``; invitation links carry their one-time token in
+# the path (/invite/<token>).
+_TOKEN_RE = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}|(?i:bearer)\s+\S+|connect=[\w-]+|(?<=/invite/)[\w-]+")
 
 
 def redact(text: str) -> str:
@@ -46,6 +47,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+class HandshakeAccessFilter(logging.Filter):
+    """Drops the lines uvicorn and websockets write (on ``uvicorn.error``) for every WebSocket handshake:
+    the client's address with the path and query, and "connection rejected". They are the WebSocket half
+    of the access log, off like ``uvicorn.access``; our own line says what happened (``/ws`` logs each
+    refusal with its code). Only these INFO lines go: warnings and errors always pass."""
+
+    TEMPLATES = frozenset({
+        '%s - "WebSocket %s" [accepted]', '%s - "WebSocket %s" 403', '%s - "WebSocket %s" %d',  # uvicorn
+        "connection rejected (%d %s)", "HTTP response sent (%d %s)",  # websockets
+    })
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or record.msg not in self.TEMPLATES
+
+
 def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_output:
@@ -55,5 +71,9 @@ def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Access logs carry query strings (ws tickets): ours are written by the request middleware.
+    # Access logs carry query strings (connect tickets): ours are written by the request middleware.
     logging.getLogger("uvicorn.access").disabled = True
+    server_log = logging.getLogger("uvicorn.error")
+    for old in [f for f in server_log.filters if isinstance(f, HandshakeAccessFilter)]:
+        server_log.removeFilter(old)
+    server_log.addFilter(HandshakeAccessFilter())

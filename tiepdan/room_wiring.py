@@ -55,7 +55,7 @@ async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitSta
                         if settings.redis_url else MemoryRoomStore())
     server = RoomServer(options=room_options(settings), issuer=services.issuer, verifier=services.verifier,
                         bus=services.bus, store=store, metrics=services.metrics,
-                        media=media_options(settings))
+                        media=media_options(settings), supervisor=services.supervisor)
     stack.push_async_callback(server.close)
     await server.start()
     app.state.room_server = server

@@ -42,19 +42,24 @@ class Settings(BaseSettings):
     keyring_passphrase: str | None = None
 
     token_issuer: str = "tiepdan"
-    token_audience: str = "tiepdan"
+    token_audience: str = Field(default="tiepdan", description="a token's aud is this plus ':ws' (the live "
+                                "room) or ':api' (the REST API)")
     token_ttl_s: int = 600
 
     cookie_secure: bool = False
     session_idle_s: int = 8 * 3600
-    login_max_failures: int = 5
+    login_free_failures: int = Field(default=3, ge=0, description="failed logins per name and address before "
+                                     "each further attempt waits 2, 4, 8 … s")
+    login_backoff_cap_s: int = Field(default=900, ge=1, description="longest such wait")
+    login_ip_max_failures: int = Field(default=20, ge=1, description="failed logins per address (any name) "
+                                       "within login_window_s")
     login_window_s: int = 300
 
     ws_max_frame_bytes: int = 64 * 1024
     ws_rate_per_s: float = 20.0
     ws_rate_burst: int = 40
     ws_reconnect_grace_s: float = 30.0
-    ws_ticket_ttl_s: int = 60
+    connect_ticket_ttl_s: int = 60
 
     ice_servers: str = Field(default="", description="comma-separated stun:/turn: URLs")
     media_host_addresses: str = Field(
@@ -63,6 +68,11 @@ class Settings(BaseSettings):
                                       description="cap of each venue's video layer unless its session says")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
+
+    task_restart_initial_s: float = Field(default=0.5, gt=0,
+                                          description="pause before a crashed background loop restarts")
+    task_restart_max_s: float = Field(default=30.0, gt=0,
+                                      description="longest such pause (it doubles with each crash in a row)")
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -1,4 +1,4 @@
-"""Wiring of the console into the app: settings → :class:`ConsoleOptions`, the WebSocket ticket
+"""Wiring of the console into the app: settings → :class:`ConsoleOptions`, the connect-ticket
 store, the :class:`ConsoleContext` on ``app.state``, and the first administrator's way in."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from fastapi import FastAPI
 
 from room_console import ConsoleContext, ConsoleOptions, t
 from room_console.accounts import count_users, create_setup_invitation
-from signaling.tickets import MemoryTicketStore, RedisTicketStore, TicketStore
+from room_console.csrf import CsrfTokens
+from signaling.connect_tickets import ConnectTicketStore, MemoryConnectTicketStore, RedisConnectTicketStore
 
 from .settings import Settings
 
@@ -27,22 +28,24 @@ def console_options(settings: Settings) -> ConsoleOptions:
         mode=settings.mode,
         cookie_secure=settings.cookie_secure,
         session_idle_s=settings.session_idle_s,
-        login_max_failures=settings.login_max_failures,
+        login_free_failures=settings.login_free_failures,
+        login_backoff_cap_s=settings.login_backoff_cap_s,
+        login_ip_max_failures=settings.login_ip_max_failures,
         login_window_s=settings.login_window_s,
-        ws_ticket_ttl_s=settings.ws_ticket_ttl_s,
+        connect_ticket_ttl_s=settings.connect_ticket_ttl_s,
         token_ttl_s=settings.token_ttl_s,
         public_url=settings.public_url,
     )
 
 
-async def _ticket_store(settings: Settings, stack: AsyncExitStack) -> TicketStore:
+async def _connect_ticket_store(settings: Settings, stack: AsyncExitStack) -> ConnectTicketStore:
     if not settings.redis_url:
-        return MemoryTicketStore()
+        return MemoryConnectTicketStore()
     from redis.asyncio import Redis
 
     client = Redis.from_url(settings.redis_url)
     stack.push_async_callback(client.aclose)
-    return RedisTicketStore(client, settings.redis_prefix)
+    return RedisConnectTicketStore(client, settings.redis_prefix)
 
 
 def _base_url(settings: Settings) -> str:
@@ -70,10 +73,12 @@ async def announce_first_admin(settings: Settings, console: ConsoleContext) -> s
 
 async def wire_console(app: FastAPI, services: Services, stack: AsyncExitStack) -> ConsoleContext:
     settings = services.settings
-    tickets = await _ticket_store(settings, stack)
-    app.state.ws_tickets = tickets
-    console = ConsoleContext(engine=services.engine, bus=services.bus, issuer=services.issuer, tickets=tickets,
-                             options=console_options(settings), keyring=services.keyring,
+    connect_tickets = await _connect_ticket_store(settings, stack)
+    app.state.connect_tickets = connect_tickets
+    console = ConsoleContext(engine=services.engine, bus=services.bus, issuer=services.issuer,
+                             connect_tickets=connect_tickets,
+                             options=console_options(settings), csrf=CsrfTokens.from_keyring(services.keyring),
+                             keyring=services.keyring,
                              verifier=services.verifier, attachments_dir=settings.data_dir / "attachments")
     app.state.console = console
     if settings.process_role in ("all", "control"):

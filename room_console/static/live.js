@@ -25,7 +25,7 @@
   const STOP_CODES = {
     1000: 'live.ended.left', 1008: 'live.ended.protocol', 1009: 'live.ended.protocol',
     4000: 'live.ended.protocol', 4003: 'live.ended.forbidden', 4004: 'live.ended.removed',
-    4005: 'live.ended.disabled', 4009: 'live.ended.replaced', 4010: 'live.ended.room_closed',
+    4005: 'live.ended.disabled', 4006: 'live.ended.signed_out', 4009: 'live.ended.replaced', 4010: 'live.ended.room_closed',
   };
   const MEDIA_RETRY_CODES = new Set(['media_failed', 'media_state', 'invalid_sdp', 'internal']);
 
@@ -221,7 +221,7 @@
     setStatus(state.counters.welcomes > 0 ? 'reconnecting' : 'connecting');
     let response;
     try {
-      response = await postJson('/api/ws-tickets', { room: config.room });
+      response = await postJson('/api/live/connect-ticket', { room: config.room });
     } catch (err) {
       scheduleReconnect();
       return;
@@ -234,10 +234,10 @@
       scheduleReconnect();
       return;
     }
-    const { ticket } = await response.json();
+    const { connect_ticket: connectTicket } = await response.json();
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const url = scheme + '//' + location.host + '/ws?room=' + encodeURIComponent(config.room) +
-      '&ticket=' + encodeURIComponent(ticket);
+      '&connect=' + encodeURIComponent(connectTicket);
     const ws = new WebSocket(url);
     state.ws = ws;
     let welcomed = false;

@@ -4,11 +4,13 @@
   (read from the room server, ``app.state.room_server``).
 * ``GET /phien/{room}``: the page of one room, rendered for the user: the chair's view (grant
   ``moderate``), a venue operator's view (role ``venue``) or a viewer (e.g. the secretary, with the
-  closed-segment request). The page's scripts (``/static/live*.js``) connect to ``/ws`` with a ticket
-  and speak ``docs/protocol.md``; the server stays authoritative for every state shown.
+  closed-segment request). The page's scripts (``/static/live*.js``) connect to ``/ws`` with a connect
+  ticket (``POST /api/live/connect-ticket``) and speak ``docs/protocol.md``; the server stays
+  authoritative for every state shown.
 * ``POST /api/live/token``: a fresh access token for the page's ``refresh`` message (the answer to
-  ``token.expiring``), bound like a ticket's token to the user and the room; same-origin and CSRF-checked
-  like every unsafe request, never cached.
+  ``token.expiring``), bound like the token of a connect ticket to the user, the room and the login
+  session, valid on ``/ws`` only (the REST API refuses it); same-origin and CSRF-checked like every
+  unsafe request, never cached.
 
 A user whose account names a venue may only enter rooms that include it (the room server would refuse
 the connection with ``venue_not_in_room`` anyway): such rooms are left out of the list and answered 403.
@@ -157,13 +159,13 @@ async def live_token(request: Request, console: Console, signed: CurrentUser) ->
     try:
         body = TokenRequest.model_validate_json(await request.body() or b"{}")
     except ValidationError:
-        return JSONResponse({"error": "bad_request", "message": t("ticket.error.request")}, status_code=422)
+        return JSONResponse({"error": "bad_request", "message": t("live.error.request")}, status_code=422)
     user = signed.user
     live = _open_room(request, body.room)
     if live is None:
         return JSONResponse({"error": "room_unknown", "message": t("live.page.room_unknown")}, status_code=404)
     if not _may_enter(user, live):
         return JSONResponse({"error": "forbidden", "message": t("live.page.no_subscribe")}, status_code=403)
-    token = access_token_for(console, user, body.room)
+    token = access_token_for(console, signed, body.room)
     return JSONResponse({"token": token, "expires_in": console.options.token_ttl_s},
                         headers={"cache-control": "no-store"})

@@ -1,8 +1,8 @@
 """The ``/ws`` endpoint: authenticate before accept, then hand the connection to a :class:`Peer`.
 
 Authentication (ARCHITECTURE §6): a JWT in ``Authorization: Bearer …`` (services, bots), or a
-single-use ticket in ``?ticket=…`` redeemed through ``app.state.ws_tickets`` (pages; a full JWT
-never travels in a URL). ``?room=`` names the room (the reception-session id). A refused
+single-use connect ticket in ``?connect=…`` redeemed through ``app.state.connect_tickets`` (pages; a
+full JWT never travels in a URL). ``?room=`` names the room (the reception-session id). A refused
 connection gets an HTTP denial response (401/403/404/410) with ``{"code", "message"}`` and is
 never accepted.
 """
@@ -14,8 +14,8 @@ import logging
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
+from ..connect_tickets import ConnectTicketStore
 from ..protocol import ErrorCode
-from ..tickets import TicketStore
 from .errors import AdmissionRefused, denial_text
 from .server import RoomServer
 
@@ -31,12 +31,12 @@ async def _token(websocket: WebSocket) -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    ticket = websocket.query_params.get("ticket")
-    if ticket:
-        store: TicketStore | None = getattr(websocket.app.state, "ws_tickets", None)
-        token = await store.redeem(ticket) if store is not None else None
+    connect_ticket = websocket.query_params.get("connect")
+    if connect_ticket:
+        store: ConnectTicketStore | None = getattr(websocket.app.state, "connect_tickets", None)
+        token = await store.redeem(connect_ticket) if store is not None else None
         if token is None:
-            raise AdmissionRefused("token_ticket")
+            raise AdmissionRefused("token_connect")
         return token
     raise AdmissionRefused("token_missing")
 

@@ -30,10 +30,12 @@ class RoomOptions:
     """``token.expiring`` is sent this long before the access token expires (at most half its life)."""
     resume_token_ttl_s: int = 6 * 3600
     """Lifetime of a resume token; it only works while its participant is in the room anyway."""
-    sweep_interval_s: float = 1.0
-    """How often lost participants past the grace are removed."""
+    sweep_interval_s: float = 0.5
+    """How often lost participants past the grace are removed, and the store's denylists read: a node
+    learns that another node disabled an account or ended a login session within this time."""
     disabled_memory_s: float = 24 * 3600.0
-    """How long a disabled account is refused new connections (the longest token lifetime)."""
+    """How long a disabled account, or an ended console login session, is refused new connections and
+    resumes (at least the longest token lifetime: ``TokenOptions.max_ttl_s``, and the resume tokens')."""
     consumer_group: str = "room-server"
     """Bus consumer group for session and account events."""
     node: str = "node-1"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -320,8 +321,8 @@ class Peer:
                 return None
             if not self._bucket.take():
                 self._strikes += 1
-                if self._strikes == 1:
-                    self._send(error(ErrorCode.RATE_LIMITED))
+                if self._strikes == 1:  # the first drop of a run is answered, with the dropped message's id
+                    self._send(error(ErrorCode.RATE_LIMITED, ref=_request_id(_decode(data))))
                 if self._strikes > self._options.flood_close_after:
                     log.warning("flooding peer disconnected", extra={"ctx": self._ctx()})
                     self.close_soon(CloseCode.POLICY)
@@ -334,20 +335,32 @@ class Peer:
                 self._send(_parse_error(data, exc))
 
 
+_NOT_JSON = object()
+
+
+def _decode(data: str | bytes) -> object:
+    """The frame's JSON value, or ``_NOT_JSON``: not JSON, not UTF-8, or nested deeper than the standard
+    parser recurses (pydantic refuses such a frame first; ``json`` would raise ``RecursionError``)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _request_id(doc: object) -> str | None:
+    """The ``id`` of a client message, echoed as ``ref``, when ``doc`` is an object with a valid one."""
+    raw_id = doc.get("id") if isinstance(doc, dict) else None
+    return raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 64 else None
+
+
 def _parse_error(data: str | bytes, exc: ValidationError) -> Error:
     """``unknown_type`` when ``type`` names no client message, else ``bad_message``."""
-    import json
-
-    ref: str | None = None
-    try:
-        doc = json.loads(data)
-    except ValueError:
+    doc = _decode(data)
+    if doc is _NOT_JSON:
         return error(ErrorCode.BAD_MESSAGE, detail="not JSON")
     if not isinstance(doc, dict):
         return error(ErrorCode.BAD_MESSAGE, detail="not a JSON object")
-    raw_id = doc.get("id")
-    if isinstance(raw_id, str) and 0 < len(raw_id) <= 64:
-        ref = raw_id
+    ref = _request_id(doc)
     kind = doc.get("type")
     if not isinstance(kind, str) or kind not in CLIENT_MESSAGE_TYPES:
         return error(ErrorCode.UNKNOWN_TYPE, ref=ref, detail=None if not isinstance(kind, str) else kind[:64])

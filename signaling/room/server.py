@@ -1,7 +1,8 @@
 """The room server: owns the live rooms of this media node and routes between peers, rooms and the bus.
 
 Ownership: the lifespan owns the :class:`RoomServer`; the server owns its rooms, its room-state
-store, its background tasks (bus consumer, sweeper) and a registry of the peers attached to it
+store, its background loops (bus consumer, sweeper: supervised tasks of the process's
+:class:`~signaling.supervisor.Supervisor`, restarted after a crash) and a registry of the peers attached to it
 (each peer is run by its ``/ws`` handler; :meth:`RoomServer.close` asks every peer to end with
 1001 and waits for them).
 
@@ -9,7 +10,12 @@ Inputs and what they do:
 
 * bus ``SessionOpened`` → open the room with the session's venues; ``SessionClosed`` → every
   participant gets ``room.closed`` and is disconnected (4010), the room's record is deleted;
-  ``UserDisabled`` → that user's connections end with 4005 and new ones are refused.
+  ``UserDisabled`` → that user's connections end with 4005 and new ones are refused;
+  ``LoginSessionEnded`` → the connections opened with tokens of that console login session (their
+  ``sid`` claim) end with 4006 and their participants leave; its tokens and resume tokens are refused.
+* the denylists (disabled accounts, ended login sessions) are kept in the room store too, and every
+  sweep reads them back: one node of a group consumes each account event, and the others (or this
+  node after a restart) learn it from the store within ``sweep_interval_s``.
 * a peer's messages → :class:`~signaling.room.moderation.Room` → effects: messages are serialised
   once and queued on each recipient peer, events are published on the bus in order, and the
   room's record is saved when it changed. One lock per room keeps the order of effects equal to
@@ -35,7 +41,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Gauge
 
 from ..bus import Bus
-from ..errors import TokenError
+from ..errors import BusError, TokenError
 from ..events import (
     AnyEvent,
     CaseAbsent,
@@ -43,6 +49,7 @@ from ..events import (
     CaseClosed,
     CaseSkipped,
     Event,
+    LoginSessionEnded,
     SessionClosed,
     SessionOpened,
     UserDisabled,
@@ -53,6 +60,7 @@ from ..protocol import (
     Admitted,
     CallView,
     ClientMessage,
+    CloseCode,
     ErrorCode,
     Join,
     Refresh,
@@ -63,6 +71,7 @@ from ..protocol import (
     dump_message,
     error,
 )
+from ..supervisor import Supervised, Supervisor
 from ..tokens import Claims, TokenIssuer, TokenVerifier
 from .errors import AdmissionRefused, RoomClosed, StoreError
 from .media import MEDIA_MESSAGES, MediaMessage, MediaOptions, MediaPlane
@@ -89,7 +98,8 @@ class RoomServer:
 
     def __init__(self, *, options: RoomOptions, issuer: TokenIssuer, verifier: TokenVerifier, bus: Bus,
                  store: RoomStore, clock: Callable[[], float] = time.time,
-                 metrics: CollectorRegistry | None = None, media: MediaOptions | None = None) -> None:
+                 metrics: CollectorRegistry | None = None, media: MediaOptions | None = None,
+                 supervisor: Supervisor | None = None) -> None:
         self.options = options
         self.clock = clock
         self._issuer = issuer
@@ -99,12 +109,18 @@ class RoomServer:
         self._rooms: dict[str, _LiveRoom] = {}
         self._closed_rooms: set[str] = set()
         self._disabled: dict[str, float] = {}
+        self._ended_sessions: dict[str, float] = {}  # sid → until (epoch seconds)
+        self._store_failing = False
         self._peers: set[Peer] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # the process's supervisor runs the background loops; a server used alone makes its own
+        self._supervisor = supervisor if supervisor is not None else Supervisor(registry=metrics)
+        self._owns_supervisor = supervisor is None
+        self._loops: list[Supervised] = []
         self._started = False
         self._closed = False
         self._close_done: asyncio.Event | None = None
-        self.media: MediaPlane | None = MediaPlane(self, media, metrics=metrics) if media is not None else None
+        self.media: MediaPlane | None = (MediaPlane(self, media, metrics=metrics, supervisor=self._supervisor)
+                                         if media is not None else None)
         if metrics is not None:
             self._register_metrics(metrics)
 
@@ -141,20 +157,13 @@ class RoomServer:
         if self.media is not None:
             await self.media.start()  # the SFU self-test: fail fast when aiortc changed
         now = self.clock()
-        for sub, until in (await self._store.load_disabled(time.time())).items():
-            # remembered for what is left of its time (the sweep counts from the moment of disabling)
-            self._disabled[sub] = now - max(0.0, self.options.disabled_memory_s - (until - time.time()))
+        await self._sync_denylists()
         for record in await self._store.load_all():
             state = Room.restore(record, now)
             self._rooms[record.room] = _LiveRoom(state, saved_version=record.version)
             log.info("room restored", extra={"ctx": {"room": record.room, "count": len(record.members)}})
-        self._spawn(self._consume(), "room-server-consumer")
-        self._spawn(self._sweep(), "room-server-sweeper")
-
-    def _spawn(self, coro: object, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._loops = [self._supervisor.run("room-server-consumer", self._consume),
+                       self._supervisor.run("room-server-sweeper", self._sweep)]
 
     async def close(self) -> None:
         """End every connection (1001), stop the tasks, close the store. Idempotent."""
@@ -171,11 +180,12 @@ class RoomServer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.options.close_timeout_s + 1):
                         await asyncio.gather(*(p.wait_closed() for p in peers))
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for loop in self._loops:
+                await self._supervisor.stop(loop)
             if self.media is not None:
                 await self.media.close()
+            if self._owns_supervisor:
+                await self._supervisor.close()
             await self._store.close()
         finally:
             self._close_done.set()
@@ -183,13 +193,14 @@ class RoomServer:
     # -- bus --------------------------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        """Consume the bus until it closes. Anything else that ends it is a crash: the supervisor logs
+        and counts it and starts consuming again (what was held unacknowledged is delivered again)."""
         try:
             await self._bus.consume(self.options.consumer_group, self.options.node, self.on_event)
-        except asyncio.CancelledError:
+        except BusError:
+            if self._bus.closed:
+                return  # the bus closed under us (shutdown): consuming is over, not a crash
             raise
-        except Exception:
-            if not self._closed:
-                log.exception("room server stopped consuming the bus")
 
     async def on_event(self, event: AnyEvent) -> None:
         """Handle one bus event (idempotent: a redelivered event changes nothing more)."""
@@ -199,6 +210,8 @@ class RoomServer:
             await self.close_room(event.session)
         elif isinstance(event, UserDisabled):
             await self.disable_user(event.user)
+        elif isinstance(event, LoginSessionEnded):
+            await self.end_login_session(event.sid)
         elif isinstance(event, CaseCalled):
             call = CallView(call_seq=event.call_seq, ticket_no=event.ticket_no, venue=event.venue,
                             announcement_text=event.announcement_text,
@@ -243,16 +256,61 @@ class RoomServer:
 
     async def disable_user(self, sub: str) -> None:
         self._disabled[sub] = self.clock()
-        try:  # remembered across a restart of this node (Redis), not only in this process
+        try:  # remembered across a restart of this node and by the other nodes (Redis)
             await self._store.remember_disabled(sub, time.time() + self.options.disabled_memory_s)
         except StoreError:
             log.exception("disabled account not stored", extra={"ctx": {"code": "store_error"}})
+        await self._end_account(sub)
+
+    async def _end_account(self, sub: str) -> None:
         for live in list(self._rooms.values()):
             async with live.lock:
                 await self._apply(live, live.state.disable(sub, self.clock()))
         for peer in list(self._peers):
             if peer.sub == sub:
-                peer.close_soon(4005)
+                peer.close_soon(CloseCode.ACCOUNT_DISABLED)
+
+    async def end_login_session(self, sid: str) -> None:
+        """The console login session ``sid`` ended: refuse its tokens and resume tokens from now on (here,
+        on the other nodes and after a restart, for ``disabled_memory_s``), and end its connections."""
+        until = time.time() + self.options.disabled_memory_s
+        self._ended_sessions[sid] = until
+        try:
+            await self._store.remember_ended_session(sid, until)
+        except StoreError:
+            log.exception("ended login session not stored", extra={"ctx": {"code": "store_error"}})
+        self._end_session_peers(sid)
+
+    def _end_session_peers(self, sid: str) -> None:
+        for peer in list(self._peers):
+            if peer.claims.sid == sid:
+                peer.left = True  # its participant leaves now: nobody can resume it with this session
+                peer.close_soon(CloseCode.SESSION_ENDED)
+
+    async def _sync_denylists(self) -> None:
+        """Take in the disabled accounts and ended login sessions the store holds that this node has not
+        handled itself (another node consumed the event, or this node restarted) and end their
+        connections. A store outage is logged once and leaves the memory as it is."""
+        wall = time.time()
+        try:
+            disabled = await self._store.load_disabled(wall)
+            ended = await self._store.load_ended_sessions(wall)
+        except StoreError:
+            if not self._store_failing:
+                log.warning("denylists not read from the room store", extra={"ctx": {"code": "store_error"}})
+            self._store_failing = True
+            return
+        self._store_failing = False
+        now = self.clock()
+        for sub, until in disabled.items():
+            if sub not in self._disabled:
+                # remembered for what is left of its time (the sweep counts from the moment of disabling)
+                self._disabled[sub] = now - max(0.0, self.options.disabled_memory_s - (until - wall))
+                await self._end_account(sub)
+        for sid, until in ended.items():
+            if sid not in self._ended_sessions:
+                self._ended_sessions[sid] = until
+                self._end_session_peers(sid)
 
     async def _sweep(self) -> None:
         while True:
@@ -260,7 +318,9 @@ class RoomServer:
             await self.sweep()
 
     async def sweep(self) -> None:
-        """Remove participants lost for longer than the grace; forget old disabled accounts."""
+        """Take in the store's denylists; remove participants lost for longer than the grace; forget old
+        disabled accounts and ended login sessions."""
+        await self._sync_denylists()
         now = self.clock()
         for live in list(self._rooms.values()):
             due = live.state.next_expiry(self.options.reconnect_grace_s)
@@ -270,6 +330,10 @@ class RoomServer:
         for sub, at in list(self._disabled.items()):
             if now - at > self.options.disabled_memory_s:
                 del self._disabled[sub]
+        wall = time.time()
+        for sid, until in list(self._ended_sessions.items()):
+            if until <= wall:
+                del self._ended_sessions[sid]
 
     # -- admission --------------------------------------------------------------------------------
 
@@ -278,7 +342,8 @@ class RoomServer:
 
         Raises:
             AdmissionRefused: with a stable code (a token code such as ``token_expired``, or
-                ``wrong_room``, ``room_unknown``, ``room_closed``, ``account_disabled``,
+                ``token_revoked`` for a token of an ended console login session, or
+                ``account_disabled``, ``wrong_room``, ``room_unknown``, ``room_closed``,
                 ``forbidden``, ``venue_not_in_room``).
         """
         if self._closed:
@@ -287,13 +352,15 @@ class RoomServer:
             claims = self._verifier.verify(token, now=self.clock())
         except TokenError as exc:
             raise AdmissionRefused(exc.code) from exc
+        if claims.sub in self._disabled:
+            raise AdmissionRefused(ErrorCode.ACCOUNT_DISABLED)
+        if claims.sid is not None and claims.sid in self._ended_sessions:
+            raise AdmissionRefused("token_revoked")
         if claims.room != room:
             raise AdmissionRefused(ErrorCode.WRONG_ROOM)
         live = self._rooms.get(room)
         if live is None:
             raise AdmissionRefused(ErrorCode.ROOM_CLOSED if room in self._closed_rooms else ErrorCode.ROOM_UNKNOWN)
-        if claims.sub in self._disabled:
-            raise AdmissionRefused(ErrorCode.ACCOUNT_DISABLED)
         if not claims.has(Grant.SUBSCRIBE):
             raise AdmissionRefused(ErrorCode.FORBIDDEN)
         if Role.VENUE in claims.roles and claims.venue is None:
@@ -366,13 +433,15 @@ class RoomServer:
             resume = self._verifier.verify(token, kind="resume", now=self.clock())
         except TokenError:
             return None
+        if resume.sid is not None and resume.sid in self._ended_sessions:
+            return None  # a resume token dies with the login session of the token it was issued to
         if resume.sub != claims.sub or resume.room != room or resume.venue != claims.venue:
             return None
         return resume.participant
 
     def _resume_token(self, claims: Claims, participant: str) -> str:
         return self._issuer.issue(claims.sub, roles=claims.roles, room=claims.room, venue=claims.venue,
-                                  unit=claims.unit, kind="resume", participant=participant,
+                                  unit=claims.unit, kind="resume", participant=participant, sid=claims.sid,
                                   ttl_s=self.options.resume_token_ttl_s, now=self.clock())
 
     async def refresh(self, peer: Peer, msg: Refresh) -> bool:
@@ -382,6 +451,9 @@ class RoomServer:
         except TokenError as exc:
             code = ErrorCode.TOKEN_EXPIRED if exc.code == "token_expired" else ErrorCode.TOKEN_INVALID
             peer.send(dump_message(error(code, ref=msg.id, detail=exc.code)))
+            return False
+        if claims.sid is not None and claims.sid in self._ended_sessions:
+            peer.send(dump_message(error(ErrorCode.TOKEN_INVALID, ref=msg.id, detail="token_revoked")))
             return False
         old = peer.claims
         if (claims.sub, claims.room, claims.venue, claims.roles) != (old.sub, old.room, old.venue, old.roles):

@@ -6,6 +6,11 @@ room, ``close`` releases resources and is idempotent; any call after ``close`` r
 :class:`StoreError`. ``RedisRoomStore`` keeps each record under ``{prefix}room:{room}`` and the
 index of rooms in the set ``{prefix}rooms``, so that a media node killed with SIGKILL finds its
 rooms (presence, floor, lobby, hands, lock, closed segment) when it starts again.
+
+Besides the rooms, the store keeps the room servers' denylists, shared by every media node on one
+Redis: disabled accounts (``{prefix}disabled-accounts``) and ended console login sessions
+(``{prefix}ended-login-sessions``, by the tokens' ``sid`` claim), each a sorted set scored by the
+epoch second until which it is remembered; ``load_*`` forgets what is past.
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ class RoomStore(Protocol):
     async def load_disabled(self, now: float) -> dict[str, float]:
         """Accounts disabled and still remembered at ``now`` → until when."""
 
+    async def remember_ended_session(self, sid: str, until: float) -> None:
+        """Keep that the console login session ``sid`` (the tokens' claim) ended, until ``until`` (epoch
+        seconds): its tokens must not let anyone in, on this node or another, before or after a restart."""
+
+    async def load_ended_sessions(self, now: float) -> dict[str, float]:
+        """Login sessions ended and still remembered at ``now`` → until when."""
+
     async def close(self) -> None: ...
 
     @property
@@ -48,6 +60,7 @@ class MemoryRoomStore:
     def __init__(self) -> None:
         self._records: dict[str, str] = {}
         self._disabled: dict[str, float] = {}
+        self._ended: dict[str, float] = {}
         self._closed = False
 
     @property
@@ -78,6 +91,15 @@ class MemoryRoomStore:
         self._check()
         self._disabled = {sub: until for sub, until in self._disabled.items() if until > now}
         return dict(self._disabled)
+
+    async def remember_ended_session(self, sid: str, until: float) -> None:
+        self._check()
+        self._ended[sid] = max(until, self._ended.get(sid, until))
+
+    async def load_ended_sessions(self, now: float) -> dict[str, float]:
+        self._check()
+        self._ended = {sid: until for sid, until in self._ended.items() if until > now}
+        return dict(self._ended)
 
     async def close(self) -> None:
         self._closed = True
@@ -111,6 +133,10 @@ class RedisRoomStore:
     @property
     def _disabled_key(self) -> str:
         return f"{self._prefix}disabled-accounts"
+
+    @property
+    def _ended_key(self) -> str:
+        return f"{self._prefix}ended-login-sessions"
 
     def _check(self) -> None:
         if self._closed:
@@ -157,21 +183,33 @@ class RedisRoomStore:
             raise StoreError(f"cannot delete room {room}") from exc
 
     async def remember_disabled(self, sub: str, until: float) -> None:
-        self._check()
-        try:  # a sorted set scored by expiry: GT keeps the later expiry when disabled twice
-            await self._redis.zadd(self._disabled_key, {sub: until}, gt=True)
-        except RedisError as exc:
-            raise StoreError("cannot remember a disabled account") from exc
+        await self._remember(self._disabled_key, sub, until, "cannot remember a disabled account")
 
     async def load_disabled(self, now: float) -> dict[str, float]:
+        return await self._load(self._disabled_key, now, "cannot load disabled accounts")
+
+    async def remember_ended_session(self, sid: str, until: float) -> None:
+        await self._remember(self._ended_key, sid, until, "cannot remember an ended login session")
+
+    async def load_ended_sessions(self, now: float) -> dict[str, float]:
+        return await self._load(self._ended_key, now, "cannot load ended login sessions")
+
+    async def _remember(self, key: str, member: str, until: float, failure: str) -> None:
+        self._check()
+        try:  # a sorted set scored by expiry: GT keeps the later expiry when told twice
+            await self._redis.zadd(key, {member: until}, gt=True)
+        except RedisError as exc:
+            raise StoreError(failure) from exc
+
+    async def _load(self, key: str, now: float, failure: str) -> dict[str, float]:
         self._check()
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(self._disabled_key, "-inf", now)
-                pipe.zrangebyscore(self._disabled_key, now, "+inf", withscores=True)
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zrangebyscore(key, now, "+inf", withscores=True)
                 _, rows = await pipe.execute()
         except RedisError as exc:
-            raise StoreError("cannot load disabled accounts") from exc
+            raise StoreError(failure) from exc
         return {(m.decode() if isinstance(m, bytes) else str(m)): float(score) for m, score in rows}
 
     async def close(self) -> None:

@@ -7,9 +7,8 @@ from room_console.accounts import (
     attempt_key,
     check_display_name,
     check_password,
-    csrf_token_for,
     hash_password,
-    login_limited,
+    login_wait,
     normalize_username,
     parse_roles,
     secret_hash,
@@ -74,18 +73,34 @@ def test_user_grants_and_vietnamese_role_labels_follow_the_grant_table() -> None
     assert user.role_labels == ("Chủ trì",)
 
 
-def test_csrf_token_is_derived_from_the_session_but_differs_from_its_stored_hash() -> None:
-    token = csrf_token_for("session-a")
-    assert token == csrf_token_for("session-a")
-    assert token != csrf_token_for("session-b")
-    assert token != secret_hash("session-a")
+def test_secret_hash_is_sha256_hex_and_differs_per_secret() -> None:
+    assert secret_hash("session-a") != secret_hash("session-b")
+    assert len(secret_hash("session-a")) == 64
 
 
-def test_rate_limit_applies_per_username_and_per_address() -> None:
-    limit, ip_limit = OPTIONS.login_max_failures, OPTIONS.login_ip_max_failures
-    assert not login_limited(limit - 1, ip_limit - 1, OPTIONS)
-    assert login_limited(limit, 0, OPTIONS)
-    assert login_limited(0, ip_limit, OPTIONS)
+def _wait(pair: int, last: float | None, address: list[float] | None = None, now: float = 1000.0) -> float:
+    return login_wait(pair, last, address or [], now=now, options=OPTIONS)
+
+
+def test_first_failures_of_a_name_from_an_address_cost_no_wait() -> None:
+    assert OPTIONS.login_free_failures == 3
+    assert [_wait(n, 1000.0) for n in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_each_further_failure_doubles_the_wait_after_the_last_one_up_to_the_cap() -> None:
+    assert [_wait(n, 1000.0) for n in range(3, 8)] == [2.0, 4.0, 8.0, 16.0, 32.0]
+    assert _wait(3, 998.5) == 0.5  # counted from the last failure
+    assert _wait(3, 990.0) == 0.0
+    assert _wait(40, 1000.0) == OPTIONS.login_backoff_cap_s
+
+
+def test_address_limit_waits_until_enough_failures_leave_the_window() -> None:
+    limit, window = OPTIONS.login_ip_max_failures, OPTIONS.login_window_s
+    times = [900.0 + i for i in range(limit)]
+    assert _wait(0, None, times[:-1]) == 0.0
+    assert _wait(0, None, times) == 900.0 + window - 1000.0  # the oldest leaves the window then
+    assert _wait(0, None, [*times, 950.0]) == 901.0 + window - 1000.0  # one over: the second oldest
+    assert _wait(4, 1000.0, times) == 900.0 + window - 1000.0  # the longer of the two waits
 
 
 async def test_password_hash_verifies_only_the_same_password() -> None:

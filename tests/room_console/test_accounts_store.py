@@ -91,19 +91,44 @@ async def test_disabling_an_unknown_user_is_a_typed_error(engine: AsyncEngine) -
             await accounts.disable_user(conn, "nobody", now=NOW)
 
 
-async def test_rate_limit_counts_in_the_database_across_engines(engine: AsyncEngine, database_url: str) -> None:
+async def test_throttle_counts_in_the_database_across_engines_and_spares_other_addresses(
+    engine: AsyncEngine, database_url: str,
+) -> None:
     await _add(engine)
     other = make_engine(database_url)  # another process would have its own engine
     try:
-        for i in range(OPTIONS.login_max_failures):
+        for i in range(OPTIONS.login_free_failures):
             with pytest.raises(InvalidCredentials):
                 await accounts.login(engine if i % 2 else other, username="chutri", password="sai-mat-khau-roi",
                                      client_ip="10.0.0.1", options=OPTIONS, now=NOW + i)
-        with pytest.raises(LoginRateLimited):
-            await accounts.login(other, username="chutri", password=PASSWORD, client_ip="10.0.0.9",
-                                 options=OPTIONS, now=NOW + 10)
+        last = NOW + OPTIONS.login_free_failures - 1
+        with pytest.raises(LoginRateLimited) as limited:  # the right password waits too from that address
+            await accounts.login(engine, username="chutri", password=PASSWORD, client_ip="10.0.0.1",
+                                 options=OPTIONS, now=last + 1)
+        assert limited.value.retry_after == 1  # 2 s after the last failure, 1 s of it gone
+        elsewhere = await accounts.login(other, username="chutri", password=PASSWORD, client_ip="10.0.0.9",
+                                         options=OPTIONS, now=last + 1)
+        assert elsewhere.user.username == "chutri"
+        again = await accounts.login(other, username="chutri", password=PASSWORD, client_ip="10.0.0.1",
+                                     options=OPTIONS, now=last + 2)
+        assert again.user.username == "chutri"
     finally:
         await other.dispose()
+
+
+async def test_a_success_from_the_address_starts_its_backoff_over(engine: AsyncEngine) -> None:
+    await _add(engine)
+    now = NOW
+    for _ in range(OPTIONS.login_free_failures):
+        with pytest.raises(InvalidCredentials):
+            await accounts.login(engine, username="chutri", password="sai-mat-khau-roi", client_ip="10.0.0.1",
+                                 options=OPTIONS, now=now)
+    now += 2
+    await accounts.login(engine, username="chutri", password=PASSWORD, client_ip="10.0.0.1", options=OPTIONS, now=now)
+    for _ in range(OPTIONS.login_free_failures):  # free again, with no wait in between
+        with pytest.raises(InvalidCredentials):
+            await accounts.login(engine, username="chutri", password="sai-mat-khau-roi", client_ip="10.0.0.1",
+                                 options=OPTIONS, now=now)
 
 
 async def test_parallel_wrong_guesses_cannot_slip_past_the_limit(engine: AsyncEngine) -> None:
@@ -118,8 +143,8 @@ async def test_parallel_wrong_guesses_cannot_slip_past_the_limit(engine: AsyncEn
         return "ok"
 
     results = await asyncio.gather(*(guess(i) for i in range(12)))
-    assert results.count("InvalidCredentials") <= OPTIONS.login_max_failures
-    assert results.count("LoginRateLimited") >= 12 - OPTIONS.login_max_failures
+    assert results.count("InvalidCredentials") <= OPTIONS.login_free_failures
+    assert results.count("LoginRateLimited") >= 12 - OPTIONS.login_free_failures
 
 
 async def test_invitation_is_single_use_even_when_two_accept_at_once(engine: AsyncEngine) -> None:

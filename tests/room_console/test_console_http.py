@@ -1,5 +1,5 @@
 """The console over HTTP (ASGI, real lifespan, SQLite): login, sessions, CSRF, headers, roles,
-account administration, invitations, WebSocket tickets and login rate limiting."""
+account administration, invitations, connect tickets for /ws and login rate limiting."""
 
 from __future__ import annotations
 
@@ -35,8 +35,17 @@ def console(app: FastAPI) -> ConsoleContext:
     return ctx
 
 
-def client_for(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+def client_for(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 50000)),
+                             base_url="http://testserver")
+
+
+def drive_clock(app: FastAPI) -> list[float]:
+    """Freeze the console's clock; the test moves it by changing the returned cell."""
+    ctx = console(app)
+    now = [ctx.clock()]
+    ctx.clock = lambda: now[0]
+    return now
 
 
 async def make_user(app: FastAPI, username: str, *roles: str, venue: str | None = None) -> User:
@@ -160,12 +169,12 @@ async def test_unsafe_request_without_csrf_token_is_refused_with_a_vietnamese_pa
     async with client_for(app) as client:
         await sign_in(client, "chutri")
         logout = await client.post("/logout", data={})
-        ticket = await client.post("/api/ws-tickets", json={"room": "s1"})
+        connect_ticket = await client.post("/api/live/connect-ticket", json={"room": "s1"})
         foreign = await client.post("/logout", data={"csrf_token": page_token((await client.get("/")).text)},
                                     headers={"Origin": "https://evil.example"})
         still_in = await client.get("/")
     assert logout.status_code == 403 and "tải lại trang" in logout.text
-    assert ticket.status_code == 403 and ticket.json()["error"] == "error.csrf"
+    assert connect_ticket.status_code == 403 and connect_ticket.json()["error"] == "error.csrf"
     assert foreign.status_code == 403
     assert still_in.status_code == 200
 
@@ -174,6 +183,44 @@ async def test_login_form_itself_needs_its_double_submit_token(app: FastAPI, cha
     async with client_for(app) as client:
         response = await client.post("/login", data={"username": "chutri", "password": PASSWORD})
     assert response.status_code == 403
+
+
+async def test_a_csrf_cookie_and_header_the_client_chose_do_not_stand_in_for_the_sessions_token(
+    app: FastAPI, chair: User,
+) -> None:
+    chosen = "a" * 43
+    async with client_for(app) as client:
+        await sign_in(client, "chutri")
+        own = page_token((await client.get("/")).text)
+        client.cookies.set("tiepdan_csrf", chosen)
+        forged = await client.post("/api/live/connect-ticket", json={"room": "s1"},
+                                   headers={"X-CSRF-Token": chosen})
+        forged_form = await client.post("/logout", data={"csrf_token": chosen})
+        still_in = await client.get("/")
+        genuine = await client.post("/api/live/connect-ticket", json={"room": "s1"}, headers={"X-CSRF-Token": own})
+    assert forged.status_code == 403 and forged.json()["error"] == "error.csrf"
+    assert forged_form.status_code == 403 and still_in.status_code == 200
+    assert genuine.status_code == 200
+
+
+async def test_login_form_refuses_a_double_submit_pair_the_client_made_up(app: FastAPI, chair: User) -> None:
+    chosen = "b" * 43
+    async with client_for(app) as client:
+        client.cookies.set("tiepdan_csrf", chosen)
+        made_up = await client.post("/login", data={"username": "chutri", "password": PASSWORD, "csrf_token": chosen})
+        signed = form_token((await client.get("/login")).text)
+    assert made_up.status_code == 403 and "tiepdan_session" not in client.cookies
+    assert signed != chosen and signed.count(".") == 2  # the server replaced it with a token it signed
+
+
+async def test_pre_session_token_expires(app: FastAPI, chair: User) -> None:
+    now = drive_clock(app)
+    async with client_for(app) as client:
+        token = form_token((await client.get("/login")).text)
+        now[0] += console(app).csrf.form_ttl_s + 1
+        late = await client.post("/login", data={"username": "chutri", "password": PASSWORD, "csrf_token": token})
+        fresh = form_token((await client.get("/login")).text)
+    assert late.status_code == 403 and fresh != token
 
 
 async def test_pages_and_errors_carry_security_headers(app: FastAPI) -> None:
@@ -287,6 +334,17 @@ async def test_invitation_link_works_once_and_makes_a_venue_operator(app: FastAP
     assert form.status_code == 410 and again.status_code == 410
 
 
+async def test_invitation_form_opened_while_signed_in_carries_the_sessions_token(app: FastAPI, admin: User) -> None:
+    async with client_for(app) as client:
+        token = await _invite(client)  # the administrator opens the link in the same browser
+        session = client.cookies["tiepdan_session"]
+        csrf = form_token((await client.get(f"/invite/{token}")).text)
+        done = await client.post(f"/invite/{token}", data={
+            "password": PASSWORD, "password_again": PASSWORD, "csrf_token": csrf})
+    assert csrf == console(app).csrf.session_token(session)
+    assert done.status_code == 303
+
+
 async def test_expired_or_forged_invitation_link_is_refused(app: FastAPI, admin: User) -> None:
     ctx = console(app)
     async with client_for(app) as admin_client:
@@ -300,60 +358,86 @@ async def test_expired_or_forged_invitation_link_is_refused(app: FastAPI, admin:
     assert "hết hạn" in expired.text
 
 
-# -- WebSocket tickets ------------------------------------------------------------------------------
+# -- connect tickets for /ws ------------------------------------------------------------------------
 
 
-async def test_ws_ticket_is_issued_to_a_signed_in_page_and_redeems_once(app: FastAPI, chair: User) -> None:
+async def test_connect_ticket_is_issued_to_a_signed_in_page_and_redeems_once(app: FastAPI, chair: User) -> None:
     async with client_for(app) as client:
-        assert (await client.post("/api/ws-tickets", json={"room": "s1"})).status_code in (401, 403)
+        assert (await client.post("/api/live/connect-ticket", json={"room": "s1"})).status_code in (401, 403)
         await sign_in(client, "chutri")
         token = page_token((await client.get("/")).text)
-        response = await client.post("/api/ws-tickets", json={"room": "phien-2026-12"},
+        response = await client.post("/api/live/connect-ticket", json={"room": "phien-2026-12"},
                                      headers={"X-CSRF-Token": token})
-        bad = await client.post("/api/ws-tickets", json={"room": "../../etc"}, headers={"X-CSRF-Token": token})
+        bad = await client.post("/api/live/connect-ticket", json={"room": "../../etc"},
+                                headers={"X-CSRF-Token": token})
     assert response.status_code == 200
     body = response.json()
-    assert body["expires_in"] == 60 and body["path"] == f"/ws?ticket={body['ticket']}"
+    assert body["expires_in"] == 60 and body["path"] == f"/ws?connect={body['connect_ticket']}"
     assert bad.status_code == 422 and "mã phòng" in bad.json()["message"]
-    store = app.state.ws_tickets
-    jwt = await store.redeem(body["ticket"])
-    assert jwt is not None and await store.redeem(body["ticket"]) is None
+    store = app.state.connect_tickets
+    jwt = await store.redeem(body["connect_ticket"])
+    assert jwt is not None and await store.redeem(body["connect_ticket"]) is None
     claims = app.state.services.verifier.verify(jwt)
     assert (claims.sub, claims.room, claims.venue, claims.name) == (chair.id, "phien-2026-12", "main", "Cán bộ chutri")
     assert [r.value for r in claims.roles] == ["chair"]
 
 
-async def test_ws_ticket_without_a_session_is_401(app: FastAPI) -> None:
+async def test_connect_ticket_without_a_session_is_401(app: FastAPI) -> None:
     async with client_for(app) as client:
         page = await client.get("/login")
-        response = await client.post("/api/ws-tickets", json={}, headers={"X-CSRF-Token": form_token(page.text)})
+        response = await client.post("/api/live/connect-ticket", json={},
+                                     headers={"X-CSRF-Token": form_token(page.text)})
     assert response.status_code == 401
 
 
 # -- rate limiting ----------------------------------------------------------------------------------
 
 
-async def test_ten_wrong_passwords_are_rate_limited_and_the_right_one_waits_too(app: FastAPI, chair: User) -> None:
-    statuses = []
+async def test_after_three_wrong_passwords_each_attempt_from_that_address_waits_longer_and_is_told_how_long(
+    app: FastAPI, chair: User,
+) -> None:
+    now = drive_clock(app)
     async with client_for(app) as client:
-        for _ in range(10):
-            statuses.append((await sign_in(client, "chutri", "doan-mat-khau-sai")).status_code)
-        limited = await sign_in(client, "chutri")
-    limit = console(app).options.login_max_failures
-    assert statuses == [401] * limit + [429] * (10 - limit)
-    assert limited.status_code == 429 and "Đăng nhập sai quá nhiều lần" in limited.text
-    assert "tiepdan_session" not in client.cookies
+        first = [(await sign_in(client, "chutri", "doan-mat-khau-sai")).status_code for _ in range(3)]
+        waits = await sign_in(client, "chutri")  # the right password waits too: no oracle for guesses
+        now[0] += 2
+        fourth = await sign_in(client, "chutri", "doan-mat-khau-sai")
+        longer = await sign_in(client, "chutri", "doan-mat-khau-sai")
+        now[0] += 3
+        still = await sign_in(client, "chutri")
+        now[0] += 1
+        done = await sign_in(client, "chutri")
+    assert first == [401, 401, 401]
+    assert (waits.status_code, waits.headers["retry-after"]) == (429, "2")
+    assert "Đăng nhập sai quá nhiều lần. Vui lòng chờ 2 giây rồi thử lại." in waits.text
+    assert fourth.status_code == 401
+    assert (longer.status_code, longer.headers["retry-after"]) == (429, "4")
+    assert (still.status_code, still.headers["retry-after"]) == (429, "1")  # waiting does not reset it
+    assert done.status_code == 303 and "tiepdan_session" in client.cookies
 
 
-async def test_limit_lifts_after_the_window(app: FastAPI, chair: User) -> None:
+async def test_guessing_from_another_address_never_locks_the_rightful_user_out(app: FastAPI, chair: User) -> None:
+    drive_clock(app)
+    async with client_for(app, "203.0.113.7") as attacker:
+        statuses = [(await sign_in(attacker, "chutri", f"doan-{i}-mat-khau")).status_code for i in range(10)]
+    async with client_for(app, "10.20.30.40") as office:
+        rightful = await sign_in(office, "chutri")
+    assert statuses == [401, 401, 401] + [429] * 7
+    assert rightful.status_code == 303
+
+
+async def test_a_long_wait_is_said_in_minutes(app: FastAPI, chair: User) -> None:
     ctx = console(app)
+    ctx.options = replace(ctx.options, login_free_failures=0, login_backoff_cap_s=600)
+    now = drive_clock(app)
     async with client_for(app) as client:
-        for _ in range(ctx.options.login_max_failures):
-            await sign_in(client, "chutri", "doan-mat-khau-sai")
-        assert (await sign_in(client, "chutri")).status_code == 429
-        start = ctx.clock()
-        ctx.clock = lambda: start + ctx.options.login_window_s + 1
-        assert (await sign_in(client, "chutri")).status_code == 303
+        for failures in range(1, 10):  # after n failures the wait is 2^(n+1) s: 4 … 512, each waited out
+            assert (await sign_in(client, "chutri", "doan-mat-khau-sai")).status_code == 401
+            if failures < 9:
+                now[0] += 2 ** (failures + 1)
+        capped = await sign_in(client, "chutri")  # 2^10 s, capped
+    assert (capped.status_code, capped.headers["retry-after"]) == (429, "600")
+    assert "Vui lòng chờ 10 phút rồi thử lại." in capped.text
 
 
 async def test_a_success_does_not_reset_the_address_counter_for_other_names(app: FastAPI, chair: User) -> None:
@@ -375,10 +459,10 @@ async def test_sql_shaped_usernames_are_plain_failed_logins(app: FastAPI, chair:
         assert (await conn.execute(select(func.count()).select_from(users_table))).scalar_one() == 1
 
 
-async def test_ws_tickets_live_in_redis_when_redis_is_configured(
+async def test_connect_tickets_live_in_redis_when_redis_is_configured(
     make_settings, redis_base_url: str, redis_prefix: str,  # type: ignore[no-untyped-def]
 ) -> None:
-    from signaling.tickets import RedisTicketStore
+    from signaling.connect_tickets import RedisConnectTicketStore
 
     application = create_app(make_settings(redis_url=redis_base_url, redis_prefix=redis_prefix))
     async with application.router.lifespan_context(application):
@@ -386,9 +470,9 @@ async def test_ws_tickets_live_in_redis_when_redis_is_configured(
         async with client_for(application) as client:
             await sign_in(client, "chutri")
             token = page_token((await client.get("/")).text)
-            ticket = (await client.post("/api/ws-tickets", json={"room": "s1"},
-                                        headers={"X-CSRF-Token": token})).json()["ticket"]
-        store = application.state.ws_tickets
-        assert isinstance(store, RedisTicketStore)
-        assert await store.redeem(ticket) is not None
-        assert await store.redeem(ticket) is None
+            connect_ticket = (await client.post("/api/live/connect-ticket", json={"room": "s1"},
+                                                headers={"X-CSRF-Token": token})).json()["connect_ticket"]
+        store = application.state.connect_tickets
+        assert isinstance(store, RedisConnectTicketStore)
+        assert await store.redeem(connect_ticket) is not None
+        assert await store.redeem(connect_ticket) is None

@@ -129,11 +129,12 @@ def test_live_token_is_accepted_by_refresh_on_the_socket(http_rooms: LiveServer)
         assert client.post("/api/live/token", headers=headers, json={"room": "khong-co"}).status_code == 404
         assert client.post("/api/live/token", headers=headers, json={"room": OTHER_ROOM}).status_code == 403
         assert client.post("/api/live/token", headers=headers, json={"room": "x y"}).status_code == 422
-        ticket = client.post("/api/ws-tickets", headers=headers, json={"room": HTTP_ROOM}).json()["ticket"]
+        connect_ticket = client.post("/api/live/connect-ticket", headers=headers,
+                                     json={"room": HTTP_ROOM}).json()["connect_ticket"]
         fresh = client.post("/api/live/token", headers=headers, json={"room": HTTP_ROOM})
         assert fresh.status_code == 200 and fresh.headers["cache-control"] == "no-store"
         token = fresh.json()["token"]
-    with connect(f"{ws_url}/ws?room={HTTP_ROOM}&ticket={ticket}", open_timeout=5) as ws:
+    with connect(f"{ws_url}/ws?room={HTTP_ROOM}&connect={connect_ticket}", open_timeout=5) as ws:
         ws.send('{"type": "join", "protocol": 1, "venue": "tien-du"}')
         assert '"welcome"' in ws.recv(timeout=5)
         ws.send('{"type": "refresh", "id": "r1", "token": "' + token + '"}')

@@ -18,13 +18,13 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from evidence import Keyring
+from signaling.connect_tickets import MemoryConnectTicketStore
 from signaling.events import AnyEvent, SessionOpened, VenueInfo
 from signaling.grants import Role
 from signaling.memory_bus import MemoryBus
 from signaling.room import MemoryRoomStore, RoomOptions, RoomServer, RoomStore
 from signaling.room.api import router
 from signaling.room.media import MediaOptions
-from signaling.tickets import MemoryTicketStore
 from signaling.tokens import TokenIssuer, TokenOptions, TokenVerifier
 
 ROOM = "phien-2026-12-10"
@@ -58,7 +58,7 @@ class Harness:
     verifier: TokenVerifier
     bus: RecordingBus
     server: RoomServer
-    tickets: MemoryTicketStore
+    connect_tickets: MemoryConnectTicketStore
     port: int
     token_options: TokenOptions = field(default_factory=TokenOptions)
 
@@ -149,8 +149,8 @@ async def running_server(options: RoomOptions = FAST, *, store: RoomStore | None
     app = FastAPI()
     app.include_router(router)
     app.state.room_server = server
-    tickets = MemoryTicketStore()
-    app.state.ws_tickets = tickets
+    connect_tickets = MemoryConnectTicketStore()
+    app.state.connect_tickets = connect_tickets
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off",
                             ws_max_size=options.max_frame_bytes, ws_ping_interval=None)
     userver = uvicorn.Server(config)
@@ -160,7 +160,7 @@ async def running_server(options: RoomOptions = FAST, *, store: RoomStore | None
             while not userver.started:
                 await asyncio.sleep(0.01)
         port = userver.servers[0].sockets[0].getsockname()[1]
-        h = Harness(keyring, issuer, verifier, bus, server, tickets, port, token_options)
+        h = Harness(keyring, issuer, verifier, bus, server, connect_tickets, port, token_options)
         if open_default_room:
             await open_room(h)
         yield h

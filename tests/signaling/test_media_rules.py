@@ -66,6 +66,16 @@ def test_hidden_and_silent_venues_are_not_shown_and_empty_slots_are_none() -> No
     assert [result[f"audio-{i}"] for i in range(3)] == ["c", "tinh", None]
 
 
+def test_a_floor_holder_publishing_nothing_gets_no_slot_until_it_publishes_then_takes_the_first() -> None:
+    silent_c = {kind: frozenset(VENUES) - {"c"} for kind in ("video", "audio")}
+    before = assign(layout(floor="c", own="a", available=silent_c), video_slots=4, audio_slots=4)
+    assert [before[f"video-{i}"] for i in range(4)] == ["tinh", "b", "d", None]  # the chair's venue first
+    assert [role_of(v, "c", "tinh") for v in before.values() if v] == ["chair", "other", "other"] * 2
+    after = assign(layout(floor="c", own="a"), video_slots=4, audio_slots=4, previous=before)
+    assert [after[f"video-{i}"] for i in range(4)] == ["c", "tinh", "d", "b"]  # d keeps its slot, b moves
+    assert [after[f"audio-{i}"] for i in range(4)] == ["tinh", "b", "d", "c"]  # audio slots never move
+
+
 def test_short_of_slots_the_floor_and_chair_are_heard_first() -> None:
     result = assign(layout(floor="d", own="a"), video_slots=1, audio_slots=2)
     assert result == {"video-0": "d", "audio-0": "d", "audio-1": "tinh"}

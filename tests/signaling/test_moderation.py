@@ -119,6 +119,8 @@ def test_hands_are_fifo_and_only_moderators_lower_others(room: Room) -> None:
     assert errors(room.act("pa", HandLower(participant="pb"), 4)) == ["forbidden"]
     room.act("chair", HandLower(participant="pb"), 5)
     assert room.hands == ["pa"]
+    out = room.act("pa", HandLower(), 6)  # ``participant`` is optional: one's own hand
+    assert events(out) == ["room.hand_lowered"] and room.hands == []
 
 
 def test_locked_room_sends_newcomers_to_lobby_and_chair_admits_or_denies(room: Room) -> None:

@@ -44,6 +44,12 @@ async def check_store_contract(store: RoomStore) -> None:
     assert await store.load_disabled(900.0) == {"user:1": 1000.0, "user:2": 2000.0}
     assert await store.load_disabled(1200.0) == {"user:2": 2000.0}  # user:1 forgotten after its time
     assert await store.load_disabled(900.0) == {"user:2": 2000.0}
+    await store.remember_ended_session("5e55101a" * 4, 1000.0)
+    await store.remember_ended_session("0ther5e5" * 4, 2000.0)
+    await store.remember_ended_session("0ther5e5" * 4, 1500.0)  # told twice: the later expiry stays
+    assert await store.load_ended_sessions(900.0) == {"5e55101a" * 4: 1000.0, "0ther5e5" * 4: 2000.0}
+    assert await store.load_ended_sessions(1200.0) == {"0ther5e5" * 4: 2000.0}
+    assert await store.load_disabled(900.0) == {"user:2": 2000.0}  # the two denylists are apart
     await store.close()
     await store.close()
     assert store.closed

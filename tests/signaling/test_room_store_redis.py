@@ -26,9 +26,11 @@ async def test_redis_store_keeps_keys_under_its_prefix_and_reports_a_malformed_r
         keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
         assert keys == [f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
         await store.remember_disabled("user:9", 4102444800.0)
+        await store.remember_ended_session("5e55101a" * 4, 4102444800.0)
         keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
-        assert keys == [f"{redis_prefix}disabled-accounts", f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
-        await client.delete(f"{redis_prefix}disabled-accounts")
+        assert keys == [f"{redis_prefix}disabled-accounts", f"{redis_prefix}ended-login-sessions",
+                        f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
+        await client.delete(f"{redis_prefix}disabled-accounts", f"{redis_prefix}ended-login-sessions")
         keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
         assert keys == [f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
         await client.set(f"{redis_prefix}room:r1", "{broken")

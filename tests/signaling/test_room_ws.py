@@ -84,14 +84,14 @@ async def test_token_signed_with_a_rotated_out_key_is_refused() -> None:
         assert client.welcome["status"] == "admitted"
 
 
-async def test_ticket_is_redeemed_once_then_refused() -> None:
+async def test_connect_ticket_is_redeemed_once_then_refused() -> None:
     async with running_server() as h:
-        ticket = await h.tickets.issue(h.token(Role.VENUE, venue="tien-du"), 60)
-        url = f"{h.url}&ticket={ticket}"
+        connect_ticket = await h.connect_tickets.issue(h.token(Role.VENUE, venue="tien-du"), 60)
+        url = f"{h.url}&connect={connect_ticket}"
         async with websockets.connect(url, open_timeout=5) as ws:
             await ws.send(json.dumps({"type": "join", "protocol": 1}))
             assert json.loads(await ws.recv())["type"] == "welcome"
-        assert await refused(h, None, url=url) == (401, "token_ticket")
+        assert await refused(h, None, url=url) == (401, "token_connect")
 
 
 async def test_bad_input_gets_typed_errors_and_the_connection_survives() -> None:
@@ -111,16 +111,28 @@ async def test_bad_input_gets_typed_errors_and_the_connection_survives() -> None
             assert answer["code"] == code, frame
         await client.ws.send(b"\xff\xfe binary garbage")
         assert (await client.expect("error"))["code"] == "bad_message"
+        await client.ws.send("[" * 30_000 + "]" * 30_000)  # deeper than Python's json module recurses
+        assert (await client.expect("error"))["code"] == "bad_message"
         await client.send({"type": "ping", "id": "still-here"})
         assert await client.expect("pong") == {"type": "pong", "ref": "still-here"}
 
 
-async def test_messages_before_join_are_refused_and_silence_closes_4000() -> None:
-    async with running_server(RoomOptions(join_timeout_s=0.3)) as h:
+async def test_before_join_only_ping_and_leave_are_allowed_and_silence_closes_4000() -> None:
+    async with running_server(RoomOptions(join_timeout_s=0.5)) as h:
         client = await h.connect(h.token(Role.VENUE, venue="tien-du"), join=False)
-        await client.send({"type": "hand.raise", "id": "early"})
-        assert (await client.expect("error"))["code"] == "not_joined"
+        await client.send({"type": "ping", "id": "p"})
+        assert await client.expect("pong") == {"type": "pong", "ref": "p"}
+        for early in ({"type": "hand.raise", "id": "h"}, {"type": "refresh", "token": "x", "id": "r"},
+                      {"type": "media.subscribe", "id": "m"}):
+            await client.send(early)
+            answer = await client.expect("error")
+            assert (answer["code"], answer["ref"]) == ("not_joined", early["id"])
         assert await client.closed_with() == 4000
+        assert [m.get("code") for m in client.seen] == [None] + ["not_joined"] * 4  # the last: the timeout
+        leaving = await h.connect(h.token(Role.VENUE, venue="tien-du"), join=False)
+        await leaving.send({"type": "leave"})
+        assert await leaving.closed_with() == 1000
+        assert not h.server.room(ROOM).members  # type: ignore[union-attr]
 
 
 async def test_unsupported_protocol_version_closes_4000() -> None:
@@ -138,7 +150,7 @@ async def test_oversized_frame_closes_1009() -> None:
         assert await client.closed_with() == 1009
 
 
-async def test_flood_is_rate_limited_then_closed_1008_and_other_peers_are_undisturbed() -> None:
+async def test_flood_is_rate_limited_with_the_dropped_ref_then_closed_1008_and_other_peers_are_undisturbed() -> None:
     options = RoomOptions(rate_per_s=5, rate_burst=5, flood_close_after=10)
     async with running_server(options) as h:
         chair = await h.connect(h.token(Role.CHAIR, venue="tinh"))
@@ -146,8 +158,10 @@ async def test_flood_is_rate_limited_then_closed_1008_and_other_peers_are_undist
         for i in range(40):
             await flooder.send({"type": "ping", "id": str(i)})
         assert await flooder.closed_with() == 1008
-        codes = [m.get("code") for m in flooder.seen if m["type"] == "error"]
-        assert codes == ["rate_limited"]
+        errors = [m for m in flooder.seen if m["type"] == "error"]
+        assert [m["code"] for m in errors] == ["rate_limited"]
+        answered = {int(m["ref"]) for m in flooder.seen if m["type"] == "pong"}
+        assert answered and int(errors[0]["ref"]) == min(set(range(40)) - answered)  # the first one dropped
         await chair.send({"type": "ping", "id": "ok"})
         assert (await chair.expect("pong"))["ref"] == "ok"
 

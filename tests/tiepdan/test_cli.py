@@ -36,12 +36,63 @@ def test_token_command_prints_a_jwt_the_server_accepts(tmp_path: Path) -> None:
     assert claims.exp - claims.iat == 120
 
 
+def test_token_command_mints_for_the_live_room_unless_told_the_rest_api(tmp_path: Path) -> None:
+    from signaling.errors import TokenError
+
+    assert "--audience" in _run(["token", "--help"], tmp_path).stdout
+    live = _run(["token", "--role", "chair", "--room", "s1"], tmp_path).stdout.strip()
+    api = _run(["token", "--role", "follow_up", "--audience", "api"], tmp_path).stdout.strip()
+    verifier = TokenVerifier(Keyring.load(tmp_path / "keys" / "keyring.json"), TokenOptions())
+    assert verifier.verify(live).room == "s1" and verifier.verify(api, audience="api").sub == "service:follow_up"
+    for token, audience in ((live, "api"), (api, "ws")):
+        with pytest.raises(TokenError) as refused:
+            verifier.verify(token, audience=audience)  # type: ignore[arg-type]
+        assert refused.value.code == "token_audience"
+
+
+def test_token_help_describes_every_option_and_a_chair_token_without_a_venue_comes_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    import argparse
+
+    from tiepdan.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {a.option_strings[-1]: a.help for a in commands.choices["token"]._actions if a.option_strings}
+    assert {"--audience", "--role", "--room", "--venue", "--unit", "--sub", "--name", "--ttl"} <= set(options)
+    assert [name for name, text in options.items() if not text] == []
+    assert "main venue" in " ".join(_run(["token", "--help"], tmp_path).stdout.split())
+
+    bare = _run(["token", "--role", "chair", "--room", "s1", "--name", "Chủ trì"], tmp_path)
+    placed = _run(["token", "--role", "chair", "--room", "s1", "--venue", "tinh"], tmp_path)
+    assert bare.returncode == placed.returncode == 0
+    assert "--venue" in bare.stderr and "--venue" not in placed.stderr
+    claims = TokenVerifier(Keyring.load(tmp_path / "keys" / "keyring.json"), TokenOptions()).verify(bare.stdout.strip())
+    assert (claims.name, claims.venue) == ("Chủ trì", None)
+
+
 def test_token_command_refuses_an_unknown_role(tmp_path: Path) -> None:
     result = _run(["token", "--role", "superuser"], tmp_path)
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
+def _make_database(data_dir: Path) -> None:
+    """The server's database in ``data_dir``, as ``tiepdan serve`` leaves it on first start."""
+    import asyncio
+
+    from tiepdan.db import make_engine, prepare_database
+
+    async def make() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'tiepdan.db'}")
+        await prepare_database(engine)
+        await engine.dispose()
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(make())
+
+
 def test_keys_rotate_keeps_old_public_keys(tmp_path: Path) -> None:
+    _make_database(tmp_path)
     first = _run(["token", "--role", "chair"], tmp_path).stdout.strip()
     result = _run(["keys", "rotate"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -132,3 +183,71 @@ def test_keys_rotate_reseals_every_sealed_identity(tmp_path: Path) -> None:
 
     kid, name = asyncio.run(check())
     assert kid != old_kid and name == "Lê Văn Tố"
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_in(cwd: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """``tiepdan <args>`` from ``cwd`` with none of the developer's TIEPDAN_* settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDAN_")}
+    return subprocess.run([sys.executable, "-m", "tiepdan.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**clean, "PYTHONPATH": str(REPO_ROOT), **env}, timeout=60)
+
+
+def test_commands_run_where_there_is_no_database_say_so_and_create_nothing(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "thu-muc-khac"
+    elsewhere.mkdir()
+    looked_for = str(elsewhere / "data" / "tiepdan.db")
+    for args in (["session", "open", "phien-thu", "--venue", "tinh=Trụ sở tỉnh"], ["session", "close", "phien-thu"],
+                 ["user", "disable", "ai-do"], ["audit", "verify"], ["keys", "rotate"]):
+        result = _run_in(elsewhere, args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert "không tìm thấy cơ sở dữ liệu của máy chủ tại" in result.stderr and looked_for in result.stderr, args
+    assert list(elsewhere.iterdir()) == []  # no database, no data directory, no keyring
+
+
+def test_a_missing_postgresql_database_is_named_without_its_password(tmp_path: Path, pg_url: str) -> None:
+    url = pg_url.rsplit("/", 1)[0].replace("://postgres@", "://postgres:bi-mat@") + "/tiepdan_khong_co_csdl_nay"
+    result = _run_in(tmp_path, ["audit", "verify"], TIEPDAN_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "không kết nối được cơ sở dữ liệu" in result.stderr and "tiepdan_khong_co_csdl_nay" in result.stderr
+    assert "bi-mat" not in result.stderr
+
+
+def test_seed_and_serve_create_the_database_they_need(tmp_path: Path) -> None:
+    import time
+
+    import httpx
+
+    from tests.harness import free_port
+
+    seeded = tmp_path / "seeded"
+    seeded.mkdir()
+    result = _run_in(seeded, ["seed", "--cases", "3"])
+    assert result.returncode == 0, result.stderr
+    assert (seeded / "data" / "tiepdan.db").is_file() and "9 điểm cầu mẫu" in result.stderr
+    opened = _run_in(seeded, ["session", "open", "phien-mau"])  # the venues of the venue table
+    assert opened.returncode == 0 and "đã gửi lệnh mở phiên «phien-mau»" in opened.stderr, opened.stderr
+
+    served = tmp_path / "served"
+    served.mkdir()
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TIEPDAN_")}
+    with subprocess.Popen([sys.executable, "-m", "tiepdan.cli", "serve", "--port", str(port)], cwd=served,
+                          env={**clean, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as server:
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+            assert (served / "data" / "tiepdan.db").is_file()
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
