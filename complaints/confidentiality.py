@@ -48,7 +48,8 @@ Existing data
     Sealing needs the keyring, so a migration cannot do it: the rule applies to every write from
     now on (the next write to a case seals its parties), cases already confidential keep their sealed
     rows, and reads apply the rule to older rows as said above. Migration 0006 removes petitioners'
-    names from the search documents of cases that are confidential by the rule.
+    names from the search documents of cases that are confidential by the rule, and
+    :func:`seal_pending_cases` (``tiepdan cases seal``) seals the parties of such older cases at once.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ from .tables import cases, delegation_members, delegations, petition_parties, pe
 from .vault import handle_origin, seal_in_place, sealed_copy
 
 __all__ = ["must_be_confidential", "confidential_clause", "is_confidential", "may_see_identity", "party_shown",
-           "attachment_shown_name", "may_download_attachments", "Sealing", "enforce_confidentiality"]
+           "attachment_shown_name", "may_download_attachments", "Sealing", "enforce_confidentiality",
+           "cases_to_seal", "seal_pending_cases"]
 
 _DENUNCIATION = PetitionKind.DENUNCIATION.value
 
@@ -266,3 +268,42 @@ async def enforce_confidentiality(
     if became or count:
         await search.refresh_search_document(conn, case_id)
     return Sealing(became, count)
+
+
+def _open_party_clause() -> ColumnElement[bool]:
+    """The ``cases`` row of the enclosing query refers to a party whose identity is in clear."""
+    person = petitioners.alias("open_party")
+    party, held = petition_parties.alias("open_pp"), petitions.alias("open_pe")
+    entry = reception_entries.alias("open_re")
+    member, group = delegation_members.alias("open_dm"), delegations.alias("open_dg")
+    in_clear = person.c.sealed.is_(False)
+    by_petition = exists(select(1).select_from(
+        party.join(held, held.c.id == party.c.petition_id).join(person, person.c.id == party.c.petitioner_id))
+        .where(held.c.case_id == cases.c.id, in_clear).correlate_except(party, held, person))
+    by_entry = exists(select(1).select_from(entry.join(person, person.c.id == entry.c.petitioner_id))
+                      .where(entry.c.case_id == cases.c.id, in_clear).correlate_except(entry, person))
+    by_group = exists(select(1).select_from(
+        member.join(group, group.c.id == member.c.delegation_id).join(person, person.c.id == member.c.petitioner_id))
+        .where(group.c.case_id == cases.c.id, in_clear).correlate_except(member, group, person))
+    return or_(by_petition, by_entry, by_group)
+
+
+async def cases_to_seal(conn: AsyncConnection, *, after: str = "", limit: int = 100) -> list[str]:
+    """Cases confidential by the rule that still refer to a party in clear (written before the rule was
+    enforced), by id after ``after``, at most ``limit``."""
+    query = (select(cases.c.id).where(cases.c.id > after, confidential_clause(), _open_party_clause())
+             .order_by(cases.c.id).limit(limit))
+    return [r[0] for r in await conn.execute(query)]
+
+
+async def seal_pending_cases(
+    conn: AsyncConnection, keyring: Keyring, *, actor: str, now: datetime, after: str = "", limit: int = 100,
+) -> list[tuple[str, Sealing]]:
+    """Apply the rule to the next ``limit`` cases of :func:`cases_to_seal` in the caller's transaction
+    (idempotent; audited as ``actor`` with cause ``backfill``). The caller announces the cases that became
+    confidential (``Sealing.became_confidential``) and continues after the last id returned."""
+    done: list[tuple[str, Sealing]] = []
+    for case_id in await cases_to_seal(conn, after=after, limit=limit):
+        done.append((case_id, await enforce_confidentiality(conn, keyring, case_id, actor=actor, now=now,
+                                                            cause="backfill")))
+    return done

@@ -175,6 +175,12 @@ def _cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_user_command(args, settings))
 
 
+def _cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
+    from .cases_cli import run_cases_command
+
+    return asyncio.run(run_cases_command(args, settings))
+
+
 def _cmd_session(args: argparse.Namespace, settings: Settings) -> int:
     from .session_cli import run_session_command
 
@@ -240,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="Make new signing and data keys, keep the retired ones, re-seal sealed identities."
     )
     keys.set_defaults(func=_cmd_keys)
+
+    cases = sub.add_parser("cases", help="Maintain the complaint database's cases.")
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True)
+    seal = cases_sub.add_parser(
+        "seal", help="Seal the parties of confidential cases written before the confidentiality rule (idempotent).")
+    seal.add_argument("--batch", type=int, default=200, help="cases per transaction (default 200)")
+    cases.set_defaults(func=_cmd_cases)
 
     demo = sub.add_parser("demo", help="Start the server and bots for the main venue and the communes, "
                                        "sending pre-rendered loops; prints the console link.")

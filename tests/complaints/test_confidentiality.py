@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from complaints.case_file import load_case_file
 from complaints.cases import create_case, get_case, update_case
-from complaints.confidentiality import enforce_confidentiality, is_confidential, must_be_confidential
+from complaints.confidentiality import (
+    cases_to_seal,
+    enforce_confidentiality,
+    is_confidential,
+    must_be_confidential,
+    seal_pending_cases,
+)
 from complaints.duplicates import IntakeRecord, fold_text
 from complaints.enums import PetitionerRole, PetitionerType, PetitionKind, PetitionSource
 from complaints.errors import IdentityAccessDenied
@@ -322,6 +328,29 @@ async def test_rows_older_than_the_rule_are_read_by_the_rule_and_sealed_by_the_n
         assert change.changed == ("confidential", "status")
         assert (await row(conn, "p-legacy"))["sealed"]
     assert await name_hits(engine, "do thi kin") == set()
+
+
+async def test_sealing_pending_cases_seals_older_rows_once_and_leaves_open_cases_alone(
+        engine: AsyncEngine, ring: Keyring) -> None:
+    open_case = await intake(engine, ring, person=MAI)
+    async with engine.begin() as conn:
+        case_id, _code = await _legacy_denunciation(conn, ring)
+        assert await cases_to_seal(conn) == [case_id]
+    async with engine.begin() as conn:
+        ((done, sealing),) = await seal_pending_cases(conn, ring, actor="system:seal", now=NOW, limit=1)
+    assert done == case_id and sealing.became_confidential and sealing.sealed == 1
+    async with engine.begin() as conn:
+        legacy = await row(conn, "p-legacy")
+        assert legacy["sealed"] and legacy["full_name"] is None and legacy["id_number"] is None
+        assert (await read_identity(conn, ring, "p-legacy", actor="user:chair", grants=CHAIR, now=NOW)
+                ).full_name == "Đỗ Thị Kín"
+        assert not (await row(conn, open_case.petitioner_id))["sealed"]
+        assert (await get_case(conn, case_id)).confidential
+        assert await cases_to_seal(conn) == []
+        assert await seal_pending_cases(conn, ring, actor="system:seal", now=NOW) == []
+    assert await name_hits(engine, "do thi kin") == set()
+    assert await name_hits(engine, "tran thi mai") == {open_case.case_id}
+    assert [a["target_id"] for a in await audits(engine, "case.confidential")] == [case_id]
 
 
 async def test_migration_0006_takes_the_names_out_of_confidential_search_documents(database_url: str) -> None:

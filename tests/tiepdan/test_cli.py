@@ -251,3 +251,54 @@ def test_seed_and_serve_create_the_database_they_need(tmp_path: Path) -> None:
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+
+def test_cases_seal_seals_confidential_cases_written_before_the_rule_and_announces_them(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import select
+
+    from complaints.cases import create_case
+    from complaints.enums import PetitionKind
+    from complaints.tables import cases, petition_parties, petitioners, petitions
+    from signaling.outbox import outbox
+    from tiepdan.db import make_engine, prepare_database
+
+    _run(["token", "--role", "chair"], tmp_path)  # makes the development keyring
+    db = f"sqlite+aiosqlite:///{tmp_path / 'tiepdan.db'}"
+    now = datetime.now(UTC)
+
+    async def legacy() -> str:
+        """A complaint case with a denunciation attached before the rule: open, its citizen in clear."""
+        engine = make_engine(db)
+        await prepare_database(engine)
+        async with engine.begin() as conn:
+            case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="Khiếu nại về đất", now=now)
+            await conn.execute(petitioners.insert().values(id="p-old", kind="individual", handle="NTC-OLDR-OW00",
+                                                           sealed=False, full_name="Đỗ Thị Kín", created_at=now))
+            await conn.execute(petitions.insert().values(
+                id="pe-old", case_id=case.id, source="in_person", kind="denunciation", received_on=date(2026, 11, 1),
+                content="Nội dung", content_norm="noi dung", created_at=now))
+            await conn.execute(petition_parties.insert().values(petition_id="pe-old", petitioner_id="p-old",
+                                                               role="signatory"))
+        await engine.dispose()
+        return case.id
+
+    async def state() -> tuple[bool, bool, list[str]]:
+        engine = make_engine(db)
+        async with engine.begin() as conn:
+            sealed = (await conn.execute(select(petitioners.c.sealed).where(petitioners.c.id == "p-old"))).scalar_one()
+            confidential = (await conn.execute(select(cases.c.confidential))).scalar_one()
+            kinds = [r[0] for r in await conn.execute(select(outbox.c.type).order_by(outbox.c.id))]
+        await engine.dispose()
+        return bool(sealed), bool(confidential), kinds
+
+    asyncio.run(legacy())
+    first = _run(["cases", "seal", "--batch", "1"], tmp_path)
+    assert first.returncode == 0 and "cho 1 vụ việc; 1 hồ sơ" in first.stdout, first.stdout + first.stderr
+    sealed, confidential, kinds = asyncio.run(state())
+    assert sealed and confidential and kinds.count("case.updated") == 1
+    again = _run(["cases", "seal"], tmp_path)
+    assert again.returncode == 0 and "cho 0 vụ việc" in again.stdout
+    assert asyncio.run(state())[2].count("case.updated") == 1
