@@ -24,6 +24,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("/cases", "nav.cases", any_of=frozenset({Grant.INTAKE, Grant.MINUTES, Grant.REPORTS, Grant.APPROVE,
                                                       Grant.DIRECTIVES})),
     NavItem("/intake", "nav.intake", Grant.INTAKE),
+    NavItem("/ban-tiep-nhan", "nav.desk", Grant.INTAKE),
     NavItem("/follow-up", "nav.follow_up", Grant.DIRECTIVES),
     NavItem("/phien", "nav.live", Grant.SUBSCRIBE),
     NavItem("/admin/users", "nav.admin_users", Grant.MANAGE),

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from .cases import router as cases_router
+from .desk import router as desk_router
 from .follow_up import router as follow_up_router
 from .intake import router as intake_router
 from .live import router as live_router
@@ -13,6 +14,6 @@ __all__ = ["create_views_router"]
 
 def create_views_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    for sub in (cases_router, intake_router, follow_up_router, public_router, live_router):
+    for sub in (cases_router, intake_router, follow_up_router, public_router, live_router, desk_router):
         router.include_router(sub)
     return router
