@@ -11,9 +11,10 @@ pure event        bus event (``signaling.events``)
 CaseCalled        ``case.called``: ticket number, venue, ``call_seq``, the reorder reason if any, and
                   the announcement text of :func:`schedules.announcement.announcement_text` built from
                   the ticket number and the venue's name as announced to this session.
-                  ``announcement_audio_url`` is None here: the console serves the cached WAV of
-                  :func:`schedules.announcement.synthesize` and fills the URL when it wires this in.
-CaseRecalled      ``case.recalled`` with the announcement text (a new ``call_seq``)
+                  ``announcement_audio_url``: the URL the caller passed for that very text in
+                  ``announcement_audio`` (text → URL of the WAV it synthesised before the transaction,
+                  :func:`schedules.announcement.synthesize_async`), else None.
+CaseRecalled      ``case.recalled`` with the announcement text and audio URL as above (a new ``call_seq``)
 CaseSkipped       ``case.skipped`` with ``reason`` no_show / deferred
 CaseAbsent        ``case.absent``
 CaseClosed        ``case.closed``
@@ -29,7 +30,7 @@ first's result (two "call next" at once: the second is refused, a case being in 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,15 +99,16 @@ async def _venue_names(conn: AsyncConnection, session_id: str) -> dict[str, str]
     return {str(v): str(n) for v, n in rows.all()}
 
 
-def _bus_event(event: QueueEvent, names: dict[str, str]) -> bus.Event:
+def _bus_event(event: QueueEvent, names: dict[str, str], audio: Mapping[str, str]) -> bus.Event:
     common = {"session": event.session_id, "case": event.case, "ticket_no": event.ticket_no, "venue": event.venue,
               "call_seq": event.call_seq, "by": event.actor, "occurred_at": event.at}
     if isinstance(event, pure.CaseCalled | pure.CaseRecalled):
         text = announcement_text(event.ticket_no, spoken_venue_name(names.get(event.venue, event.venue)))
+        url = audio.get(text)
         if isinstance(event, pure.CaseCalled):
-            return bus.CaseCalled(**common, announcement_text=text, announcement_audio_url=None,
+            return bus.CaseCalled(**common, announcement_text=text, announcement_audio_url=url,
                                   reorder=event.reorder.value if event.reorder is not None else None)
-        return bus.CaseRecalled(**common, announcement_text=text, announcement_audio_url=None)
+        return bus.CaseRecalled(**common, announcement_text=text, announcement_audio_url=url)
     if isinstance(event, pure.CaseSkipped):
         return bus.CaseSkipped(**common, reason=event.reason.value)
     if isinstance(event, pure.CaseAbsent):
@@ -133,6 +135,7 @@ def _audit_detail(event: QueueEvent, published: bus.Event) -> dict[str, object]:
 async def _act(
     conn: AsyncConnection, session_id: str, what: str, apply: Callable[[QueueState, datetime], QueueStep], *,
     expected_version: int | None, actor: str, grants: Collection[Grant], clock: Clock,
+    announcement_audio: Mapping[str, str] | None = None,
 ) -> QueueOutcome:
     require_grant(grants, Grant.CALL_QUEUE, "điều hành thứ tự tiếp công dân")
     await claim_queue(conn, session_id)
@@ -157,7 +160,7 @@ async def _act(
     names = await _venue_names(conn, session_id) if step.events else {}
     published: list[bus.Event] = []
     for event in step.events:
-        out = _bus_event(event, names)
+        out = _bus_event(event, names, announcement_audio or {})
         await add_to_outbox(conn, out)
         await audit(conn, actor=actor, action=event.TYPE, target_kind="ticket", target_id=event.ticket_id, at=now,
                     detail=_audit_detail(event, out))
@@ -169,19 +172,23 @@ async def _act(
 
 
 async def call_next(conn: AsyncConnection, session_id: str, *, expected_version: int | None = None, actor: str,
-                    grants: Collection[Grant], clock: Clock) -> QueueOutcome:
-    """Call the first ticket of the call order (``case.called``)."""
+                    grants: Collection[Grant], clock: Clock,
+                    announcement_audio: Mapping[str, str] | None = None) -> QueueOutcome:
+    """Call the first ticket of the call order (``case.called``); ``announcement_audio`` maps announcement
+    texts to the URLs of their synthesised audio (see the module docstring)."""
     return await _act(conn, session_id, "call_next", lambda s, now: pure.call_next(s, actor=actor, now=now),
-                      expected_version=expected_version, actor=actor, grants=grants, clock=clock)
+                      expected_version=expected_version, actor=actor, grants=grants, clock=clock,
+                      announcement_audio=announcement_audio)
 
 
 async def recall(conn: AsyncConnection, session_id: str, *, ticket_no: int | None = None,
                  expected_version: int | None = None, actor: str, grants: Collection[Grant],
-                 clock: Clock) -> QueueOutcome:
+                 clock: Clock, announcement_audio: Mapping[str, str] | None = None) -> QueueOutcome:
     """Call again the current case, or (``ticket_no``) a ticket passed over before (``case.recalled``)."""
     return await _act(conn, session_id, "recall",
                       lambda s, now: pure.recall(s, actor=actor, now=now, ticket_no=ticket_no),
-                      expected_version=expected_version, actor=actor, grants=grants, clock=clock)
+                      expected_version=expected_version, actor=actor, grants=grants, clock=clock,
+                      announcement_audio=announcement_audio)
 
 
 async def skip(conn: AsyncConnection, session_id: str, *, expected_version: int | None = None, actor: str,

@@ -38,7 +38,8 @@ __all__ = [
     "RemovedNotice", "HandsChanged", "LockChanged", "ClosedSegmentChanged", "TokenExpiring",
     "TokenRefreshed", "Pong", "Error", "RoomClosedNotice",
     "MediaIceServers", "MediaPublishAnswer", "MediaSubscriberOffer", "MediaSlots", "MediaLink",
-    "MediaActiveSpeaker", "MediaStats", "CaseCalledNotice", "CaseEndedNotice",
+    "MediaActiveSpeaker", "MediaStats", "CaseCalledNotice", "CaseEndedNotice", "CasePausedNotice",
+    "CaseResumedNotice",
     # shared shapes
     "VenueView", "ParticipantView", "ClosedSegmentView", "CallView", "RoomView", "You",
     "IceServerView", "SlotView", "SlotSource", "MediaStatsEntry", "TrackName", "Mid",
@@ -331,6 +332,8 @@ class CallView(_Message):
     venue: VenueId
     announcement_text: str = Field(default="", max_length=500)
     announcement_audio_url: str | None = Field(default=None, max_length=500)
+    paused: bool = False
+    """True while the case is paused (``case.paused`` until ``case.resumed``)."""
 
 
 class RoomView(_Message):
@@ -417,6 +420,9 @@ class CaseCalledNotice(_Message):
 
     type: Literal["case.called"] = "case.called"
     call: CallView
+    recalled: bool = False
+    """True when the case is called again (``case.recalled``: the current case, or a ticket passed over
+    before); pages announce it like a first call."""
 
 
 class CaseEndedNotice(_Message):
@@ -428,6 +434,28 @@ class CaseEndedNotice(_Message):
     ticket_no: int = Field(ge=1)
     venue: VenueId
     outcome: Literal["closed", "skipped", "absent"]
+
+
+class CasePausedNotice(_Message):
+    """The case being received is paused (the called venue's link lost over 5 s, or the chair's word):
+    its timer stops until ``case.resumed``. ``reason``: ``link_lost`` or ``chair``."""
+
+    type: Literal["case.paused"] = "case.paused"
+    call_seq: int = Field(ge=1)
+    ticket_no: int = Field(ge=1)
+    venue: VenueId
+    pause_no: int | None = Field(default=None, ge=1)
+    reason: str | None = Field(default=None, max_length=40)
+
+
+class CaseResumedNotice(_Message):
+    """The paused case goes on."""
+
+    type: Literal["case.resumed"] = "case.resumed"
+    call_seq: int = Field(ge=1)
+    ticket_no: int = Field(ge=1)
+    venue: VenueId
+    pause_no: int | None = Field(default=None, ge=1)
 
 
 class MicChanged(_Message):
@@ -647,7 +675,7 @@ ServerMessage = Annotated[
     | MicChanged | UnmuteRequested | LobbyEntered | LobbyLeft | LobbyDenied | RemovedNotice | HandsChanged
     | LockChanged | ClosedSegmentChanged | TokenExpiring | TokenRefreshed | Pong | Error | RoomClosedNotice
     | MediaIceServers | MediaPublishAnswer | MediaSubscriberOffer | MediaSlots | MediaLink | MediaActiveSpeaker
-    | MediaStats | CaseCalledNotice | CaseEndedNotice,
+    | MediaStats | CaseCalledNotice | CaseEndedNotice | CasePausedNotice | CaseResumedNotice,
     Field(discriminator="type"),
 ]
 

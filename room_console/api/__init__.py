@@ -2,5 +2,6 @@
 
 from .complaints import create_complaints_api_router
 from .problems import install_problem_handlers
+from .queue import create_queue_api_router
 
-__all__ = ["create_complaints_api_router", "install_problem_handlers"]
+__all__ = ["create_complaints_api_router", "create_queue_api_router", "install_problem_handlers"]

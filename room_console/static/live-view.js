@@ -38,6 +38,7 @@
       callTicket: $('[data-testid="call-ticket"]'),
       callText: $('[data-testid="call-text"]'),
       callAudio: $('[data-testid="call-audio"]'),
+      callPaused: $('[data-testid="call-paused"]'),
       body: $('[data-testid="live-body"]'),
       stage: $('[data-testid="stage"]'),
       grid: $('[data-testid="grid"]'),
@@ -389,6 +390,8 @@
       el.call.dataset.venue = call.venue;
       el.callTicket.textContent = callLabel(call);
       el.callText.textContent = call.announcement_text || '';
+      el.call.dataset.paused = call.paused ? 'true' : 'false';
+      if (el.callPaused) el.callPaused.hidden = !call.paused;
     }
 
     return { el, tiles, render, participants, myParticipant, venueName, callLabel };

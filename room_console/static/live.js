@@ -467,11 +467,21 @@
         break;
       case 'case.called':
         if (state.room) state.room.calling = msg.call;
-        announce(msg.call);
+        announce(msg.call, !!msg.recalled);
+        queueChanged(msg);
         break;
       case 'case.ended':
         if (state.room && state.room.calling && state.room.calling.call_seq === msg.call_seq) state.room.calling = null;
         say(T('live.call.ended', { ticket: msg.ticket_no }));
+        queueChanged(msg);
+        break;
+      case 'case.paused':
+      case 'case.resumed':
+        if (state.room && state.room.calling && state.room.calling.call_seq === msg.call_seq) {
+          state.room.calling = Object.assign({}, state.room.calling, { paused: msg.type === 'case.paused' });
+        }
+        say(T(msg.type === 'case.paused' ? 'live.call.paused' : 'live.call.resumed', { ticket: msg.ticket_no }));
+        queueChanged(msg);
         break;
       case 'media.active_speaker':
         state.speaker = msg.venue;
@@ -485,14 +495,56 @@
     render();
   }
 
-  /** A case was called: say it, and play its spoken announcement when schedules made one. */
-  function announce(call) {
-    say(callLabel(call));
+  /** The queue changed (a case called, ended, paused, resumed): the queue panel (live-queue.js) reloads. */
+  function queueChanged(msg) {
+    root.dispatchEvent(new CustomEvent('tiepdan:queue', { detail: { type: msg.type } }));
+  }
+
+  /** A short two-tone chime (Web Audio, no file); calls ``then`` when it has finished (or at once if the
+   * browser has no Web Audio). */
+  function chime(then) {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) {
+      then();
+      return;
+    }
+    try {
+      const ctx = state.chimeContext || (state.chimeContext = new Context());
+      if (ctx.state === 'suspended' && ctx.resume) ctx.resume().catch(() => {});
+      const start = ctx.currentTime + 0.05;
+      [[880, 0], [660, 0.35]].forEach(([freq, offset]) => {
+        const osc = ctx.createOscillator();
+        const gain = ctx.createGain();
+        osc.frequency.value = freq;
+        gain.gain.setValueAtTime(0.0001, start + offset);
+        gain.gain.exponentialRampToValueAtTime(0.3, start + offset + 0.03);
+        gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.32);
+        osc.connect(gain).connect(ctx.destination);
+        osc.start(start + offset);
+        osc.stop(start + offset + 0.34);
+      });
+      state.counters.chimes = (state.counters.chimes || 0) + 1;
+    } catch (err) {
+      // no audio output: go on with the announcement
+    }
+    window.setTimeout(then, 800);
+  }
+
+  /** A case was called (or called again): every page says the number; the called venue's page plays a
+   * chime, then the spoken announcement when schedules made one. */
+  function announce(call, recalled) {
+    say(recalled
+      ? T('live.call.recalled', { ticket: call.ticket_no, venue: venueName[call.venue] || call.venue })
+      : callLabel(call));
     state.counters.calls += 1;
-    if (call.announcement_audio_url && el.callAudio) {
+    if (!config.venue || config.venue !== call.venue) return;
+    const seq = call.call_seq;
+    chime(() => {
+      const current = state.room && state.room.calling;
+      if (!call.announcement_audio_url || !el.callAudio || (current && current.call_seq !== seq)) return;
       el.callAudio.src = call.announcement_audio_url;
       playSafely(el.callAudio);
-    }
+    });
   }
 
   function admitted(room) {

@@ -77,6 +77,8 @@ from ..protocol import (
     CallView,
     CaseCalledNotice,
     CaseEndedNotice,
+    CasePausedNotice,
+    CaseResumedNotice,
     ClientMessage,
     CloseCode,
     ClosedSegmentChanged,
@@ -536,15 +538,16 @@ class Room:
 
     # -- the call order (``schedules`` on the bus) --------------------------------------------------
 
-    def case_called(self, call: CallView, now: float) -> list[Effect]:
-        """A case is called: everyone is told (with the announcement), the called venue gets the floor.
-        A call already seen (same or older ``call_seq``) changes nothing: the bus may deliver twice."""
+    def case_called(self, call: CallView, now: float, *, recalled: bool = False) -> list[Effect]:
+        """A case is called (or called again, ``recalled``: a new ``call_seq``): everyone is told (with the
+        announcement), the called venue gets the floor. A call already seen (same or older ``call_seq``)
+        changes nothing: the bus may deliver twice."""
         acc = _Acc()
         if self.closed or (self.calling is not None and self.calling.call_seq >= call.call_seq):
             return acc.effects
         self.calling = call
         self.version += 1
-        acc.broadcast(CaseCalledNotice(call=call))
+        acc.broadcast(CaseCalledNotice(call=call, recalled=recalled))
         if call.venue in self._venue_ids:
             self._move_floor(call.venue, SCHEDULER, now, acc)
         return acc.effects
@@ -562,6 +565,31 @@ class Room:
                                       outcome=outcome))
         if self.main_venue is not None:
             self._move_floor(self.main_venue, SCHEDULER, now, acc)
+        return acc.effects
+
+    def case_paused(self, call_seq: int, pause_no: int | None, reason: str | None) -> list[Effect]:
+        """The case being received is paused: everyone is told; the floor stays. Only the current call
+        pauses, once (a repeated event changes nothing)."""
+        acc = _Acc()
+        call = self.calling
+        if self.closed or call is None or call.call_seq != call_seq or call.paused:
+            return acc.effects
+        self.calling = call.model_copy(update={"paused": True})
+        self.version += 1
+        acc.broadcast(CasePausedNotice(call_seq=call.call_seq, ticket_no=call.ticket_no, venue=call.venue,
+                                       pause_no=pause_no, reason=reason))
+        return acc.effects
+
+    def case_resumed(self, call_seq: int, pause_no: int | None) -> list[Effect]:
+        """The paused case goes on: everyone is told."""
+        acc = _Acc()
+        call = self.calling
+        if self.closed or call is None or call.call_seq != call_seq or not call.paused:
+            return acc.effects
+        self.calling = call.model_copy(update={"paused": False})
+        self.version += 1
+        acc.broadcast(CaseResumedNotice(call_seq=call.call_seq, ticket_no=call.ticket_no, venue=call.venue,
+                                        pause_no=pause_no))
         return acc.effects
 
     def _set_mic(self, member: Member, *, muted: bool, forced: bool, by: str, now: float, acc: _Acc) -> None:

@@ -247,3 +247,22 @@ def test_the_case_being_received_survives_a_restart_and_a_call_to_another_room_v
     out = restored.case_called(stray, 11)
     assert _broadcast_types(out) == ["case.called"] and restored.floor == "b"
     assert restored.case_ended(3, "absent", 12)[0].message.outcome == "absent"  # type: ignore[union-attr]
+
+
+def test_a_recalled_case_is_announced_again_and_a_pause_tells_everyone_until_resumed(room: Room) -> None:
+    room.case_called(CallView(call_seq=1, ticket_no=15, venue="a"), 1)
+    room.act("chair", FloorGive(venue="b"), 2)  # the chair moved the floor; a recall brings it back
+    again = CallView(call_seq=2, ticket_no=15, venue="a", announcement_text="Mời công dân có số thứ tự 15.")
+    out = room.case_called(again, 3, recalled=True)
+    notice = next(e.message for e in out if isinstance(e, Broadcast) and e.message.type == "case.called")
+    assert notice.recalled and room.floor == "a"  # type: ignore[union-attr]
+    assert room.case_paused(1, 1, "chair") == []  # not the current call
+    out = room.case_paused(2, 1, "link_lost")
+    assert _broadcast_types(out) == ["case.paused"] and room.floor == "a"
+    assert room.calling is not None and room.calling.paused and room.view_for("pb").calling == room.calling
+    assert room.case_paused(2, 1, "link_lost") == []  # delivered twice
+    assert Room.restore(room.record(), 4).calling == room.calling
+    out = room.case_resumed(2, 1)
+    assert _broadcast_types(out) == ["case.resumed"] and room.calling is not None and not room.calling.paused
+    assert room.case_resumed(2, 1) == []
+    assert _broadcast_types(room.case_ended(2, "closed", 5))[0] == "case.ended" and room.floor == "tinh"

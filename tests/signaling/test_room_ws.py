@@ -14,7 +14,15 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from evidence import Keyring
-from signaling.events import CaseCalled, CaseClosed, SessionClosed, UserDisabled
+from signaling.events import (
+    CaseCalled,
+    CaseClosed,
+    CasePaused,
+    CaseRecalled,
+    CaseResumed,
+    SessionClosed,
+    UserDisabled,
+)
 from signaling.grants import Role
 from signaling.room import RoomOptions
 from signaling.tokens import TokenIssuer, TokenOptions
@@ -351,7 +359,8 @@ async def test_the_call_order_on_the_bus_reaches_every_venue_and_moves_the_floor
             notice = await client.expect("case.called")
             assert notice["call"] == {"call_seq": 1, "ticket_no": 15, "venue": "tien-du",
                                       "announcement_text": "Mời công dân số 15 tại điểm cầu xã Tiên Du.",
-                                      "announcement_audio_url": "/media/announcements/abc.ogg"}
+                                      "announcement_audio_url": "/media/announcements/abc.ogg", "paused": False}
+            assert notice["recalled"] is False
             assert (await client.expect("floor.changed"))["venue"] == "tien-du"
         await venue.expect("mic.changed", participant=venue.participant, muted=False)
         await h.bus.publish(called)  # delivered twice: nothing more
@@ -366,3 +375,33 @@ async def test_the_call_order_on_the_bus_reaches_every_venue_and_moves_the_floor
                                        announcement_text=""))  # a room this node does not serve
         await chair.send({"type": "ping"})
         await chair.expect("pong")
+
+
+async def test_a_recall_is_announced_again_with_the_floor_and_a_pause_reaches_every_page() -> None:
+    async with running_server() as h:
+        chair = await h.connect(h.token(Role.CHAIR, venue="tinh"))
+        venue = await h.connect(h.token(Role.VENUE, venue="tien-du"))
+        await h.bus.publish(CaseCalled(session=ROOM, case="case-7", ticket_no=15, venue="tien-du", call_seq=1,
+                                       announcement_text="Mời công dân có số thứ tự 15."))
+        await chair.expect("floor.changed", venue="tien-du")
+        await chair.send({"type": "floor.give", "venue": "tinh"})
+        await chair.expect("floor.changed", venue="tinh")
+        await h.bus.publish(CaseRecalled(session=ROOM, case="case-7", ticket_no=15, venue="tien-du", call_seq=2,
+                                         announcement_text="Mời công dân có số thứ tự 15.",
+                                         announcement_audio_url="/api/announcements/" + "a" * 64 + ".wav"))
+        for client in (chair, venue):
+            notice = await client.expect("case.called", recalled=True)
+            assert notice["call"]["call_seq"] == 2 and notice["call"]["announcement_audio_url"].endswith(".wav")
+        await chair.expect("floor.changed", venue="tien-du")
+        await h.bus.publish(CasePaused(session=ROOM, case="case-7", ticket_no=15, venue="tien-du", call_seq=2,
+                                       pause_no=1, reason="link_lost"))
+        for client in (chair, venue):
+            paused = await client.expect("case.paused")
+            assert (paused["ticket_no"], paused["pause_no"], paused["reason"]) == (15, 1, "link_lost")
+        late = await h.connect(h.token(Role.VENUE, venue="que-vo"))
+        assert late.welcome["room"]["calling"]["paused"] is True
+        await h.bus.publish(CaseResumed(session=ROOM, case="case-7", ticket_no=15, venue="tien-du", call_seq=2,
+                                        pause_no=1))
+        for client in (chair, venue, late):
+            assert (await client.expect("case.resumed"))["pause_no"] == 1
+        assert [m["type"] for m in chair.seen].count("case.paused") == 1
