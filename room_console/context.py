@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from complaints.workdays import WorkCalendar, default_calendar
 from evidence import Keyring
+from schedules.announcement import SpeechOptions
 from signaling.bus import Bus
 from signaling.connect_tickets import ConnectTicketStore
+from signaling.room_state import RoomStateReader
 from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .csrf import CsrfTokens
@@ -43,3 +45,11 @@ class ConsoleContext:
     attachments_dir: Path | None = None
     # The public tracking page (/tra-cuu): lookups per client address and minute.
     lookup_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(limit=20, window_s=60.0))
+    # The call announcements (espeak-ng WAVs cached under ``speech.cache_dir``, served at
+    # /api/announcements/<sha256>.wav); None: calls carry no audio.
+    speech: SpeechOptions | None = None
+    # Wakes the outbox relay after a commit (it polls anyway): ``OutboxRelay.notify``.
+    notify_outbox: Callable[[], None] | None = None
+    # The live rooms' state as the media nodes store it (Redis; in the embedded mode the room server's
+    # in-memory store); None on a process with neither (the pages then show only what ``schedules`` says).
+    room_states: RoomStateReader | None = None

@@ -130,6 +130,12 @@ ROUTE_LIMITS = RouteLimits([
     _row("POST", "/cases/{case_id}/identity/{petitioner_id}", SMALL_FORM, SIGNED_IN),
     _row("GET", "/intake", NO_BODY, SIGNED_IN),
     _row("POST", "/intake", TEXT_FORM, SIGNED_IN),
+    _row("GET", "/ban-tiep-nhan", NO_BODY, SIGNED_IN),  # the registration desk (schedules.desk)
+    _row("POST", "/ban-tiep-nhan", TEXT_FORM, SIGNED_IN),
+    _row("GET", "/ban-tiep-nhan/phieu/{ticket_id}", NO_BODY, SIGNED_IN),
+    _row("GET", "/api/desk/sessions", NO_BODY, SIGNED_IN),
+    _row("POST", "/api/desk/duplicates", DOCUMENT_JSON, SIGNED_IN),
+    _row("POST", "/api/desk/registrations", DOCUMENT_JSON, SIGNED_IN),
     _row("GET", "/follow-up", NO_BODY, SIGNED_IN),
     _row("GET", "/phien", NO_BODY, SIGNED_IN),
     _row("GET", "/phien/{room}", NO_BODY, SIGNED_IN),
@@ -151,6 +157,9 @@ ROUTE_LIMITS = RouteLimits([
     _row("POST", "/api/petitioners/{petitioner_id}/identity", SMALL_FORM, ACTOR),
     _row("POST", "/api/petitions/{petition_id}/attachments", UPLOAD, ACTOR),
     _row("GET", "/api/attachments/{attachment_id}", NO_BODY, ACTOR),
+    _row("GET", "/api/sessions/{session_id}/queue", NO_BODY, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/queue/{action}", SMALL_FORM, ACTOR),
+    _row("GET", "/api/announcements/{name}", NO_BODY, ACTOR),
 ])
 
 Authenticate = Callable[[Request, Access], Awaitable[None]]

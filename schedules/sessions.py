@@ -81,6 +81,7 @@ __all__ = [
     "cancel_session",
     "close_session",
     "get_session",
+    "live_sessions",
     "open_session",
     "plan_session",
     "postpone_session",
@@ -208,6 +209,19 @@ async def sessions_between(conn: AsyncConnection, start: date, end: date, *,
         cohosted = select(session_cohosts.c.session_id).where(session_cohosts.c.leader == leader)
         query = query.where((reception_sessions.c.host == leader) | reception_sessions.c.id.in_(cohosted))
     ids = (await conn.execute(query.order_by(reception_sessions.c.day, reception_sessions.c.id))).scalars().all()
+    return tuple([await get_session(conn, session_id) for session_id in ids])
+
+
+#: The states in which a session's live room is open (roll call, then receiving citizens).
+LIVE_STATES = (SessionState.OPEN, SessionState.IN_PROGRESS)
+
+
+async def live_sessions(conn: AsyncConnection) -> tuple[SessionRecord, ...]:
+    """The sessions whose live room is open (state open or in progress), the earliest opened first: what
+    the console lists on every process, whichever media node serves the room."""
+    ids = (await conn.execute(
+        select(reception_sessions.c.id).where(reception_sessions.c.state.in_([s.value for s in LIVE_STATES]))
+        .order_by(reception_sessions.c.opened_at, reception_sessions.c.id))).scalars().all()
     return tuple([await get_session(conn, session_id) for session_id in ids])
 
 

@@ -1,4 +1,4 @@
-"""Signaling: the published light modules (tokens, grants, events, bus, protocol, supervisor).
+"""Signaling: the published light modules (tokens, grants, events, bus, protocol, supervisor, room_state).
 
 The room server lives in ``signaling.room`` and is imported by the composition root only.
 Importing this package loads neither aiortc nor fastapi.

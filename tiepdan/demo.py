@@ -55,6 +55,7 @@ from signaling.grants import Role
 from .bots.loops import PALETTE, LoopSpec, VenueLoop, render_tone, render_venue_loop
 from .bots.media import Clip
 from .bots.venue_bot import RequestRefused, VenueBot
+from .session_cli import open_unless_known
 from .settings import Settings
 
 __all__ = ["DemoOptions", "DEMO_VENUES", "run_demo", "Pair", "missing_pairs"]
@@ -223,7 +224,9 @@ async def _start_server(settings: Settings) -> tuple[_Server, asyncio.Task[None]
 async def _open_session(app: Any, venues: Sequence[LoopSpec]) -> None:
     services = app.state.services
     infos = tuple(VenueInfo(venue=s.venue, name=s.name, main=i == 0) for i, s in enumerate(venues))
-    await services.bus.publish(SessionOpened(session=ROOM, venues=infos))
+    async with services.engine.begin() as conn:  # the console lists the sessions the scheduler holds live
+        await open_unless_known(conn, ROOM, infos)
+    await services.bus.publish(SessionOpened(session=ROOM, venues=infos))  # an earlier run's session too
     room_server = app.state.room_server
     async with asyncio.timeout(10):
         while room_server.room(ROOM) is None:

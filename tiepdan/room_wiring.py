@@ -1,7 +1,9 @@
 """Wiring of the room server into the app: settings → :class:`RoomOptions`, the room-state store
 (Redis when configured, so rooms survive a restart), the :class:`RoomServer` on
 ``app.state.room_server`` (roles ``all`` and ``media``) with its media plane: the SFU worker (its
-aiortc self-test runs at start-up), the clients' STUN/TURN servers and TURN secret."""
+aiortc self-test runs at start-up), the clients' STUN/TURN servers and TURN secret. In the embedded
+mode (no Redis) the in-memory room store is also the console's reader of the rooms' state
+(``ConsoleContext.room_states``); with Redis the console reads what the store writes there."""
 
 from __future__ import annotations
 
@@ -51,8 +53,14 @@ async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitSta
     settings = services.settings
     if settings.process_role not in ("all", "media"):
         return None
-    store: RoomStore = (RedisRoomStore.connect(settings.redis_url, settings.redis_prefix)
-                        if settings.redis_url else MemoryRoomStore())
+    store: RoomStore
+    if settings.redis_url:
+        store = RedisRoomStore.connect(settings.redis_url, settings.redis_prefix)
+    else:
+        store = memory = MemoryRoomStore()
+        console = getattr(app.state, "console", None)
+        if console is not None and console.room_states is None:
+            console.room_states = memory  # the console reads the rooms' state from the same store
     server = RoomServer(options=room_options(settings), issuer=services.issuer, verifier=services.verifier,
                         bus=services.bus, store=store, metrics=services.metrics,
                         media=media_options(settings), supervisor=services.supervisor)

@@ -61,7 +61,8 @@ from signaling.grants import Grant
 from .cli_database import open_server_database
 from .settings import Settings
 
-__all__ = ["run_session_command", "parse_venues", "parse_caps", "SessionInputError", "CLI_ACTOR"]
+__all__ = ["run_session_command", "parse_venues", "parse_caps", "SessionInputError", "CLI_ACTOR",
+           "open_unless_known"]
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 MAX_VENUES = MAX_SESSION_VENUES
@@ -180,6 +181,17 @@ async def _open(conn: AsyncConnection, args: argparse.Namespace, room: str, venu
         record = await scheduler.open_session(conn, room, actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)
     await start_session(conn, room, actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)
     return added
+
+
+async def open_unless_known(conn: AsyncConnection, room: str, venues: tuple[VenueInfo, ...]) -> bool:
+    """``session open ROOM --venue …`` for the composition root's own session (the demo), unless the scheduler
+    already knows ``room`` (an earlier run's session stays as it is); True when it was opened now."""
+    try:
+        await get_session(conn, room)
+    except UnknownSession:
+        await _open(conn, argparse.Namespace(main=None, host=None), room, venues, {})
+        return True
+    return False
 
 
 async def run_session_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from room_console import ConsoleContext, ConsoleOptions, t
 from room_console.accounts import count_users, create_setup_invitation
 from room_console.csrf import CsrfTokens
+from schedules.announcement import SpeechOptions
 from signaling.connect_tickets import ConnectTicketStore, MemoryConnectTicketStore, RedisConnectTicketStore
+from signaling.room_state import RedisRoomStateReader, RoomStateReader
 
 from .settings import Settings
 
@@ -38,14 +40,18 @@ def console_options(settings: Settings) -> ConsoleOptions:
     )
 
 
-async def _connect_ticket_store(settings: Settings, stack: AsyncExitStack) -> ConnectTicketStore:
+async def _redis_stores(settings: Settings,
+                        stack: AsyncExitStack) -> tuple[ConnectTicketStore, RoomStateReader | None]:
+    """The connect-ticket store and the reader of the live rooms' state: on Redis when configured (one
+    client); else the tickets in memory and no reader yet (the embedded room server's store becomes it)."""
     if not settings.redis_url:
-        return MemoryConnectTicketStore()
+        return MemoryConnectTicketStore(), None
     from redis.asyncio import Redis
 
     client = Redis.from_url(settings.redis_url)
     stack.push_async_callback(client.aclose)
-    return RedisConnectTicketStore(client, settings.redis_prefix)
+    return (RedisConnectTicketStore(client, settings.redis_prefix),
+            RedisRoomStateReader(client, settings.redis_prefix))
 
 
 def _base_url(settings: Settings) -> str:
@@ -73,13 +79,15 @@ async def announce_first_admin(settings: Settings, console: ConsoleContext) -> s
 
 async def wire_console(app: FastAPI, services: Services, stack: AsyncExitStack) -> ConsoleContext:
     settings = services.settings
-    connect_tickets = await _connect_ticket_store(settings, stack)
+    connect_tickets, room_states = await _redis_stores(settings, stack)
     app.state.connect_tickets = connect_tickets
     console = ConsoleContext(engine=services.engine, bus=services.bus, issuer=services.issuer,
-                             connect_tickets=connect_tickets,
+                             connect_tickets=connect_tickets, room_states=room_states,
                              options=console_options(settings), csrf=CsrfTokens.from_keyring(services.keyring),
                              keyring=services.keyring,
-                             verifier=services.verifier, attachments_dir=settings.data_dir / "attachments")
+                             verifier=services.verifier, attachments_dir=settings.data_dir / "attachments",
+                             speech=SpeechOptions(cache_dir=settings.data_dir / "announcements"),
+                             notify_outbox=services.outbox.notify)
     app.state.console = console
     if settings.process_role in ("all", "control"):
         await announce_first_admin(settings, console)

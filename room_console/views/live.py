@@ -1,7 +1,10 @@
 """Pages of the live session (phiên tiếp công dân trực tuyến): the list of open rooms and one room's page.
 
-* ``GET /phien``: the live rooms open on this node that the signed-in user may enter, with their venues
-  (read from the room server, ``app.state.room_server``).
+* ``GET /phien``: the live sessions the signed-in user may enter, with their venues: the sessions that
+  ``schedules`` holds open or in progress (the database), whichever media node serves their room, and
+  for each what the room store says of it (:mod:`signaling.room_state`: which venues are connected; none
+  while no media node has opened the room yet). The console never reads a room server's memory, so every
+  page works on a ``--role control`` process as on the embedded one.
 * ``GET /phien/{room}``: the page of one room, rendered for the user: the chair's view (grant
   ``moderate``), a venue operator's view (role ``venue``) or a viewer (e.g. the secretary, with the
   closed-segment request). The page's scripts (``/static/live*.js``) connect to ``/ws`` with a connect
@@ -14,30 +17,36 @@
 
 A user whose account names a venue may only enter rooms that include it (the room server would refuse
 the connection with ``venue_not_in_room`` anyway): such rooms are left out of the list and answered 403.
+A session that is not open (planned, closed, cancelled …) or unknown is answered 404 ``room_unknown``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schedules import SessionRecord, UnknownSession, get_session, live_sessions
+from schedules.sessions import LIVE_STATES
 from signaling.events import VenueInfo
 from signaling.grants import Grant, Role
+from signaling.room_state import RoomStateError, RoomSummary
 
 from ..accounts import User
+from ..context import ConsoleContext
 from ..errors import Forbidden
 from ..i18n import catalogue, t
 from ..routes import Console, CurrentUser, access_token_for, render_error_text, render_page
 
-__all__ = ["router", "LiveRoom", "OpenRooms", "open_rooms_for", "view_of", "CAMERA_MAX_BITRATE",
+__all__ = ["router", "LiveRoom", "live_rooms_for", "live_room", "view_of", "CAMERA_MAX_BITRATE",
            "CAMERA_LOW_MAX_BITRATE"]
 
+log = logging.getLogger("room_console.live")
 router = APIRouter()
 
 #: the camera layer's cap when the venue has no ``max_kbps`` of its own (bits per second)
@@ -49,45 +58,60 @@ _ROOM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 @dataclass(frozen=True)
 class LiveRoom:
+    """A live session as the pages show it: its room id (the session id), its venues (from ``schedules``)
+    and, when a media node has the room open, the room store's summary of it."""
+
     room: str
     venues: tuple[VenueInfo, ...]
+    summary: RoomSummary | None = None
+
+    @classmethod
+    def of(cls, record: SessionRecord) -> LiveRoom:
+        return cls(record.id, tuple(v.info() for v in record.venues))
 
     def venue(self, venue: str | None) -> VenueInfo | None:
         return next((v for v in self.venues if v.venue == venue), None)
 
-
-@runtime_checkable
-class OpenRooms(Protocol):
-    """What the pages read of the room server (``app.state.room_server``; the console does not import it)."""
-
     @property
-    def closed(self) -> bool: ...
-
-    def open_rooms(self) -> Sequence[tuple[str, tuple[VenueInfo, ...]]]: ...
-
-
-def _room_server(request: Request) -> OpenRooms | None:
-    server = getattr(request.app.state, "room_server", None)
-    return server if isinstance(server, OpenRooms) and not server.closed else None
+    def connected_venues(self) -> tuple[str, ...]:
+        return self.summary.connected_venues if self.summary is not None else ()
 
 
-def _open_room(request: Request, room: str) -> LiveRoom | None:
-    server = _room_server(request)
-    if server is None or not _ROOM_ID.match(room):
+async def _with_summary(console: ConsoleContext, room: LiveRoom) -> LiveRoom:
+    """``room`` with the room store's summary (left out, and logged, when the store cannot be read: the page
+    still works and its script learns the state over ``/ws``)."""
+    if console.room_states is None:
+        return room
+    try:
+        return replace(room, summary=await console.room_states.room_summary(room.room))
+    except RoomStateError as exc:
+        log.warning("room state unreadable", extra={"ctx": {"room": room.room, "error": str(exc)}})
+        return room
+
+
+async def live_room(console: ConsoleContext, room: str) -> LiveRoom | None:
+    """The live session ``room`` (open or in progress in ``schedules``), else None."""
+    if not _ROOM_ID.match(room):
         return None
-    return next((LiveRoom(room, venues) for name, venues in server.open_rooms() if name == room), None)
+    async with console.engine.connect() as conn:
+        try:
+            record = await get_session(conn, room)
+        except UnknownSession:
+            return None
+    return LiveRoom.of(record) if record.state in LIVE_STATES else None
 
 
 def _may_enter(user: User, room: LiveRoom) -> bool:
     return user.has(Grant.SUBSCRIBE) and (user.venue is None or room.venue(user.venue) is not None)
 
 
-def open_rooms_for(server: OpenRooms | None, user: User) -> list[LiveRoom]:
-    """The open rooms ``user`` may enter (the same checks as the room server's admission)."""
-    if server is None:
-        return []
-    rooms = [LiveRoom(room, venues) for room, venues in server.open_rooms()]
-    return [room for room in rooms if _may_enter(user, room)]
+async def live_rooms_for(console: ConsoleContext, user: User) -> list[LiveRoom]:
+    """The live sessions ``user`` may enter (the same checks as the room server's admission), with their
+    room summaries."""
+    async with console.engine.connect() as conn:
+        records = await live_sessions(conn)
+    rooms = [LiveRoom.of(record) for record in records]
+    return [await _with_summary(console, room) for room in rooms if _may_enter(user, room)]
 
 
 def view_of(user: User) -> str:
@@ -117,6 +141,7 @@ def _page_config(user: User, room: LiveRoom, view: str) -> dict[str, Any]:
         "publish": publishes,
         "moderate": user.has(Grant.MODERATE),
         "closedSegment": user.has(Grant.CLOSED_SEGMENT),
+        "callQueue": user.has(Grant.CALL_QUEUE),
         "cameraMaxBitrate": max_bitrate,
         "cameraLowMaxBitrate": CAMERA_LOW_MAX_BITRATE,
         "protocol": 1,
@@ -133,14 +158,14 @@ class TokenRequest(BaseModel):
 async def live_rooms_page(request: Request, console: Console, signed: CurrentUser) -> Response:
     if not signed.user.has(Grant.SUBSCRIBE):
         raise Forbidden("subscribe grant missing")
-    rooms = open_rooms_for(_room_server(request), signed.user)
+    rooms = await live_rooms_for(console, signed.user)
     return render_page(console, "live/rooms.html", signed, rooms=rooms)
 
 
 @router.get("/phien/{room}")
 async def live_room_page(request: Request, console: Console, signed: CurrentUser, room: str) -> Response:
     user = signed.user
-    live = _open_room(request, room)
+    live = await live_room(console, room)
     if live is None:
         return render_error_text(404, t("live.page.room_unknown"))
     if not user.has(Grant.SUBSCRIBE):
@@ -161,7 +186,7 @@ async def live_token(request: Request, console: Console, signed: CurrentUser) ->
     except ValidationError:
         return JSONResponse({"error": "bad_request", "message": t("live.error.request")}, status_code=422)
     user = signed.user
-    live = _open_room(request, body.room)
+    live = await live_room(console, body.room)
     if live is None:
         return JSONResponse({"error": "room_unknown", "message": t("live.page.room_unknown")}, status_code=404)
     if not _may_enter(user, live):

@@ -47,6 +47,9 @@ from ..events import (
     CaseAbsent,
     CaseCalled,
     CaseClosed,
+    CasePaused,
+    CaseRecalled,
+    CaseResumed,
     CaseSkipped,
     Event,
     LoginSessionEnded,
@@ -217,6 +220,20 @@ class RoomServer:
                             announcement_text=event.announcement_text,
                             announcement_audio_url=event.announcement_audio_url)
             await self._call_order(event.session, lambda state: state.case_called(call, self.clock()))
+        elif isinstance(event, CaseRecalled):
+            again = CallView(call_seq=event.call_seq, ticket_no=event.ticket_no, venue=event.venue,
+                             announcement_text=event.announcement_text or "",
+                             announcement_audio_url=event.announcement_audio_url)
+            await self._call_order(event.session,
+                                   lambda state: state.case_called(again, self.clock(), recalled=True))
+        elif isinstance(event, CasePaused):
+            paused = event
+            await self._call_order(event.session,
+                                   lambda state: state.case_paused(paused.call_seq, paused.pause_no, paused.reason))
+        elif isinstance(event, CaseResumed):
+            resumed = event
+            await self._call_order(event.session,
+                                   lambda state: state.case_resumed(resumed.call_seq, resumed.pause_no))
         elif isinstance(event, CaseClosed | CaseSkipped | CaseAbsent):
             outcome: Literal["closed", "skipped", "absent"] = (
                 "closed" if isinstance(event, CaseClosed) else "skipped" if isinstance(event, CaseSkipped)

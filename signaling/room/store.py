@@ -5,7 +5,9 @@ Both stores keep the same contract (``tests/signaling/test_room_store.py`` runs 
 room, ``close`` releases resources and is idempotent; any call after ``close`` raises
 :class:`StoreError`. ``RedisRoomStore`` keeps each record under ``{prefix}room:{room}`` and the
 index of rooms in the set ``{prefix}rooms``, so that a media node killed with SIGKILL finds its
-rooms (presence, floor, lobby, hands, lock, closed segment) when it starts again.
+rooms (presence, floor, lobby, hands, lock, closed segment) when it starts again. With each record it
+writes the room's published summary (:func:`summary_of`, under ``{prefix}room-summary:{room}``) that
+the console reads (:mod:`signaling.room_state`); ``MemoryRoomStore`` answers the same reads itself.
 
 Besides the rooms, the store keeps the room servers' denylists, shared by every media node on one
 Redis: disabled accounts (``{prefix}disabled-accounts``) and ended console login sessions
@@ -21,10 +23,20 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ..room_state import RoomSummary, summary_key
 from .errors import StoreError
 from .moderation import RoomRecord
 
-__all__ = ["RoomStore", "MemoryRoomStore", "RedisRoomStore"]
+__all__ = ["RoomStore", "MemoryRoomStore", "RedisRoomStore", "summary_of"]
+
+
+def summary_of(record: RoomRecord) -> RoomSummary:
+    """What other processes may read of a room (:mod:`signaling.room_state`): the venues with an admitted
+    participant, the ticket being received."""
+    present = {m.venue for m in record.members if m.status == "admitted" and m.venue is not None}
+    return RoomSummary(room=record.room, connected_venues=tuple(v.venue for v in record.venues if v.venue in present),
+                       calling_ticket_no=record.calling.ticket_no if record.calling is not None else None,
+                       version=record.version)
 
 
 class RoomStore(Protocol):
@@ -82,6 +94,11 @@ class MemoryRoomStore:
     async def delete(self, room: str) -> None:
         self._check()
         self._records.pop(room, None)
+
+    async def room_summary(self, room: str) -> RoomSummary | None:
+        """The :class:`~signaling.room_state.RoomStateReader` of the embedded mode (the console's)."""
+        stored = self._records.get(room)
+        return summary_of(RoomRecord.model_validate_json(stored)) if stored is not None else None
 
     async def remember_disabled(self, sub: str, until: float) -> None:
         self._check()
@@ -147,6 +164,7 @@ class RedisRoomStore:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self._key(record.room), record.model_dump_json())
+                pipe.set(summary_key(self._prefix, record.room), summary_of(record).model_dump_json())
                 pipe.sadd(self._index, record.room)
                 await pipe.execute()
         except RedisError as exc:
@@ -176,7 +194,7 @@ class RedisRoomStore:
         self._check()
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._key(room))
+                pipe.delete(self._key(room), summary_key(self._prefix, room))
                 pipe.srem(self._index, room)
                 await pipe.execute()
         except RedisError as exc:

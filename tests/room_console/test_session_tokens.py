@@ -19,7 +19,7 @@ from complaints.tables import audit_events
 from room_console.accounts import User, add_user, secret_hash, set_password
 from room_console.context import ConsoleContext
 from room_console.options import ConsoleOptions
-from signaling.events import LoginSessionEnded, SessionOpened, VenueInfo, parse_event
+from signaling.events import LoginSessionEnded, parse_event
 from signaling.grants import Role
 from signaling.outbox import outbox
 from signaling.room import AdmissionRefused, RoomServer
@@ -27,6 +27,7 @@ from signaling.tokens import Claims
 from tiepdan.app import create_app
 
 from ._helpers import PASSWORD, page_token, sign_in
+from ._live_sessions import open_live_session
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +39,9 @@ async def app(make_settings) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyp
     application = create_app(make_settings())
     async with application.router.lifespan_context(application):
         server: RoomServer = application.state.room_server
-        await application.state.services.bus.publish(SessionOpened(session=ROOM, venues=(
-            VenueInfo(venue="main", name="Trụ sở Tiếp công dân tỉnh", main=True),
-            VenueInfo(venue="tien-du", name="Điểm cầu xã Tiên Du"))))
+        # the console learns live sessions from the scheduler (the database), the room server from the bus
+        await open_live_session(application.state.console.engine, ROOM, [
+            ("main", "Trụ sở Tiếp công dân tỉnh"), ("tien-du", "Điểm cầu xã Tiên Du")])
         async with asyncio.timeout(5):
             while server.room(ROOM) is None:
                 await asyncio.sleep(0.01)

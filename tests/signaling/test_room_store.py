@@ -61,3 +61,18 @@ async def check_store_contract(store: RoomStore) -> None:
 
 async def test_memory_store_keeps_the_contract() -> None:
     await check_store_contract(MemoryRoomStore())
+
+
+async def test_the_memory_store_is_the_embedded_modes_reader_of_the_room_summary() -> None:
+    from signaling.room_state import RoomStateReader, RoomSummary
+
+    store = MemoryRoomStore()
+    assert isinstance(store, RoomStateReader)
+    assert await store.room_summary("r1") is None
+    record = sample_record("r1")
+    await store.save(record)
+    # admitted: the chair (tinh) and pa (a); pb of venue a waits in the lobby of the locked room
+    assert await store.room_summary("r1") == RoomSummary(room="r1", connected_venues=("tinh", "a"),
+                                                         version=record.version)
+    await store.delete("r1")
+    assert await store.room_summary("r1") is None

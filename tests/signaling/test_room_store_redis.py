@@ -7,6 +7,7 @@ import websockets
 from redis.asyncio import Redis
 
 from signaling.room import RedisRoomStore, StoreError
+from signaling.room_state import RedisRoomStateReader, RoomStateError, RoomSummary
 
 from .test_room_store import check_store_contract, sample_record
 
@@ -24,15 +25,15 @@ async def test_redis_store_keeps_keys_under_its_prefix_and_reports_a_malformed_r
     client = Redis.from_url(redis_base_url)
     try:
         keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
-        assert keys == [f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
+        assert keys == [f"{redis_prefix}room-summary:r1", f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
         await store.remember_disabled("user:9", 4102444800.0)
         await store.remember_ended_session("5e55101a" * 4, 4102444800.0)
         keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
         assert keys == [f"{redis_prefix}disabled-accounts", f"{redis_prefix}ended-login-sessions",
-                        f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
+                        f"{redis_prefix}room-summary:r1", f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
         await client.delete(f"{redis_prefix}disabled-accounts", f"{redis_prefix}ended-login-sessions")
         keys = sorted(k.decode() for k in await client.keys(f"{redis_prefix}*"))
-        assert keys == [f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
+        assert keys == [f"{redis_prefix}room-summary:r1", f"{redis_prefix}room:r1", f"{redis_prefix}rooms"]
         await client.set(f"{redis_prefix}room:r1", "{broken")
         with pytest.raises(StoreError):
             await store.load_all()
@@ -70,3 +71,33 @@ async def test_a_disabled_account_stays_refused_after_the_node_restarts(redis_ba
         async with websockets.connect(h.url, additional_headers={"Authorization": f"Bearer {other}"},
                                       open_timeout=5):
             pass  # another account of the same venue is let in
+
+
+async def test_the_room_summary_is_readable_from_redis_without_the_room_server(
+        redis_base_url: str, redis_prefix: str) -> None:
+    """What a control process reads (:mod:`signaling.room_state`): written with each record, gone with the room."""
+    store = RedisRoomStore.connect(redis_base_url, redis_prefix)
+    client = Redis.from_url(redis_base_url)
+    reader = RedisRoomStateReader(client, redis_prefix)
+    try:
+        assert await reader.room_summary("r1") is None
+        record = sample_record("r1")
+        await store.save(record)
+        # admitted: the chair (tinh) and pa (a); pb of venue a waits in the lobby of the locked room
+        assert await reader.room_summary("r1") == RoomSummary(room="r1", connected_venues=("tinh", "a"),
+                                                              version=record.version)
+        await store.delete("r1")
+        assert await reader.room_summary("r1") is None
+        await client.set(f"{redis_prefix}room-summary:r1", "{broken")
+        with pytest.raises(RoomStateError):
+            await reader.room_summary("r1")
+    finally:
+        await client.delete(f"{redis_prefix}room-summary:r1")
+        await client.aclose()
+        await store.close()
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(RoomStateError):
+            await RedisRoomStateReader(unreachable, "nowhere:").room_summary("r1")
+    finally:
+        await unreachable.aclose()
