@@ -22,7 +22,8 @@ from .context import ConsoleContext
 from .errors import Forbidden, NotSignedIn
 from .security import read_session_id
 
-__all__ = ["Actor", "CASE_VIEW_GRANTS", "CASE_EDIT_GRANTS", "current_actor", "CurrentActor", "require_any"]
+__all__ = ["Actor", "CASE_VIEW_GRANTS", "CASE_EDIT_GRANTS", "current_actor", "CurrentActor", "require_any",
+           "request_session_user"]
 
 # Seeing cases in full (search, case file): the people who handle them.
 CASE_VIEW_GRANTS = frozenset({Grant.INTAKE, Grant.MINUTES, Grant.REPORTS, Grant.APPROVE})
@@ -67,14 +68,33 @@ def _console(request: Request) -> ConsoleContext:
     return console
 
 
-async def current_actor(request: Request) -> Actor:
+_SESSION_USER = "console_session_user"  # request.state: (session id, user) or None, once looked up
+
+
+async def request_session_user(request: Request) -> tuple[str, accounts.User] | None:
+    """The request's console session and its user, or None; looked up once per request, so the edge's
+    body check (:mod:`room_console.request_limits`) and the route share one database round trip."""
+    if hasattr(request.state, _SESSION_USER):
+        cached: tuple[str, accounts.User] | None = getattr(request.state, _SESSION_USER)
+        return cached
     console = _console(request)
+    found: tuple[str, accounts.User] | None = None
     session_id = read_session_id(request, console.options)
     if session_id is not None:
         async with console.engine.begin() as conn:
             user = await accounts.session_user(conn, session_id, now=console.clock(), options=console.options)
         if user is not None:
-            return Actor(user.id, user.display_name, user.grants, user.unit, session_id)
+            found = (session_id, user)
+    setattr(request.state, _SESSION_USER, found)
+    return found
+
+
+async def current_actor(request: Request) -> Actor:
+    console = _console(request)
+    signed = await request_session_user(request)
+    if signed is not None:
+        session_id, user = signed
+        return Actor(user.id, user.display_name, user.grants, user.unit, session_id)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token and console.verifier is not None:

@@ -25,6 +25,7 @@ from signaling.grants import ROLE_LABELS_VI, Grant, Role
 
 from . import accounts
 from .accounts import User
+from .actor import request_session_user
 from .context import ConsoleContext
 from .errors import ConsoleError, Forbidden, InvalidCredentials, InvitationInvalid, LoginRateLimited, NotSignedIn
 from .errors import http_status as error_status
@@ -80,12 +81,11 @@ class SignedIn:
 
 
 async def optional_user(request: Request, console: Console) -> SignedIn | None:
-    session_id = read_session_id(request, console.options)
-    if session_id is None:
+    signed = await request_session_user(request)
+    if signed is None:
         return None
-    async with console.engine.begin() as conn:
-        user = await accounts.session_user(conn, session_id, now=console.clock(), options=console.options)
-    return None if user is None else SignedIn(user, session_id, console.csrf.session_token(session_id))
+    session_id, user = signed
+    return SignedIn(user, session_id, console.csrf.session_token(session_id))
 
 
 OptionalUser = Annotated[SignedIn | None, Depends(optional_user)]
