@@ -1,8 +1,8 @@
 """The complaint database: petitions, cases, classification, duplicates, deadlines, follow-up.
 
 This module re-exports the pure, sans-I/O cores (enumerations, identity numbers, tracking codes,
-duplicate detection, the working-day calendar, legal deadlines, group delegation). The database
-layer lives in its own modules and is imported from them explicitly.
+duplicate detection, the working-day calendar, legal deadlines, group delegation, the rules of the
+case dossier). The database layer lives in its own modules and is imported from them explicitly.
 """
 
 from __future__ import annotations
@@ -27,6 +27,19 @@ from .delegation import (
     representative_limits,
     validate_delegation,
 )
+from .dossier_rules import (
+    DirectiveProgress,
+    Finding,
+    ReceptionFact,
+    RefusalAssessment,
+    RefusalCheck,
+    RefusalCondition,
+    RefusalFacts,
+    RefusalLevel,
+    assess_refusal,
+    directive_progress,
+    reception_number,
+)
 from .duplicates import (
     MATCH_THRESHOLD,
     AdminAlias,
@@ -38,6 +51,7 @@ from .duplicates import (
     MatchHow,
     blocking_keys,
     compare,
+    fold_spelling,
     fold_text,
     rank,
 )
@@ -127,9 +141,11 @@ __all__ = [
     "DeadlineResult",
     "DeadlineRule",
     "DelegationProblem",
+    "DirectiveProgress",
     "DueStatus",
     "DurationUnit",
     "FieldMatch",
+    "Finding",
     "GROUP_THRESHOLD",
     "HandlingDirection",
     "IdDocumentKind",
@@ -151,9 +167,15 @@ __all__ = [
     "PetitionerRole",
     "PetitionerType",
     "PriorHandling",
+    "ReceptionFact",
     "ReceptionForm",
     "ReceptionOutcome",
     "ReceptionType",
+    "RefusalAssessment",
+    "RefusalCheck",
+    "RefusalCondition",
+    "RefusalFacts",
+    "RefusalLevel",
     "RefusalReason",
     "ResolutionResult",
     "Sex",
@@ -165,6 +187,7 @@ __all__ = [
     "UnknownEnumValue",
     "WorkCalendar",
     "YearNotice",
+    "assess_refusal",
     "blocking_keys",
     "check_character",
     "check_delegation",
@@ -173,6 +196,8 @@ __all__ = [
     "compute_deadline",
     "deadline",
     "default_calendar",
+    "directive_progress",
+    "fold_spelling",
     "fold_text",
     "format_tracking_code",
     "generate_tracking_code",
@@ -186,6 +211,7 @@ __all__ = [
     "parse_personal_id",
     "parse_tracking_code",
     "rank",
+    "reception_number",
     "representative_limits",
     "validate_delegation",
     "working_days_left",

@@ -61,6 +61,7 @@ __all__ = [
     "MatchHow",
     "blocking_keys",
     "compare",
+    "fold_spelling",
     "fold_text",
     "key_weight",
     "rank",
@@ -169,12 +170,53 @@ class _StripMarks(dict[int, str]):
 _STRIP_MARKS = _StripMarks()
 
 
+#: Initial consonants after which a lone ``y`` is the whole rhyme and is written ``i`` as well (Sĩ/Sỹ,
+#: Kì/Kỳ, Lí/Lý, Mĩ/Mỹ). Not ``qu`` (Quý: its ``u`` is a glide, the brief never folds ``uy``) nor ``gi``.
+_I_Y_ONSETS = "b|c|ch|d|đ|g|gh|h|k|kh|l|m|n|ng|ngh|nh|p|ph|r|s|t|th|tr|v|x"
+_FOLDED_Y = re.compile(rf"\b({_I_Y_ONSETS})y\b")
+_TONES = "\u0300\u0301\u0303\u0309\u0323"  # huyền, sắc, ngã, hỏi, nặng (combining, after NFD)
+_WORD = re.compile(r"[^\W\d_]+")
+_Y_WORD = re.compile(rf"({_I_Y_ONSETS})y", re.IGNORECASE)
+_GLIDE_WORD = re.compile(rf"({_I_Y_ONSETS}|)(o[ae]|uy)", re.IGNORECASE)
+
+
+def _fold_word(word: str) -> str:
+    decomposed = unicodedata.normalize("NFD", word)
+    tones = [c for c in decomposed if c in _TONES]
+    if len(tones) > 1:
+        return word  # not a Vietnamese syllable
+    base = unicodedata.normalize("NFC", "".join(c for c in decomposed if c not in _TONES))
+    if _Y_WORD.fullmatch(base):
+        base = base[:-1] + ("I" if base[-1] == "Y" else "i")
+    elif not tones or not _GLIDE_WORD.fullmatch(base):
+        return word
+    # the tone goes on the last vowel: Sỹ → Sĩ, hòa → hoà, khỏe → khoẻ, thúy → thuý
+    return unicodedata.normalize("NFC", base + "".join(tones))
+
+
+def fold_spelling(text: str) -> str:
+    """One spelling of the Vietnamese variants that a desk sees every day, diacritics kept (NFC):
+
+    * ``y`` as the whole rhyme after an initial consonant is written ``i`` (``Sỹ`` → ``Sĩ``, ``Kỳ`` →
+      ``Kì``, ``Lý`` → ``Lí``, ``Mỹ`` → ``Mĩ``; the two spellings are interchangeable there);
+    * in an open syllable with the glide ``oa``, ``oe`` or ``uy`` the tone mark sits on the last vowel,
+      the "new" placement (``hòa`` → ``hoà``, ``khỏe`` → ``khoẻ``, ``Thúy`` → ``Thuý``).
+
+    Nothing else changes: ``ay``/``ây`` (``tay`` ≠ ``tai``), ``uy`` (``Thúy`` ≠ ``Thúi``), ``quy``,
+    a ``y`` that begins a word (``Yên``) or stands alone (``ý``), and syllables with a final consonant
+    (``hoàng``, ``huýt``) are left as written. Idempotent; case is kept. Pure."""
+    return _WORD.sub(lambda m: _fold_word(m.group(0)), unicodedata.normalize("NFC", text))
+
+
 def fold_text(text: str) -> str:
     """Lower-case ASCII skeleton: diacritics removed, ``đ``/``Đ`` → ``d``, punctuation → space, spaces
-    collapsed. ``fold_text("  Đặng  THỊ Hồng ") == "dang thi hong"``."""
+    collapsed, and the ``i``/``y`` variants of :func:`fold_spelling` written ``i`` (the tone placement
+    no longer matters once the marks are gone). ``fold_text("  Đặng  THỊ Hồng ") == "dang thi hong"``,
+    ``fold_text("Lê Văn Sỹ") == fold_text("Lê Văn Sĩ") == "le van si"``; ``fold_text(fold_text(x)) ==
+    fold_text(x)``. The stored ``*_norm`` columns hold it (migration 0011 refolded them)."""
     if not text.isascii():
         text = text.translate(_STRIP_MARKS)
-    return _NON_WORD.sub(" ", text.lower()).strip()
+    return _FOLDED_Y.sub(r"\1i", _NON_WORD.sub(" ", text.lower()).strip())
 
 
 def _soft(text: str) -> str:
@@ -331,12 +373,16 @@ def _parse_address(text: str) -> list[_Part]:
 class AdminAlias:
     """One renamed or merged administrative unit: ``old`` → ``new`` (both with their type word, e.g.
     ``"huyện Tiên Du"`` → ``"xã Tiên Du"``), optionally limited to addresses naming ``province``
-    (old or new name). ``source`` names the resolution (e.g. NQ 1658/NQ-UBTVQH15)."""
+    (old or new name) and to addresses naming the old ``district`` (numbered wards: "Phường 12" is a
+    different place in every old district). ``source`` names the resolution (e.g. NQ 1658/NQ-UBTVQH15);
+    ``verified``: checked against the resolution's text (the data file says how)."""
 
     old: str
     new: str
     province: str = ""
     source: str = ""
+    district: str = ""
+    verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -344,7 +390,7 @@ class AliasTable:
     """Old → new administrative names, as data (loaded from the database or a file)."""
 
     aliases: tuple[AdminAlias, ...] = ()
-    _index: dict[str, list[tuple[str | None, _Part, str]]] = field(
+    _index: dict[str, list[tuple[str | None, _Part, str, str]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -355,14 +401,18 @@ class AliasTable:
                 raise ValueError("Mỗi dòng quy đổi địa danh phải gồm đúng một đơn vị hành chính cũ và một mới.")
             old, new = old_parts[0], new_parts[0]
             province = _parse_address(alias.province)
-            self._index.setdefault(old.name, []).append((old.level, new, province[0].name if province else ""))
+            district = _parse_address(alias.district)
+            self._index.setdefault(old.name, []).append(
+                (old.level, new, province[0].name if province else "", district[0].name if district else ""))
 
     @classmethod
-    def from_rows(cls, rows: Iterable[Mapping[str, str]]) -> AliasTable:
-        """Build from rows with keys ``old``, ``new`` and optional ``province``, ``source``."""
+    def from_rows(cls, rows: Iterable[Mapping[str, object]]) -> AliasTable:
+        """Build from rows with keys ``old``, ``new`` and optional ``province``, ``district``, ``source``,
+        ``verified``."""
         return cls(
             tuple(
-                AdminAlias(row["old"], row["new"], row.get("province", ""), row.get("source", ""))
+                AdminAlias(str(row["old"]), str(row["new"]), str(row.get("province", "")), str(row.get("source", "")),
+                           str(row.get("district", "")), bool(row.get("verified", False)))
                 for row in rows
             )
         )
@@ -370,10 +420,12 @@ class AliasTable:
     def resolve(self, parts: Sequence[_Part]) -> tuple[list[_Part], bool]:
         """Rewrite old unit names in ``parts``; also whether anything was rewritten.
 
-        A scoped alias applies when the address names its province, under the old or the new name.
+        A scoped alias applies when the address names its province, under the old or the new name, and
+        its old district (a district-level part, or an untyped one: "Phường 12, Quận 3" or "P.12, Q.3").
         """
         names = {p.name for p in parts}
-        names |= {new.name for p in parts for _, new, _ in self._index.get(p.name, ())}
+        names |= {new.name for p in parts for _, new, _, _ in self._index.get(p.name, ())}
+        districts = {p.name for p in parts if p.level in (_DISTRICT, None)}
         has_commune = any(p.level == _COMMUNE for p in parts)
         out: list[_Part] = []
         changed = False
@@ -382,9 +434,9 @@ class AliasTable:
             if has_commune and part.level == _DISTRICT:
                 out.append(part)  # the commune decides; the old district is dropped when compared
                 continue
-            for old_level, new, province in self._index.get(part.name, ()):
+            for old_level, new, province, district in self._index.get(part.name, ()):
                 level_ok = old_level is None or part.level is None or part.level == old_level
-                if level_ok and (not province or province in names):
+                if level_ok and (not province or province in names) and (not district or district in districts):
                     replacement = new
                     break
             out.append(replacement if replacement is not None else part)
@@ -586,9 +638,11 @@ def _places(address: str) -> list[str]:
     district, city (not the province: it holds everyone). All levels give the same kind of key: after the
     2025 reform one person's address is written with the old or the new commune, or with the old district
     or city only, and the village or street stays; a merged commune often took its old district's name.
-    A bare house number places nobody."""
-    return sorted({p.name for p in _parse_address(address)
-                   if p.level in _PLACE_LEVELS and not p.name.replace(" ", "").isdigit()})
+    A bare house number places nobody. A unit renamed or merged in 2025 (:func:`default_aliases`) also
+    gives its new name, so an address written before the merger shares a key with one written after."""
+    parts = _parse_address(address)
+    named = parts + default_aliases().resolve(parts)[0] if parts else parts
+    return sorted({p.name for p in named if p.level in _PLACE_LEVELS and not p.name.replace(" ", "").isdigit()})
 
 
 def blocking_keys(record: IntakeRecord) -> frozenset[str]:

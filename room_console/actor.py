@@ -38,6 +38,7 @@ class Actor:
     grants: frozenset[Grant]
     unit: str | None = None
     session_id: str | None = None  # a signed-in official; None for a service token
+    venue: str | None = None  # the venue an account or token is bound to (a venue operator, a display)
 
     @property
     def label(self) -> str:
@@ -94,7 +95,7 @@ async def current_actor(request: Request) -> Actor:
     signed = await request_session_user(request)
     if signed is not None:
         session_id, user = signed
-        return Actor(user.id, user.display_name, user.grants, user.unit, session_id)
+        return Actor(user.id, user.display_name, user.grants, user.unit, session_id, user.venue)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token and console.verifier is not None:
@@ -107,7 +108,8 @@ async def current_actor(request: Request) -> Actor:
                 alive = await accounts.token_session_alive(conn, claims.sub, claims.sid, now=console.clock())
             if not alive:
                 raise NotSignedIn("token_revoked")
-        return Actor(claims.sub, claims.name or claims.sub, grants_for(claims.roles), claims.unit)
+        return Actor(claims.sub, claims.name or claims.sub, grants_for(claims.roles), claims.unit,
+                     venue=claims.venue)
     raise NotSignedIn("not signed in")
 
 

@@ -18,6 +18,7 @@ from signaling.connect_tickets import ConnectTicketStore
 from signaling.room_state import RoomStateReader
 from signaling.tokens import TokenIssuer, TokenVerifier
 
+from .board_stream import BoardHub
 from .csrf import CsrfTokens
 from .options import ConsoleOptions
 from .pages import Pages
@@ -53,3 +54,5 @@ class ConsoleContext:
     # The live rooms' state as the media nodes store it (Redis; in the embedded mode the room server's
     # in-memory store); None on a process with neither (the pages then show only what ``schedules`` says).
     room_states: RoomStateReader | None = None
+    # The queue boards' server-sent events of this process (room_console.board_stream); None: no boards here.
+    boards: BoardHub | None = None

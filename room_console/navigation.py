@@ -27,7 +27,10 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("/ban-tiep-nhan", "nav.desk", Grant.INTAKE),
     NavItem("/follow-up", "nav.follow_up", Grant.DIRECTIVES),
     NavItem("/phien", "nav.live", Grant.SUBSCRIBE),
+    NavItem("/bang-so", "nav.board", Grant.QUEUE_BOARD),
+    NavItem("/lich", "nav.calendar", Grant.MANAGE),  # planning needs manage (schedules.plan_session)
     NavItem("/admin/users", "nav.admin_users", Grant.MANAGE),
+    NavItem("/admin/venues", "nav.admin_venues", Grant.MANAGE),
 ]
 
 

@@ -106,6 +106,7 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/invite/{token}", NO_BODY, PUBLIC),
     _row("POST", "/invite/{token}", SMALL_FORM, PUBLIC),
     _row("GET", "/tra-cuu", NO_BODY, PUBLIC),
+    _row("GET", "/lich/ics/{kind}/{key}/{token}.ics", NO_BODY, PUBLIC),  # signed feed links (feed_links)
     _row("GET", "/static/{path:path}", NO_BODY, PUBLIC),
     _row("GET", "/healthz", NO_BODY, PUBLIC),
     _row("GET", "/metrics", NO_BODY, PUBLIC),
@@ -115,12 +116,22 @@ ROUTE_LIMITS = RouteLimits([
     _row("POST", "/admin/users", SMALL_FORM, SIGNED_IN),
     _row("POST", "/admin/users/{user_id}/disable", SMALL_FORM, SIGNED_IN),
     _row("POST", "/admin/invitations", SMALL_FORM, SIGNED_IN),
+    _row("GET", "/admin/venues", NO_BODY, SIGNED_IN),  # venues (room_console.views.venues_admin)
+    _row("POST", "/admin/venues", SMALL_FORM, SIGNED_IN),
+    _row("POST", "/admin/venues/{venue_id}", SMALL_FORM, SIGNED_IN),
+    _row("POST", "/admin/venues/{venue_id}/deactivate", SMALL_FORM, SIGNED_IN),
+    _row("GET", "/lich", NO_BODY, SIGNED_IN),  # the session calendar and planning (room_console.views.planning)
+    _row("POST", "/lich/phien", SMALL_FORM, SIGNED_IN),
+    _row("POST", "/lich/dinh-ky", SMALL_FORM, SIGNED_IN),
+    _row("GET", "/lich/phien/{session_id}", NO_BODY, SIGNED_IN),
+    _row("POST", "/lich/phien/{session_id}/{action}", SMALL_FORM, SIGNED_IN),
     _row("GET", "/api/me", NO_BODY, SIGNED_IN),
     _row("POST", "/api/live/connect-ticket", TOKEN_REQUEST, SIGNED_IN),
     _row("POST", "/api/live/token", TOKEN_REQUEST, SIGNED_IN),
     _row("GET", "/cases", NO_BODY, SIGNED_IN),
     _row("GET", "/cases/{case_id}", NO_BODY, SIGNED_IN),
     _row("GET", "/cases/{case_id}/attachments/{attachment_id}", NO_BODY, SIGNED_IN),
+    _row("GET", "/cases/{case_id}/brief", NO_BODY, SIGNED_IN),  # the printable brief (room_console.views.dossier)
     _row("GET", "/cases/{case_id}/edit", NO_BODY, SIGNED_IN),
     _row("POST", "/cases/{case_id}/edit", JSON_BODY, SIGNED_IN),
     _row("GET", "/cases/{case_id}/decisions/new", NO_BODY, SIGNED_IN),
@@ -136,13 +147,18 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/api/desk/sessions", NO_BODY, SIGNED_IN),
     _row("POST", "/api/desk/duplicates", DOCUMENT_JSON, SIGNED_IN),
     _row("POST", "/api/desk/registrations", DOCUMENT_JSON, SIGNED_IN),
+    _row("POST", "/api/desk/sessions/{session_id}/tickets/{ticket_no}/triage", TOKEN_REQUEST, SIGNED_IN),
     _row("GET", "/follow-up", NO_BODY, SIGNED_IN),
     _row("GET", "/phien", NO_BODY, SIGNED_IN),
     _row("GET", "/phien/{room}", NO_BODY, SIGNED_IN),
+    _row("GET", "/bang-so", NO_BODY, SIGNED_IN),  # the queue boards (room_console.views.board)
+    _row("GET", "/bang-so/{session_id}/{venue}", NO_BODY, SIGNED_IN),
     # -- the complaint API (a session or a service token) ---------------------------------------------
     _row("GET", "/api/openapi.json", NO_BODY, ACTOR),  # administrators only, and not in production
     _row("GET", "/api/cases", NO_BODY, ACTOR),
     _row("GET", "/api/cases/{case_id}", NO_BODY, ACTOR),
+    _row("GET", "/api/cases/{case_id}/dossier", NO_BODY, ACTOR),  # the chair's case dossier
+    _row("GET", "/api/sessions/{session_id}/dossier", NO_BODY, ACTOR),
     _row("PATCH", "/api/cases/{case_id}", JSON_BODY, ACTOR),
     _row("POST", "/api/intake/duplicates", DOCUMENT_JSON, ACTOR),
     _row("POST", "/api/intake", DOCUMENT_JSON, ACTOR),
@@ -157,9 +173,22 @@ ROUTE_LIMITS = RouteLimits([
     _row("POST", "/api/petitioners/{petitioner_id}/identity", SMALL_FORM, ACTOR),
     _row("POST", "/api/petitions/{petition_id}/attachments", UPLOAD, ACTOR),
     _row("GET", "/api/attachments/{attachment_id}", NO_BODY, ACTOR),
+    _row("GET", "/api/sessions/{session_id}", NO_BODY, ACTOR),  # room_console.api.sessions: transitions
+    _row("POST", "/api/sessions/{session_id}/publish", SMALL_FORM, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/open", SMALL_FORM, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/start", SMALL_FORM, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/close", SMALL_FORM, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/postpone", SMALL_FORM, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/cancel", SMALL_FORM, ACTOR),
     _row("GET", "/api/sessions/{session_id}/queue", NO_BODY, ACTOR),
     _row("POST", "/api/sessions/{session_id}/queue/{action}", SMALL_FORM, ACTOR),
+    _row("GET", "/api/sessions/{session_id}/roll-call", NO_BODY, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/roll-call", JSON_BODY, ACTOR),  # 64 venues × 30 officials
+    _row("GET", "/api/sessions/{session_id}/readiness", NO_BODY, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/readiness", SMALL_FORM, ACTOR),
     _row("GET", "/api/announcements/{name}", NO_BODY, ACTOR),
+    _row("GET", "/api/sessions/{session_id}/board/{venue}", NO_BODY, ACTOR),
+    _row("GET", "/api/sessions/{session_id}/board/{venue}/events", NO_BODY, ACTOR),
 ])
 
 Authenticate = Callable[[Request, Access], Awaitable[None]]

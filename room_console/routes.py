@@ -441,12 +441,20 @@ def _quote(path: str) -> str:
 def install_console(app: FastAPI, options: ConsoleOptions) -> None:
     """Add the console to ``app``: routes, ``/static``, CSRF and security-header middlewares, and
     Vietnamese error pages. The lifespan must set ``app.state.console`` (a :class:`ConsoleContext`)."""
-    from .api import create_complaints_api_router, create_queue_api_router, install_problem_handlers
+    from .api import (
+        create_complaints_api_router,
+        create_queue_api_router,
+        create_roll_call_api_router,
+        create_sessions_api_router,
+        install_problem_handlers,
+    )
     from .views import create_views_router
 
     app.include_router(create_console_router())
     app.include_router(create_complaints_api_router())
     app.include_router(create_queue_api_router())
+    app.include_router(create_roll_call_api_router())
+    app.include_router(create_sessions_api_router())
     app.include_router(create_views_router())
     install_problem_handlers(app)
     app.mount("/static", StaticFiles(packages=[("room_console", "static")]), name="static")

@@ -1,16 +1,22 @@
 """The scheduler: session calendar, session life cycle, the shared call order, announcements.
 
-This package holds the pure, sans-I/O cores of issue #10 (calendar rules, the session state machine,
-the call-order policy and the queue state machine, the chip ID card QR parser), the announcement
-synthesiser (espeak-ng in a worker thread), and the service layer that persists them: the tables
+This package holds the pure, sans-I/O cores of issue #10 (calendar rules, the session state machine, the
+call-order policy and the queue state machine, the chip ID card QR parser), the announcement synthesiser
+(espeak-ng in a worker thread), and the service layer that persists them: the tables
 (:mod:`schedules.tables`, migration 0007), venues (:mod:`schedules.venues`), sessions and their
 transitions (:mod:`schedules.sessions`), gapless queue tickets (:mod:`schedules.tickets`), the chair's
-queue actions (:mod:`schedules.calls`), the periodic sessions of a rule (:mod:`schedules.periodic`) and
-the monthly duty count (:mod:`schedules.compliance`). Each service function takes a connection in the
-caller's transaction, the actor and its grants and an injected clock, and writes the change, its audit
-row and its bus event (outbox) together. The actions of the two pure state machines are called through
-their modules, ``session_state.publish(…)`` and ``queue.call_next(…)`` (both have a ``close``), and so
-are the service functions whose names they share: ``sessions.open_session(…)``, ``calls.call_next(…)``.
+queue actions (:mod:`schedules.calls`), the periodic sessions of a rule (:mod:`schedules.periodic`), the
+monthly duty count (:mod:`schedules.compliance`), the planning of a session (the chair's pre-selected
+cases, hosts, hours: :mod:`schedules.planning`) and its iCalendar feeds (:mod:`schedules.ical`), the
+roll call of venues and attendees before the first call (:mod:`schedules.roll_call`) and the venues'
+readiness checks (:mod:`schedules.readiness`), the hours of a session (:mod:`schedules.session_hours`)
+and the timekeeper that opens and closes sessions on time under a leader lock (its pure policy
+:mod:`schedules.timekeeping`, its loop :mod:`schedules.timekeeper`). Each
+service function takes a connection in the caller's transaction, the actor and its grants and an injected
+clock, and writes the change, its audit row and its bus event (outbox) together. The actions of the two
+pure state machines are called through their modules, ``session_state.publish(…)`` and
+``queue.call_next(…)`` (both have a ``close``), and so are the service functions whose names they share:
+``sessions.open_session(…)``, ``calls.call_next(…)``.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ from .errors import (
     InvalidArgument,
     InvalidChipId,
     InvalidRule,
+    InvalidSessionHours,
     MissingReason,
     NobodyWaiting,
     NoCaseInProgress,
@@ -82,6 +89,7 @@ from .errors import (
     QueueError,
     QueueNotPaused,
     QueuePaused,
+    RollCallMissing,
     SchedulesError,
     SessionDatePassed,
     SessionError,
@@ -101,7 +109,18 @@ from .errors import (
     VenueInUse,
     VenueNotInSession,
 )
+from .ical import build_feed
+from .link_loss import LinkChange, LinkDecision, LinkOutcome, LinkState, decide_link_change
+from .link_watch import LINK_WATCH_GROUP, LinkResult, record_venue_link
 from .periodic import PeriodicPlan, create_periodic_sessions
+from .planning import (
+    MAX_LIVE_VENUES,
+    SelectedCase,
+    select_cases,
+    selected_cases,
+    set_session_hours,
+    set_session_leaders,
+)
 from .queue import (
     LINK_LOSS_PAUSE_AFTER,
     CaseAbsent,
@@ -118,6 +137,18 @@ from .queue import (
     SkipReason,
     link_loss_needs_pause,
 )
+from .readiness import (
+    ReadinessCheck,
+    ReadinessProblem,
+    ReadinessReport,
+    RttSource,
+    TurnResult,
+    VenueReadiness,
+    readiness_of,
+    record_readiness,
+)
+from .roll_call import Official, RollCall, VenueAttendance, latest_roll_call, record_roll_call, roll_calls_of
+from .session_hours import DEFAULT_SESSION_HOURS, SessionHours, parse_time_of_day
 from .session_state import (
     PUBLISH_LEAD_WORKING_DAYS,
     ReceptionSession,
@@ -146,6 +177,8 @@ from .sessions import (
     start_session,
 )
 from .tickets import IssuedTicket, issue_ticket
+from .timekeeper import TIMEKEEPER_ACTOR, TickReport, Timekeeper, TimekeeperMetrics, TimekeeperOptions
+from .timekeeping import Due, Verdict
 from .venues import (
     SAMPLE_SOURCE,
     SAMPLE_VENUES,
@@ -165,9 +198,12 @@ __all__ = [
     "ALL_MONTHS",
     "ANNOUNCEMENT_TEMPLATE_VI",
     "CHIP_ID_FIELDS",
+    "DEFAULT_SESSION_HOURS",
     "COMMUNE_SECRETARY_DUTY",
     "ELDERLY_AGE",
     "LINK_LOSS_PAUSE_AFTER",
+    "LINK_WATCH_GROUP",
+    "MAX_LIVE_VENUES",
     "MAX_SESSION_VENUES",
     "PROVINCIAL_CHAIR_DUTY",
     "PROVINCIAL_SECRETARY_DUTY",
@@ -191,13 +227,20 @@ __all__ = [
     "ClockWentBackwards",
     "ConcurrentChange",
     "DayOfMonth",
+    "Due",
     "DuplicateTicket",
     "IllegalTransition",
     "InvalidAnnouncement",
     "InvalidArgument",
     "InvalidChipId",
     "InvalidRule",
+    "InvalidSessionHours",
     "IssuedTicket",
+    "LinkChange",
+    "LinkDecision",
+    "LinkOutcome",
+    "LinkResult",
+    "LinkState",
     "MissingReason",
     "MonthCompliance",
     "MonthShortfall",
@@ -208,11 +251,13 @@ __all__ = [
     "NotPermitted",
     "NotRecallable",
     "NthWeekday",
+    "Official",
     "Occurrence",
     "Occurrences",
     "OnDayOff",
     "PauseReason",
     "PeriodicPlan",
+    "SelectedCase",
     "PeriodicRule",
     "PriorityGround",
     "PublishTooLate",
@@ -224,9 +269,15 @@ __all__ = [
     "QueuePaused",
     "QueueState",
     "QueueStep",
+    "ReadinessCheck",
+    "ReadinessProblem",
+    "ReadinessReport",
     "ReceptionSession",
     "Reorder",
     "ReorderReason",
+    "RollCall",
+    "RollCallMissing",
+    "RttSource",
     "Rule",
     "SchedulesError",
     "SessionAction",
@@ -234,6 +285,7 @@ __all__ = [
     "SessionError",
     "SessionEvent",
     "SessionExists",
+    "SessionHours",
     "SessionNotInProgress",
     "SessionNotToday",
     "SessionReason",
@@ -241,6 +293,7 @@ __all__ = [
     "SessionState",
     "SessionStep",
     "SessionVenue",
+    "TIMEKEEPER_ACTOR",
     "SkipReason",
     "SpeechFile",
     "SpeechOptions",
@@ -251,24 +304,34 @@ __all__ = [
     "TicketNotWaiting",
     "TicketStatus",
     "TicketsNotIssued",
+    "TickReport",
+    "Timekeeper",
+    "TimekeeperMetrics",
+    "TimekeeperOptions",
+    "TurnResult",
     "UnknownCase",
     "UnknownSession",
     "UnknownTicket",
     "UnknownVenue",
     "Venue",
     "VenueChoice",
+    "Verdict",
     "VenueDraft",
     "VenueExists",
     "VenueInUse",
     "VenueLevel",
+    "VenueAttendance",
     "VenueNotInSession",
+    "VenueReadiness",
     "age_on",
     "announcement_text",
     "call_order",
     "cancel_session",
     "close_session",
+    "build_feed",
     "create_periodic_sessions",
     "create_venue",
+    "decide_link_change",
     "delete_venue",
     "duty_shortfalls",
     "ensure_venues",
@@ -278,19 +341,30 @@ __all__ = [
     "is_elderly",
     "issue_ticket",
     "last_publication_day",
+    "latest_roll_call",
     "link_loss_needs_pause",
     "list_venues",
     "live_sessions",
     "load_queue",
     "local_day",
     "monthly_compliance",
+    "select_cases",
+    "selected_cases",
+    "set_session_hours",
+    "set_session_leaders",
     "occurrences",
     "parse_chip_id_qr",
+    "parse_time_of_day",
     "place_on_calendar",
     "plan_session",
     "postpone_session",
     "publish_session",
+    "readiness_of",
+    "record_readiness",
+    "record_roll_call",
+    "record_venue_link",
     "reschedule_session",
+    "roll_calls_of",
     "sessions_between",
     "set_session_venues",
     "speech_key",

@@ -79,6 +79,9 @@ class TicketStatus(LabelledEnum):
     DEFERRED = ("deferred", "Tạm hoãn, giữ số thứ tự")
     CLOSED = ("closed", "Đã tiếp xong")
     ABSENT = ("absent", "Vắng mặt")
+    #: A denunciation the desk handed to the in-person reception (tiếp trực tiếp riêng, outside the online
+    #: session): it keeps its number, is never called in the online order and is not "closed" here.
+    IN_PERSON = ("in_person", "Chuyển tiếp trực tiếp riêng")
 
 
 class ReorderReason(LabelledEnum):

@@ -22,6 +22,9 @@ CasePaused        ``case.paused`` with ``pause_no`` and ``reason``
 CaseResumed       ``case.resumed`` with ``pause_no``
 ================  ===================================================================================
 
+``call_next`` is refused (:class:`~schedules.errors.RollCallMissing`) until the venues' roll call is
+recorded (:mod:`schedules.roll_call`), and tickets of a venue absent at the latest roll call are held.
+
 Two processes racing one action are lined up on the queue row: the second applies its action to the
 first's result (two "call next" at once: the second is refused, a case being in progress).
 ``expected_version`` (the queue version a page showed) refuses a stale request with
@@ -48,6 +51,7 @@ from .announcement import announcement_text
 from .errors import ConcurrentChange, SessionNotInProgress, UnknownSession
 from .queue import PauseReason, QueueEvent, QueueState, QueueStep
 from .queue_store import claim_queue, load_queue_state, save_queue_state
+from .roll_call import require_roll_call
 from .session_state import SessionState
 from .tables import reception_sessions, session_venues
 
@@ -148,6 +152,8 @@ async def _act(
         raise SessionNotInProgress(
             f"Phiên «{session_id}» đang ở trạng thái «{session_state.label_vi}»; chỉ điều hành thứ tự khi phiên "
             "đang tiếp công dân.")
+    if what == "call_next":
+        await require_roll_call(conn, session_id)  # the first call needs the roll call (schedules.roll_call)
     before, version = await load_queue_state(conn, session_id)
     if expected_version is not None and version != expected_version:
         raise ConcurrentChange(

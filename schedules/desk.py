@@ -14,7 +14,10 @@
    its written reason (LTCD Điều 9), for a forwarded petition the receiving body;
 5. only for "đề xuất lãnh đạo tiếp", issues the next ticket (:func:`schedules.tickets.issue_ticket`)
    with the priority grounds: those declared at the desk, plus "elderly" computed from the birth
-   date on the session's day;
+   date on the session's day; a denunciation (any case confidential by the case store's rule) must
+   carry the desk's choice of handling, in person or a closed segment (:mod:`schedules.triage`:
+   ``handling_required`` when missing, checked before anything is written for a denunciation
+   petition, after the intake for an existing case that is confidential);
 6. writes one audit row (ids and codes only).
 
 Refusals raise before anything but an audit row is written, so the caller rolls back (or, for
@@ -32,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from complaints.cases import add_reception_entry, get_case
 from complaints.confidentiality import is_confidential
-from complaints.enums import LabelledEnum, ReceptionOutcome
+from complaints.enums import LabelledEnum, PetitionKind, ReceptionOutcome
 from complaints.intake import Intake, IntakeResult, record_intake
 from complaints.tables import cases
 from evidence import Keyring
@@ -55,6 +58,7 @@ from .session_state import SessionState
 from .sessions import SessionRecord, get_session
 from .tables import queue_tickets, session_queues
 from .tickets import IssuedTicket, issue_ticket
+from .triage import ConfidentialHandling, check_handling, set_issued_handling
 
 __all__ = ["DESK_STATES", "DESK_PRIORITIES", "Triage", "DeskRegistration", "DeskResult", "DeskSlip", "desk_slip",
            "elderly_on", "register_at_desk"]
@@ -105,6 +109,7 @@ class DeskRegistration:
     refusal_reason: str = ""
     receiving_body: str = ""
     officer: str | None = None
+    handling: ConfidentialHandling | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class DeskResult:
     reception_id: str
     reception_nth: int
     ticket: IssuedTicket | None
+    handling: ConfidentialHandling | None = None
 
 
 def elderly_on(birth_date: date | None, session_day: date) -> bool:
@@ -174,6 +180,9 @@ async def register_at_desk(conn: AsyncConnection, keyring: Keyring, reg: DeskReg
     record = await _session_for_desk(conn, reg.session_id, reg.venue, local_day(now))
     notes = _notes(reg)
     grounds = _grounds(reg.priorities, reg.birth_date, record.day)
+    issues = reg.triage is Triage.PROPOSE_LEADER
+    if issues and reg.intake.petition.kind is PetitionKind.DENUNCIATION:
+        check_handling(True, reg.handling)  # before anything is written
     intake = replace(reg.intake, venue=reg.venue, reception=None)
     result = await record_intake(conn, keyring, intake, actor=actor, grants=grants, now=now)
     case = await get_case(conn, result.case_id)
@@ -190,15 +199,20 @@ async def register_at_desk(conn: AsyncConnection, keyring: Keyring, reg: DeskReg
         session_id=record.id, host=record.host, venue=reg.venue, officer=reg.officer,
         outcome=reg.triage.reception_outcome, notes=notes)
     ticket = None
-    if reg.triage is Triage.PROPOSE_LEADER:
+    handling = None
+    if issues:
+        handling = reg.handling
+        check_handling(case.confidential or await is_confidential(conn, case.id), handling)
         ticket = await issue_ticket(conn, record.id, venue=reg.venue, case=result.case_id, priorities=grounds,
                                     actor=actor, grants=grants, clock=clock)
+        await set_issued_handling(conn, ticket.ticket_id, handling)
     await audit(conn, actor=actor, action="desk.registered", target_kind="case", target_id=result.case_id, at=now,
                 detail={"session": record.id, "venue": reg.venue, "triage": reg.triage.value, "reception": entry_id,
                         "ticket_no": ticket.ticket_no if ticket else None,
-                        "priorities": sorted(g.value for g in grounds)})
+                        "priorities": sorted(g.value for g in grounds),
+                        "handling": handling.value if handling else None})
     return DeskResult(session_id=record.id, venue=reg.venue, triage=reg.triage, intake=result, reception_id=entry_id,
-                      reception_nth=nth, ticket=ticket)
+                      reception_nth=nth, ticket=ticket, handling=handling)
 
 
 @dataclass(frozen=True)

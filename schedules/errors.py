@@ -22,6 +22,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidChipId",
     "InvalidRule",
+    "InvalidSessionHours",
     "MissingReason",
     "NoCaseInProgress",
     "NoWorkingDay",
@@ -33,6 +34,7 @@ __all__ = [
     "QueueError",
     "QueuePaused",
     "QueueNotPaused",
+    "RollCallMissing",
     "SchedulesError",
     "SessionDatePassed",
     "SessionError",
@@ -173,6 +175,13 @@ class UnknownSession(SessionError, LookupError):
     code = "unknown_session"
 
 
+class InvalidSessionHours(SessionError, ValueError):
+    """The opening or closing time of a session is unusable: not hh:mm (within one day), or the session
+    would close before it opens (``code``: ``bad_time``, ``closes_before_opens``, ``session_too_short``)."""
+
+    code = "invalid_session_hours"
+
+
 class SessionExists(SessionError):
     """A session with this id is already planned (ids are room ids: one per session, for ever)."""
 
@@ -271,6 +280,13 @@ class TicketNotWaiting(QueueError):
     """Change the priorities of, or release, a ticket that is not waiting (or not deferred)."""
 
     code = "ticket_not_waiting"
+
+
+class RollCallMissing(QueueError):
+    """The first call of a session opened without a roll call of its venues (QĐ 748: every party present),
+    or with its main venue absent at the roll call."""
+
+    code = "roll_call_missing"
 
 
 # -- announcements -----------------------------------------------------------------------------------

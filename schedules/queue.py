@@ -38,6 +38,8 @@ action              effect                                    event
                     chair's word, and goes on
 ``set_venue_        the venue's waiting tickets are held      none (the room server emits
 available``         (not callable) while its link is down     VenueLinkLost/Restored)
+(roll call)         a venue absent at the latest roll call    none (``absent_venues``, loaded
+                    is held the same way                      from :mod:`schedules.roll_call`)
 ``add_ticket``,     a ticket joins; its priority grounds      none (the desk emits
 ``set_priorities``  change                                    TicketIssued/TicketTriaged)
 ``close``           no further action (not while a case is    none (SessionClosed comes from
@@ -203,6 +205,14 @@ class QueueState:
     unavailable_venues: frozenset[str] = frozenset()
     closed: bool = False
     changed_at: datetime | None = None
+    #: venues marked absent at the session's latest roll call (:mod:`schedules.roll_call`): their tickets
+    #: are held like those of a venue whose link is down, until a roll call marks them present
+    absent_venues: frozenset[str] = frozenset()
+
+    @property
+    def held_venues(self) -> frozenset[str]:
+        """The venues whose waiting tickets cannot be called now (link down, or absent at the roll call)."""
+        return self.unavailable_venues | self.absent_venues
 
     def ticket(self, ticket_no: int) -> Ticket:
         for ticket in self.tickets:
@@ -216,7 +226,7 @@ class QueueState:
 
     def order(self) -> CallOrder:
         """The call order of the tickets still waiting (:func:`~schedules.call_order.call_order`)."""
-        return call_order(self.tickets, unavailable_venues=self.unavailable_venues)
+        return call_order(self.tickets, unavailable_venues=self.held_venues)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +325,8 @@ def call_next(state: QueueState, *, actor: str, now: datetime) -> QueueStep:
     order = state.order()
     ticket = order.next
     if ticket is None:
-        held = f" ({len(order.held)} số đang được giữ chỗ: điểm cầu mất kết nối hoặc tạm hoãn.)" if order.held else ""
+        held = (f" ({len(order.held)} số đang được giữ chỗ: điểm cầu mất kết nối, vắng mặt khi điểm danh "
+                "hoặc tạm hoãn.)") if order.held else ""
         raise NobodyWaiting("Không còn công dân nào đang chờ được gọi." + held)
     seq = state.call_seq + 1
     called = replace(ticket, status=TicketStatus.CALLED, last_call_seq=seq)
@@ -343,6 +354,8 @@ def recall(state: QueueState, *, actor: str, now: datetime, ticket_no: int | Non
             )
         if ticket.venue in state.unavailable_venues:
             raise NotRecallable(f"Điểm cầu của số thứ tự {ticket_no} đang mất kết nối; chưa thể gọi lại.")
+        if ticket.venue in state.absent_venues:
+            raise NotRecallable(f"Điểm cầu của số thứ tự {ticket_no} vắng mặt khi điểm danh; chưa thể gọi lại.")
     seq = state.call_seq + 1
     called = replace(ticket, status=TicketStatus.CALLED, last_call_seq=seq)
     new = _put(state, called, now, current=ticket.ticket_no, call_seq=seq)

@@ -1,8 +1,9 @@
 """The queue of a session in the database: :class:`~schedules.queue.QueueState` read and written back.
 
 ``session_queues`` holds the scalar part of the state (call sequence, the case being received, the
-pause, the venues whose link is down, closed) and ``queue_tickets`` the tickets. A writer first takes
-the queue row (:func:`claim_queue`), then loads, applies a pure action and saves only what changed,
+pause, the venues whose link is down, closed) and ``queue_tickets`` the tickets; the venues absent at
+the latest roll call come from ``roll_call_venues`` (written by :mod:`schedules.roll_call`, never here).
+A writer first takes the queue row (:func:`claim_queue`), then loads, applies a pure action and saves only what changed,
 raising the row's ``version``. Nothing here checks grants or writes events: :mod:`schedules.calls`,
 :mod:`schedules.tickets` and :mod:`schedules.sessions` do.
 """
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .call_order import PriorityGround, Ticket, TicketStatus
 from .errors import ConcurrentChange, UnknownSession
 from .queue import QueueState
-from .tables import queue_tickets, session_queues
+from .tables import queue_tickets, roll_call_venues, roll_calls, session_queues
 
 __all__ = ["claim_queue", "load_queue_state", "save_queue_state", "ticket_ids"]
 
@@ -42,6 +43,15 @@ def _ticket(row: Any) -> Ticket:
     )
 
 
+async def _absent_at_roll_call(conn: AsyncConnection, session_id: str) -> frozenset[str]:
+    """The venues marked absent at the session's latest roll call (none before the first)."""
+    latest = (select(roll_calls.c.id).where(roll_calls.c.session_id == session_id)
+              .order_by(roll_calls.c.roll_call_no.desc()).limit(1).scalar_subquery())
+    rows = await conn.execute(select(roll_call_venues.c.venue_id).where(
+        roll_call_venues.c.roll_call_id == latest, roll_call_venues.c.present.is_(False)))
+    return frozenset(str(v) for v in rows.scalars().all())
+
+
 async def load_queue_state(conn: AsyncConnection, session_id: str) -> tuple[QueueState, int]:
     """The queue of ``session_id`` and its row version (read only: claim first to change it)."""
     row = (await conn.execute(select(session_queues).where(session_queues.c.session_id == session_id))).first()
@@ -53,7 +63,7 @@ async def load_queue_state(conn: AsyncConnection, session_id: str) -> tuple[Queu
         session_id=session_id, tickets=tuple(_ticket(t) for t in tickets), current=row.current_ticket_no,
         call_seq=row.call_seq, paused=bool(row.paused), pause_no=row.pause_no, requeue_seq=row.requeue_seq,
         unavailable_venues=frozenset(row.unavailable_venues or ()), closed=bool(row.closed),
-        changed_at=row.changed_at,
+        changed_at=row.changed_at, absent_venues=await _absent_at_roll_call(conn, session_id),
     )
     return state, int(row.version)
 

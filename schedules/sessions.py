@@ -11,7 +11,8 @@ publish_session planned → published      manage       ``session.published`` (`
 open_session    published → open         call_queue   ``session.opened`` with the venues and their caps
 start_session   open → in_progress       call_queue   ``session.started``
 close_session   in_progress → closed     call_queue   ``session.closed`` (the queue closes; not while a
-                                                      case is being received)
+                                                      case is being received; ``not_reached``: the
+                                                      tickets still waiting, kept on record)
 postpone_…      planned/published/open   manage       ``session.postponed`` (reason code)
 cancel_session  … and postponed          manage       ``session.cancelled`` (reason code; queue closes)
 reschedule_…    postponed → planned      manage       ``session.rescheduled`` (new and previous day)
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import RowMapping, delete, insert, select, update
@@ -57,6 +58,7 @@ from . import queue as pure_queue
 from . import session_state as machine
 from ._clock import check_not_before
 from ._service import Clock, audit, check_slug, now_of, require_grant
+from .call_order import TicketStatus
 from .errors import (
     CaseInProgress,
     ConcurrentChange,
@@ -68,6 +70,7 @@ from .errors import (
     VenueInUse,
 )
 from .queue_store import claim_queue, load_queue_state, save_queue_state
+from .session_hours import DEFAULT_CLOSES_AT, DEFAULT_OPENS_AT, SessionHours
 from .session_state import ReceptionSession, SessionAction, SessionReason, SessionState, SessionStep
 from .tables import queue_tickets, reception_sessions, session_cohosts, session_queues, session_venues, venues
 from .venues import VenueDraft
@@ -143,6 +146,8 @@ class SessionRecord:
     opened_at: datetime | None = None
     started_at: datetime | None = None
     closed_at: datetime | None = None
+    opens_at: time = DEFAULT_OPENS_AT     # the room opens (local time of ``day``, schedules.session_hours)
+    closes_at: time = DEFAULT_CLOSES_AT   # the planned end (a case being heard then is not cut)
     events: tuple[Event, ...] = field(default=(), compare=False)  # what the call that returned it emitted
 
     @property
@@ -161,6 +166,10 @@ class SessionRecord:
     def main_venue(self) -> SessionVenue | None:
         return next((v for v in self.venues if v.main), None)
 
+    @property
+    def hours(self) -> SessionHours:
+        return SessionHours(opens_at=self.opens_at, closes_at=self.closes_at)
+
 
 # -- reads ----------------------------------------------------------------------------------------------------
 
@@ -176,8 +185,14 @@ def _record(row: RowMapping, cohosts: Sequence[str], chosen: Sequence[SessionVen
         session=session, version=row["version"], host=row["host"], title=row["title"], cohosts=tuple(cohosts),
         venues=tuple(chosen), rule_key=row["rule_key"], nominal_day=row["nominal_day"],
         created_at=row["created_at"], published_at=row["published_at"], opened_at=row["opened_at"],
-        started_at=row["started_at"], closed_at=row["closed_at"],
+        started_at=row["started_at"], closed_at=row["closed_at"], opens_at=_time_of_day(row["opens_at"]),
+        closes_at=_time_of_day(row["closes_at"]),
     )
+
+
+def _time_of_day(value: time) -> time:
+    """A stored time of day as written (PostgreSQL and SQLite both return ``time``; no zone, no seconds)."""
+    return value.replace(second=0, microsecond=0, tzinfo=None)
 
 
 def _session_venue(row: Any) -> SessionVenue:
@@ -280,13 +295,17 @@ async def plan_session(
     conn: AsyncConnection, *, session_id: str, day: date, form: ReceptionForm, kind: ReceptionType,
     venues_chosen: Sequence[VenueChoice], main: str | None = None, host: str | None = None,
     cohosts: Sequence[str] = (), title: str = "", rule_key: str | None = None, nominal_day: date | None = None,
+    opens_at: time = DEFAULT_OPENS_AT, closes_at: time = DEFAULT_CLOSES_AT,
     actor: str, grants: Collection[Grant], clock: Clock,
 ) -> SessionRecord:
     """Plan a session (grant ``manage``): its id (the room id), day (today or later), form, kind,
-    venues (the first is the main one unless ``main`` says), host and co-hosts (leader ids). Creates
-    its empty queue. :class:`SessionExists` when the id (or the rule's date) is taken."""
+    venues (the first is the main one unless ``main`` says), host and co-hosts (leader ids), hours
+    (``opens_at`` / ``closes_at``, local times: :class:`~schedules.session_hours.SessionHours`, default
+    07:30–11:30; :class:`~schedules.errors.InvalidSessionHours` when unusable). Creates its empty queue.
+    :class:`SessionExists` when the id (or the rule's date) is taken."""
     require_grant(grants, Grant.MANAGE, "lập lịch tiếp công dân")
     check_slug(session_id, "Mã phiên", code="bad_session_id")
+    hours = SessionHours(opens_at=opens_at, closes_at=closes_at)
     kind = ReceptionType.parse(kind)
     if kind not in _SESSION_KINDS:
         raise InvalidArgument("Phiên tiếp công dân của lãnh đạo là định kỳ hoặc đột xuất.", code="bad_kind")
@@ -304,7 +323,8 @@ async def plan_session(
             await conn.execute(insert(reception_sessions).values(
                 id=session_id, day=day, form=session.form.value, kind=kind.value, host=host, title=title,
                 state=session.state.value, reason=None, reason_note="", publish_override="", rule_key=rule_key,
-                nominal_day=nominal_day, version=1, created_by=actor, created_at=now, changed_at=now))
+                nominal_day=nominal_day, version=1, created_by=actor, created_at=now, changed_at=now,
+                opens_at=hours.opens_at, closes_at=hours.closes_at))
     except IntegrityError as exc:
         raise SessionExists(f"Phiên «{session_id}» (hoặc phiên của lịch này vào ngày đó) đã có.") from exc
     if listed:
@@ -315,7 +335,9 @@ async def plan_session(
         session_id=session_id, last_ticket_no=0, call_seq=0, current_ticket_no=None, paused=False, pause_no=0,
         requeue_seq=0, unavailable_venues=[], closed=False, changed_at=now, version=1))
     await audit(conn, actor=actor, action="session.planned", target_kind="session", target_id=session_id, at=now,
-                detail={"day": day.isoformat(), "form": session.form.value, "kind": kind.value, "host": host,
+                detail={"day": day.isoformat(), "opens_at": f"{hours.opens_at:%H:%M}",
+                        "closes_at": f"{hours.closes_at:%H:%M}", "form": session.form.value, "kind": kind.value,
+                        "host": host,
                         "venues": [v.venue for v in chosen], "rule_key": rule_key})
     return await get_session(conn, session_id)
 
@@ -385,7 +407,7 @@ _GRANT = {
 }
 
 
-def _event(step: SessionStep, record: SessionRecord, version: int, actor: str) -> Event:
+def _event(step: SessionStep, record: SessionRecord, version: int, actor: str, *, not_reached: int = 0) -> Event:
     """The bus event of one transition (see the module docstring)."""
     new = step.session
     common = {"session": new.session_id, "session_version": version, "by": actor, "day": new.day,
@@ -399,7 +421,7 @@ def _event(step: SessionStep, record: SessionRecord, version: int, actor: str) -
     if action is SessionAction.START:
         return SessionStarted(**common)
     if action is SessionAction.CLOSE:
-        return SessionClosed(**common)
+        return SessionClosed(**common, not_reached=not_reached)
     if action is SessionAction.POSTPONE:
         return SessionPostponed(**common, reason=reason)
     if action is SessionAction.CANCEL:
@@ -407,25 +429,30 @@ def _event(step: SessionStep, record: SessionRecord, version: int, actor: str) -
     return SessionRescheduled(**common, previous_day=step.event.previous_day)
 
 
-async def _close_queue(conn: AsyncConnection, session_id: str, actor: str, now: datetime) -> None:
-    """Close the queue (its row already taken by :func:`_transition`)."""
+async def _close_queue(conn: AsyncConnection, session_id: str, actor: str, now: datetime) -> int:
+    """Close the queue (its row already taken by :func:`_transition`); the number of tickets not reached
+    (waiting or deferred: they stay as they are, on record)."""
     state, version = await load_queue_state(conn, session_id)
+    not_reached = sum(1 for t in state.tickets if t.status in (TicketStatus.WAITING, TicketStatus.DEFERRED))
     if state.closed:
-        return
+        return not_reached
     try:
         step = pure_queue.close(state, actor=actor, now=now)
     except CaseInProgress as exc:
         raise CaseInProgress(f"{exc.message_vi} Chưa thể kết thúc phiên.") from exc
     await save_queue_state(conn, state, step.state, version=version, now=now)
+    return not_reached
 
 
 async def _transition(
     conn: AsyncConnection, session_id: str, action: SessionAction, apply: Callable[[ReceptionSession, datetime],
                                                                                   SessionStep],
     *, expected_version: int | None, actor: str, grants: Collection[Grant], clock: Clock,
+    hours: Callable[[SessionRecord], SessionHours] | None = None,
 ) -> SessionRecord:
     require_grant(grants, _GRANT[action], f"«{action.label_vi}»")
     record = await _claim(conn, session_id, expected_version)
+    new_hours = hours(record) if hours is not None else None
     if action in (SessionAction.CLOSE, SessionAction.CANCEL):
         # The queue row too, after the session row and before the clock is read (queue actions take only
         # the queue row and read the session's state): a "call next" racing the close either committed
@@ -442,12 +469,15 @@ async def _transition(
     }
     if action in _STAMP:
         values[_STAMP[action]] = now
+    if new_hours is not None:
+        values["opens_at"], values["closes_at"] = new_hours.opens_at, new_hours.closes_at
+    not_reached = 0
     if action in (SessionAction.CLOSE, SessionAction.CANCEL):
-        await _close_queue(conn, session_id, actor, now)
+        not_reached = await _close_queue(conn, session_id, actor, now)
     await conn.execute(update(reception_sessions).where(reception_sessions.c.id == session_id,
                                                         reception_sessions.c.version == record.version)
                        .values(**values))
-    event = _event(step, record, version, actor)
+    event = _event(step, record, version, actor, not_reached=not_reached)
     await add_to_outbox(conn, event)
     detail: dict[str, object] = {"from": step.event.from_state.value, "to": step.event.to_state.value,
                                  "version": version}
@@ -459,6 +489,8 @@ async def _transition(
     if step.event.previous_day is not None:
         detail["previous_day"] = step.event.previous_day.isoformat()
         detail["day"] = new.day.isoformat()
+    if new_hours is not None:
+        detail["opens_at"], detail["closes_at"] = f"{new_hours.opens_at:%H:%M}", f"{new_hours.closes_at:%H:%M}"
     await audit(conn, actor=actor, action=f"session.{action.value}", target_kind="session", target_id=session_id,
                 at=now, detail=detail)
     return replace(await get_session(conn, session_id), events=(event,))
@@ -520,10 +552,18 @@ async def cancel_session(
 
 
 async def reschedule_session(
-    conn: AsyncConnection, session_id: str, *, day: date, expected_version: int | None = None, actor: str,
-    grants: Collection[Grant], clock: Clock,
+    conn: AsyncConnection, session_id: str, *, day: date, opens_at: time | None = None,
+    closes_at: time | None = None, expected_version: int | None = None, actor: str, grants: Collection[Grant],
+    clock: Clock,
 ) -> SessionRecord:
-    """Give a postponed session a new day; it is planned again and must be published again."""
+    """Give a postponed session a new day; it is planned again and must be published again. Its hours
+    stay as they were unless ``opens_at`` / ``closes_at`` are given (checked as in :func:`plan_session`)."""
+
+    def hours(record: SessionRecord) -> SessionHours:
+        return SessionHours(opens_at=record.opens_at if opens_at is None else opens_at,
+                            closes_at=record.closes_at if closes_at is None else closes_at)
+
     return await _transition(conn, session_id, SessionAction.RESCHEDULE,
                              lambda s, now: machine.reschedule(s, day=day, actor=actor, now=now),
-                             expected_version=expected_version, actor=actor, grants=grants, clock=clock)
+                             expected_version=expected_version, actor=actor, grants=grants, clock=clock,
+                             hours=hours)

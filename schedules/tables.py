@@ -8,9 +8,13 @@
   state of :mod:`schedules.session_state` with its reason code and note, ``version`` for optimistic
   locking, the time of each transition. A periodic session remembers its rule (``rule_key``) and the
   rule's nominal date: creating a rule's sessions twice creates nothing the second time.
+  ``opens_at`` / ``closes_at`` are its planned hours, times of day in Vietnam (migration 0008).
 * ``session_cohosts`` — the leaders hosting with the host.
 * ``session_venues`` — the venues of a session in order, the main one marked (one per session), the
   name as it was announced and the session's own cap.
+* ``session_selected_cases`` — the cases the chair pre-selected for a session (domain.md §3 step 2),
+  in order (migration 0009): a ticket later issued for one of them carries the ``chair_selected``
+  priority ground (:mod:`schedules.planning`).
 * ``session_queues`` — one row per session: the queue state of :class:`schedules.queue.QueueState`
   (call sequence, the case being received, the pause) and ``last_ticket_no``, the counter that numbers
   tickets without gaps: a ticket is issued by ``UPDATE … SET last_ticket_no = last_ticket_no + 1
@@ -38,6 +42,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -46,6 +51,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
     UniqueConstraint,
     text,
 )
@@ -57,9 +63,13 @@ __all__ = [
     "UTCDateTime",
     "metadata",
     "queue_tickets",
+    "readiness_checks",
     "reception_sessions",
+    "roll_call_venues",
+    "roll_calls",
     "session_cohosts",
     "session_queues",
+    "session_selected_cases",
     "session_venues",
     "venues",
 ]
@@ -137,6 +147,10 @@ reception_sessions = Table(
     Column("opened_at", UTCDateTime(), nullable=True),
     Column("started_at", UTCDateTime(), nullable=True),
     Column("closed_at", UTCDateTime(), nullable=True),
+    # the planned hours, local time of ``day`` in Vietnam (schedules.session_hours; migration 0008)
+    Column("opens_at", Time(), nullable=False, server_default=text("'07:30:00'")),
+    Column("closes_at", Time(), nullable=False, server_default=text("'11:30:00'")),
+    CheckConstraint("opens_at < closes_at", name="hours"),
     CheckConstraint("form IN ('in_person', 'online')", name="form"),
     CheckConstraint("kind IN ('periodic', 'ad_hoc')", name="kind"),
     CheckConstraint(
@@ -170,6 +184,17 @@ session_venues = Table(
           sqlite_where=text("main = 1"), postgresql_where=text("main")),
 )
 
+session_selected_cases = Table(
+    "session_selected_cases", metadata,
+    Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), primary_key=True),
+    Column("case_id", String(ID), ForeignKey(cases.c.id), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("selected_by", String(200), nullable=False),
+    Column("selected_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("session_id", "position", name="uq_session_selected_cases_session_id_position"),
+    Index("ix_session_selected_cases_case_id", "case_id"),
+)
+
 session_queues = Table(
     "session_queues", metadata,
     Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), primary_key=True),
@@ -201,10 +226,59 @@ queue_tickets = Table(
     Column("issued_at", UTCDateTime(), nullable=False),
     Column("called_at", UTCDateTime(), nullable=True),            # the last call
     Column("ended_at", UTCDateTime(), nullable=True),             # closed or absent
+    # a confidential case's handling chosen at the desk (schedules.triage.ConfidentialHandling), else NULL;
+    # shown to the chair and the secretary only
+    Column("handling", String(16), nullable=True),
+    Column("triage_version", Integer, nullable=False, default=0, server_default="0"),  # ticket.triaged count
     UniqueConstraint("session_id", "ticket_no", name="uq_queue_tickets_session_id_ticket_no"),
     UniqueConstraint("session_id", "case_id", name="uq_queue_tickets_session_id_case_id"),
     ForeignKeyConstraint(["session_id", "venue_id"], ["session_venues.session_id", "session_venues.venue_id"],
                          name="fk_queue_tickets_session_venue"),
     CheckConstraint("ticket_no >= 1", name="ticket_no"),
-    CheckConstraint("status IN ('waiting', 'called', 'deferred', 'closed', 'absent')", name="status"),
+    CheckConstraint("status IN ('waiting', 'called', 'deferred', 'closed', 'absent', 'in_person')", name="status"),
+    CheckConstraint("handling IS NULL OR handling IN ('in_person', 'closed_segment')", name="handling"),
+)
+
+roll_calls = Table(
+    "roll_calls", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), nullable=False),
+    Column("roll_call_no", Integer, nullable=False),               # 1, 2 … per session: 2+ amend the first
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("session_id", "roll_call_no", name="uq_roll_calls_session_id_roll_call_no"),
+    CheckConstraint("roll_call_no >= 1", name="roll_call_no"),
+)
+
+roll_call_venues = Table(
+    "roll_call_venues", metadata,
+    Column("roll_call_id", String(ID), ForeignKey("roll_calls.id"), primary_key=True),
+    Column("venue_id", String(SLUG), ForeignKey("venues.id"), primary_key=True),
+    Column("position", Integer, nullable=False),                  # the venue's place in the session
+    Column("present", Boolean, nullable=False),
+    Column("citizens", Integer, nullable=False, default=0),        # citizens present (a count, no names)
+    Column("officials", JSON, nullable=False, default=list),       # [{"name": …, "position": …}]
+    CheckConstraint("citizens >= 0 AND citizens <= 10000", name="citizens"),
+)
+
+readiness_checks = Table(
+    "readiness_checks", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("session_id", String(SLUG), ForeignKey("reception_sessions.id"), nullable=False),
+    Column("venue_id", String(SLUG), ForeignKey("venues.id"), nullable=False),
+    Column("checked_by", String(200), nullable=False),
+    Column("checked_at", UTCDateTime(), nullable=False),
+    Column("rtt_ms", Float, nullable=True),                        # round trip; None: not measured
+    Column("rtt_source", String(16), nullable=True),               # RttSource: media | signalling
+    Column("outgoing_kbps", Integer, nullable=True),               # availableOutgoingBitrate / 1000
+    Column("turn", String(16), nullable=False),                    # TurnResult
+    Column("camera", Boolean, nullable=False),
+    Column("microphone", Boolean, nullable=False),
+    Column("browser", String(200), nullable=False, default=""),
+    Column("ready", Boolean, nullable=False),
+    Column("problems", JSON, nullable=False, default=list),        # ReadinessProblem values
+    Index("ix_readiness_checks_session_id_venue_id", "session_id", "venue_id"),
+    CheckConstraint("rtt_ms IS NULL OR rtt_ms >= 0", name="rtt_ms"),
+    CheckConstraint("outgoing_kbps IS NULL OR outgoing_kbps >= 0", name="outgoing_kbps"),
+    CheckConstraint("turn IN ('reachable', 'unreachable', 'not_configured')", name="turn"),
 )

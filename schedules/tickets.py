@@ -7,7 +7,8 @@ audit row and ``ticket.issued`` (outbox), all in the caller's transaction. The c
 for the first to commit and take the next number; a refused or rolled-back issue rolls the counter
 back too, so no number is skipped; the unique constraint on (session, ticket number) is the last
 guard. A ticket names its venue (one of the session's), the case it was registered for (one ticket
-per case and session) and the priority grounds recorded at the desk.
+per case and session) and the priority grounds recorded at the desk, plus ``chair_selected`` when the
+chair pre-selected the case for that session (:mod:`schedules.planning`).
 
 Tickets are issued while the session is planned, published, open, in progress or postponed (its
 registrations wait for the new date); a closed or cancelled session issues none.
@@ -33,7 +34,7 @@ from ._service import Clock, audit, now_of, require_grant
 from .call_order import PriorityGround, Ticket, TicketStatus
 from .errors import DuplicateTicket, TicketsNotIssued, UnknownCase, UnknownSession, VenueNotInSession
 from .session_state import SessionState
-from .tables import queue_tickets, reception_sessions, session_queues, session_venues
+from .tables import queue_tickets, reception_sessions, session_queues, session_selected_cases, session_venues
 
 __all__ = ["IssuedTicket", "issue_ticket"]
 
@@ -86,6 +87,9 @@ async def issue_ticket(
                                                                      queue_tickets.c.case_id == case))
     if held is not None:
         raise DuplicateTicket(f"Vụ việc này đã có số thứ tự {held} trong phiên.")
+    if await conn.scalar(select(session_selected_cases.c.case_id).where(
+            session_selected_cases.c.session_id == session_id, session_selected_cases.c.case_id == case)) is not None:
+        grounds |= {PriorityGround.CHAIR_SELECTED}  # the chair pre-selected it (schedules.planning)
     now = now_of(clock)
     check_not_before(changed_at, now)
     ticket = Ticket(ticket_id=str(uuid.uuid4()), ticket_no=number, venue=venue, case=case, priorities=grounds)

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 __all__ = [
     "Event", "AnyEvent", "parse_event", "dump_event", "EVENT_TYPES",
     "SessionPublished", "SessionOpened", "SessionStarted", "SessionClosed", "SessionPostponed",
-    "SessionCancelled", "SessionRescheduled",
+    "SessionCancelled", "SessionRescheduled", "SessionCasesSelected", "SessionRollCallRecorded",
+    "VenueReadinessChecked",
     "TicketIssued", "TicketTriaged", "CaseCalled", "CaseClosed", "CaseSkipped", "CaseRecalled",
     "CaseAbsent", "CasePaused", "CaseResumed", "FloorGranted", "FloorRevoked", "ParticipantJoined",
     "ParticipantLeft", "LobbyAdmitted", "LobbyDenied", "Muted", "Removed", "HandRaised", "HandLowered",
@@ -116,7 +117,12 @@ class SessionStarted(_SessionEvent):
 
 
 class SessionClosed(_SessionEvent):
+    """``not_reached``: tickets still waiting (or deferred) when the session closed — at its closing time by
+    the timekeeper, or by hand. They stay on record in the closed queue; the desk registers those citizens
+    again for a later session."""
+
     type: Literal["session.closed"] = "session.closed"
+    not_reached: int = Field(default=0, ge=0, le=100_000)
 
 
 class SessionPostponed(_SessionEvent):
@@ -138,6 +144,58 @@ class SessionRescheduled(_SessionEvent):
 
     type: Literal["session.rescheduled"] = "session.rescheduled"
     previous_day: date | None = None
+
+
+class SessionCasesSelected(_SessionEvent):
+    """The cases the chair pre-selected for the session changed (``schedules.planning``): ``cases`` lists
+    the case ids in order, the whole selection after the change (ids only, never a summary)."""
+
+    type: Literal["session.cases_selected"] = "session.cases_selected"
+    cases: tuple[_Code, ...] = ()
+
+
+class SessionRollCallRecorded(Event):
+    """A roll call (điểm danh) of the session's venues, recorded by ``schedules.roll_call`` before the first
+    call or as an amendment (``roll_call_no`` 2, 3 …; the earlier ones stay): the venue ids ``present``
+    and ``absent``, how many officials and citizens attend in all. The officials' names stay in the record."""
+
+    type: Literal["session.roll_call_recorded"] = "session.roll_call_recorded"
+    session: str = Field(min_length=1, max_length=64)
+    roll_call_no: int = Field(ge=1)
+    by: str | None = Field(default=None, max_length=200)
+    present: tuple[_Code, ...] = ()
+    absent: tuple[_Code, ...] = ()
+    officials: int = Field(default=0, ge=0)
+    citizens: int = Field(default=0, ge=0)
+
+    @property
+    def aggregate(self) -> str:
+        return f"session:{self.session}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.session}:{self.type}:{self.roll_call_no}"
+
+
+class VenueReadinessChecked(Event):
+    """A venue's readiness check before the session (``schedules.readiness``): ``check`` its id, ``ready``
+    the verdict and ``problems`` its reason codes (the figures stay in the record)."""
+
+    type: Literal["session.readiness_checked"] = "session.readiness_checked"
+    session: str = Field(min_length=1, max_length=64)
+    venue: str = Field(min_length=1, max_length=64)
+    check: str = Field(min_length=1, max_length=64)
+    by: str | None = Field(default=None, max_length=200)
+    ready: bool = False
+    problems: tuple[_Code, ...] = ()
+
+    @property
+    def aggregate(self) -> str:
+        return f"session:{self.session}"
+
+    @property
+    def key(self) -> str:
+        return f"readiness:{self.check}"
 
 
 class _TicketEvent(Event):
@@ -163,7 +221,16 @@ class TicketIssued(_TicketEvent):
 
 
 class TicketTriaged(_TicketEvent):
+    """The triage of an issued ticket changed (``triage_version``: 1, 2 … per ticket). Carries the new
+    ``priorities`` only: a confidential case's handling (in person / closed segment) never travels on
+    the bus; the chair's page reads it from the queue API."""
+
     type: Literal["ticket.triaged"] = "ticket.triaged"
+    triage_version: int = Field(ge=1)
+
+    @property
+    def key(self) -> str:
+        return f"ticket:{self.ticket}:{self.type}:{self.triage_version}"
 
 
 class _CaseQueueEvent(Event):
@@ -520,7 +587,8 @@ class LoginSessionEnded(Event):
 
 AnyEvent = Annotated[
     SessionPublished | SessionOpened | SessionStarted | SessionClosed | SessionPostponed
-    | SessionCancelled | SessionRescheduled
+    | SessionCancelled | SessionRescheduled | SessionCasesSelected | SessionRollCallRecorded
+    | VenueReadinessChecked
     | TicketIssued | TicketTriaged
     | CaseCalled | CaseClosed | CaseSkipped | CaseRecalled | CaseAbsent | CasePaused | CaseResumed
     | ParticipantJoined | ParticipantLeft | FloorGranted | FloorRevoked | LobbyAdmitted | LobbyDenied

@@ -42,18 +42,19 @@ class Grant(StrEnum):
     CONFIDENTIAL_REPLAY = "confidential_replay"  # replay confidential (closed) segments
     AUDIT_READ = "audit_read"                # read the audit log
     MANAGE = "manage"                        # accounts, venues, settings
+    QUEUE_BOARD = "queue_board"              # see a session's queue board (numbers and venues only)
 
 
 G = Grant
 ROLE_GRANTS: dict[Role, frozenset[Grant]] = {
     Role.CHAIR: frozenset(
         {G.PUBLISH, G.SUBSCRIBE, G.MODERATE, G.CALL_QUEUE, G.CLOSED_SEGMENT, G.APPROVE, G.MINUTES,
-         G.IDENTITY_READ, G.DIRECTIVES, G.REPORTS, G.REPLAY}
+         G.IDENTITY_READ, G.DIRECTIVES, G.REPORTS, G.REPLAY, G.QUEUE_BOARD}
     ),
-    Role.SECRETARY: frozenset({G.SUBSCRIBE, G.CALL_QUEUE, G.CLOSED_SEGMENT, G.MINUTES, G.DIRECTIVES}),
-    Role.VENUE: frozenset({G.PUBLISH, G.SUBSCRIBE}),
-    Role.RECEPTION: frozenset({G.INTAKE, G.IDENTITY_WRITE}),
-    Role.DISPLAY: frozenset(),
+    Role.SECRETARY: frozenset({G.SUBSCRIBE, G.CALL_QUEUE, G.CLOSED_SEGMENT, G.MINUTES, G.DIRECTIVES, G.QUEUE_BOARD}),
+    Role.VENUE: frozenset({G.PUBLISH, G.SUBSCRIBE, G.QUEUE_BOARD}),
+    Role.RECEPTION: frozenset({G.INTAKE, G.IDENTITY_WRITE, G.QUEUE_BOARD}),
+    Role.DISPLAY: frozenset({G.QUEUE_BOARD}),
     Role.FOLLOW_UP: frozenset({G.DIRECTIVES, G.REPORTS}),
     Role.UNIT: frozenset({G.DIRECTIVES}),
     Role.AUDITOR: frozenset({G.REPLAY, G.CONFIDENTIAL_REPLAY, G.AUDIT_READ}),

@@ -373,6 +373,11 @@ class Welcome(_Message):
     resume_grace_s: float
     token_expires_at: int
     room: RoomView | None = None
+    max_kbps: int | None = Field(default=None, ge=1)
+    """The cap (kbit/s) of each of your video layers, for a connection that may publish (grant ``publish``
+    and a venue of the session) on a node with media: the session's cap for your venue, else the venue's,
+    else the server's default. ``None`` for a connection that cannot publish. Set it as the encoder's
+    ``maxBitrate`` (the SFU's answer carries the same cap as ``x-google-max-bitrate``)."""
 
 
 class Admitted(_Message):

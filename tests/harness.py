@@ -35,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,10 +264,12 @@ class LiveServer:
         server's relay publishes it on its bus within its poll interval."""
         run_coroutine(_add_to_outbox(self.env, event))
 
-    def open_session(self, room: str, venues: Sequence[tuple[str, str]], *, timeout: float = 15) -> None:
+    def open_session(self, room: str, venues: Sequence[tuple[str, str]], *, timeout: float = 15,
+                     caps: Mapping[str, int] | None = None) -> None:
         """Open the live room ``room`` (``tiepdan session open``) with ``venues`` (id, name) in order, the
-        first being the main venue; return once the server has it open."""
-        done = self.cli("session", "open", room, *[f"--venue={v}={n}" for v, n in venues])
+        first being the main venue, and ``caps`` (venue → kbps, ``--cap``); return once the server has it open."""
+        done = self.cli("session", "open", room, *[f"--venue={v}={n}" for v, n in venues],
+                        *[f"--cap={v}={kbps}" for v, kbps in (caps or {}).items()])
         assert done.returncode == 0, done.stderr
         self.wait_room(room, 101, timeout)
 

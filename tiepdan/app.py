@@ -33,8 +33,10 @@ from signaling.supervisor import Backoff, Supervisor
 from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
+from .link_wiring import wire_link_watch
 from .room_wiring import wire_room_server
 from .settings import Settings
+from .timekeeper_wiring import wire_timekeeper
 from .wiring import console_options, wire_console
 
 __all__ = ["create_app", "Services", "load_keyring"]
@@ -121,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # -- wiring of the packages (each adds its context to app.state) --
             await outbox.start()  # committed outbox rows → bus (embedded: replays recent rows first)
             await wire_console(app, services, stack)  # app.state.console, app.state.connect_tickets
+            await wire_link_watch(services, stack)  # roles all, control: a lost venue's case pauses
+            await wire_timekeeper(app, services, stack)  # roles all, control: sessions open and close on time
             await wire_room_server(app, services, stack)  # app.state.room_server (roles all, media)
             yield
 

@@ -20,6 +20,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from .app import create_app
     from .logs import configure_logging
+    from .server import Server
     from .websocket_protocol import WebSocketProtocol
 
     overrides = {"process_role": args.role}
@@ -33,8 +34,9 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_seed(settings, only_if_empty=True, cases=300))
     app = create_app(settings)
     print(f"tiepdan: bảng điều khiển tại http://{settings.host}:{settings.port}/", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, ws=WebSocketProtocol,
-                ws_max_size=settings.ws_max_frame_bytes)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, ws=WebSocketProtocol,
+                            ws_max_size=settings.ws_max_frame_bytes)
+    Server(config, app).run()  # uvicorn's, ending the queue boards' streams first on shutdown
     return 0
 
 
@@ -255,13 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
     cases.set_defaults(func=_cmd_cases)
 
     demo = sub.add_parser("demo", help="Start the server and bots for the main venue and the communes, "
-                                       "sending pre-rendered loops; prints the console link.")
+                                       "sending pre-rendered loops, and run a session: a desk bot registers "
+                                       "citizens, a chair bot calls them; prints the console link.")
     demo.add_argument("--headless", action="store_true",
-                      help="temporary data, run --duration seconds, exit 0 only if every bot saw every other")
+                      help="temporary data, run about --duration seconds, exit 0 only if every bot saw every "
+                           "other and every page saw each ticket called in the published order")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (with --headless)")
     demo.add_argument("--port", type=int, help="server port (default: the settings' port; headless: a free one)")
     demo.add_argument("--venues", type=int, default=8, help="communes besides the main venue (1-8)")
-    demo.add_argument("--rotate", type=float, help="seconds between floor changes")
+    demo.add_argument("--rotate", type=float, help="seconds a called citizen's venue holds the floor "
+                                                   "(default: headless, --duration shared; else 15)")
     demo.add_argument("--lan", action="store_true", help="let the SFU offer network addresses, not only loopback")
     demo.set_defaults(func=_cmd_demo)
 

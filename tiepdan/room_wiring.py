@@ -45,7 +45,8 @@ def media_options(settings: Settings) -> MediaOptions:
     hosts = tuple(a.strip() for a in settings.media_host_addresses.split(",") if a.strip())
     return MediaOptions(sfu=sfu.Options(ice_servers=(sfu.IceServer(urls=stun),) if stun else (), host_addresses=hosts),
                         ice_urls=urls, turn_secret=settings.turn_secret, turn_ttl_s=settings.turn_ttl_s,
-                        venue_max_kbps=settings.media_venue_max_kbps)
+                        venue_max_kbps=settings.media_venue_max_kbps,
+                        link_lost_after_s=settings.media_link_lost_after_s)
 
 
 async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitStack) -> RoomServer | None:

@@ -8,7 +8,8 @@ room server opens the room):
   Vietnam), hosted by ``--host`` (a leader id) when given. Its venues are the ``--venue id=Name``
   options, in order, the first being the main venue unless ``--main`` names another; a venue id not in
   the venue table is added to it (the main one as the main venue, the others as communes) and the names
-  given are the names announced to this session. Without ``--venue``, the session takes every active
+  given are the names announced to this session; it runs from now to the end of the day (23:59, when the
+  timekeeper closes it if the chair has not). Without ``--venue``, the session takes every active
   venue of the venue table, the main venue first. ``--cap id=kbps`` caps each video layer of that venue
   for this session (else the venue's cap, else ``TIEPDAN_MEDIA_VENUE_MAX_KBPS``). It is planned,
   published (on the day itself, with the written reason that it is opened from the command line),
@@ -55,6 +56,7 @@ from schedules import (
     start_session,
 )
 from schedules import sessions as scheduler
+from schedules.session_hours import hours_from
 from signaling.events import VenueInfo
 from signaling.grants import Grant
 
@@ -165,9 +167,11 @@ async def _open(conn: AsyncConnection, args: argparse.Namespace, room: str, venu
             added = await ensure_venues(conn, drafts, actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)
             choices = [VenueChoice(v.venue, name=v.name, max_kbps=v.max_kbps) for v in venues]
             main = next(v.venue for v in venues if v.main)
+        hours = hours_from(_now())
         record = await plan_session(
             conn, session_id=room, day=local_day(_now()), form=ReceptionForm.ONLINE, kind=ReceptionType.AD_HOC,
-            venues_chosen=choices, main=main, host=args.host, actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)
+            venues_chosen=choices, main=main, host=args.host, opens_at=hours.opens_at, closes_at=hours.closes_at,
+            actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)
     else:
         if venues is not None or caps or args.main is not None:
             raise SessionInputError(f"phiên «{room}» đã được lập lịch cùng các điểm cầu của nó: bỏ --venue, --main, "

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from signaling.tokens import TokenOptions
@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         default="", description="comma-separated addresses the SFU offers as ICE host candidates (empty: all)")
     media_venue_max_kbps: int = Field(default=1500, ge=100, le=20000,
                                       description="cap of each venue's video layer unless its session says")
+    media_link_lost_after_s: float = Field(default=5.0, ge=0.5, le=60.0,
+                                           description="a venue whose media stops this long is lost (room."
+                                           "venue_link_lost; the case being received there pauses); the legal "
+                                           "rule is 5 s, lower it only in tests")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 
@@ -74,8 +78,27 @@ class Settings(BaseSettings):
     task_restart_max_s: float = Field(default=30.0, gt=0,
                                       description="longest such pause (it doubles with each crash in a row)")
 
+    timekeeper_tick_s: float = Field(default=5.0, ge=0.05, le=300,
+                                     description="seconds between two turns of the loop that opens and closes "
+                                     "sessions on time (roles all and control)")
+    timekeeper_lock_ttl_s: float = Field(default=30.0, ge=0.5, le=3600,
+                                         description="time to live of its leader lock (Redis, or in process); "
+                                         "at least three turns")
+    clock_offset_s: float = Field(default=0.0, ge=-400 * 86400, le=400 * 86400,
+                                  description="dev only: seconds added to the clock of the console and the "
+                                  "scheduler, to rehearse a session on another day; refused in production")
+
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _check_timekeeper_and_clock(self) -> Settings:
+        if self.timekeeper_lock_ttl_s < 3 * self.timekeeper_tick_s:
+            raise ValueError("TIEPDAN_TIMEKEEPER_LOCK_TTL_S must be at least three times TIEPDAN_TIMEKEEPER_TICK_S "
+                             "(the lock is renewed every turn, well before it expires)")
+        if self.clock_offset_s and self.mode == "production":
+            raise ValueError("TIEPDAN_CLOCK_OFFSET_S is for rehearsals and tests: it must be 0 in production")
+        return self
 
     @field_validator("media_host_addresses")
     @classmethod

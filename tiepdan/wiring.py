@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from room_console import ConsoleContext, ConsoleOptions, t
 from room_console.accounts import count_users, create_setup_invitation
+from room_console.board_stream import BoardHub
 from room_console.csrf import CsrfTokens
 from schedules.announcement import SpeechOptions
 from signaling.connect_tickets import ConnectTicketStore, MemoryConnectTicketStore, RedisConnectTicketStore
@@ -54,6 +57,15 @@ async def _redis_stores(settings: Settings,
             RedisRoomStateReader(client, settings.redis_prefix))
 
 
+def wall_clock(settings: Settings) -> Callable[[], float]:
+    """The console's and the scheduler's clock (seconds since the epoch), shifted by
+    ``TIEPDAN_CLOCK_OFFSET_S`` in rehearsals and tests (always 0 in production)."""
+    offset = settings.clock_offset_s
+    if not offset:
+        return time.time
+    return lambda: time.time() + offset
+
+
 def _base_url(settings: Settings) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
@@ -87,8 +99,14 @@ async def wire_console(app: FastAPI, services: Services, stack: AsyncExitStack) 
                              keyring=services.keyring,
                              verifier=services.verifier, attachments_dir=settings.data_dir / "attachments",
                              speech=SpeechOptions(cache_dir=settings.data_dir / "announcements"),
-                             notify_outbox=services.outbox.notify)
+                             notify_outbox=services.outbox.notify, clock=wall_clock(settings))
     app.state.console = console
     if settings.process_role in ("all", "control"):
+        # the queue boards' server-sent events; closed before the bus (and early by ``tiepdan serve``)
+        boards = BoardHub(services.engine, services.bus, supervisor=services.supervisor,
+                          clock=lambda: datetime.fromtimestamp(console.clock(), UTC))
+        stack.push_async_callback(boards.close)
+        await boards.start()
+        console.boards = boards
         await announce_first_admin(settings, console)
     return console

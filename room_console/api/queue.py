@@ -12,13 +12,18 @@
   the name is checked to be 64 hex digits, never used as a path otherwise).
 
 Both queue routes need the grant ``call_queue`` (chair, secretary): a venue's account or token gets 403.
+A confidential case's handling chosen at the desk (:mod:`schedules.triage`: ``closed_segment``, so the
+chair starts the closed segment when calling it; ``in_person``, listed apart and never called online)
+is in the answer only for holders of ``moderate`` or ``closed_segment`` (``handling`` on each ticket and
+``in_person``); nobody else's answer, no event and no board shows it.
 Each action is one call of :mod:`schedules.calls` in one transaction (change, audit row, outbox event),
 then the outbox relay is woken. For ``call-next`` and ``recall`` the announcement is synthesised first
 (espeak-ng in a worker thread, cached by the text's hash; the text is known from the ticket number and
 the venue's name) and its URL handed to the service, so ``case.called`` / ``case.recalled`` carry it; if
 synthesis fails the call goes on without audio (logged). Refusals of ``schedules`` become JSON problems
 ``{"error": code, "message": Vietnamese text}``: 404 unknown session or ticket, 409 a state that does not
-allow the action (closed session, nobody waiting, a case in progress, paused, stale version), 422 a bad
+allow the action (closed session, nobody waiting, a case in progress, paused, stale version, and
+``roll_call_missing``: the first "call next" before the venues' roll call, ``/api/sessions/{id}/roll-call``), 422 a bad
 body, 403 a missing grant.
 """
 
@@ -33,6 +38,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schedules import calls
 from schedules.announcement import SpeechOptions, announcement_text, synthesize_async
@@ -46,9 +52,10 @@ from schedules.errors import (
 )
 from schedules.queue import PauseReason, QueueState
 from schedules.sessions import get_session
+from schedules.triage import ConfidentialHandling, ticket_handling
 from signaling.grants import Grant
 
-from ..actor import CurrentActor, require_any
+from ..actor import Actor, CurrentActor, require_any
 from ..context import ConsoleContext
 
 __all__ = ["create_queue_api_router", "ANNOUNCEMENT_PATH", "QUEUE_ACTIONS", "queue_json"]
@@ -109,27 +116,39 @@ def _labelled(value: Any) -> dict[str, str] | None:
     return None if value is None else {"value": value.value, "label": value.label_vi}
 
 
-def queue_json(state: QueueState, version: int, venue_names: Mapping[str, str]) -> dict[str, Any]:
-    """The queue for the chair's page: ticket numbers and venues, never a name or a case's content."""
+def queue_json(state: QueueState, version: int, venue_names: Mapping[str, str],
+               handling: Mapping[int, ConfidentialHandling] | None = None) -> dict[str, Any]:
+    """The queue for the chair's page: ticket numbers and venues, never a name or a case's content.
+    ``handling`` (the chair and the secretary only): the flagged tickets' handling, added to each ticket."""
     order = state.order()
 
+    def flagged(out: dict[str, Any], ticket_no: int) -> dict[str, Any]:
+        if handling is not None:
+            out["handling"] = _labelled(handling.get(ticket_no))
+        return out
+
     def ticket(t: Any) -> dict[str, Any]:
-        return {"ticket_no": t.ticket_no, "venue": t.venue, "venue_name": venue_names.get(t.venue, t.venue),
-                "reorder": _labelled(order.reason_for(t.ticket_no))}
+        return flagged({"ticket_no": t.ticket_no, "venue": t.venue, "venue_name": venue_names.get(t.venue, t.venue),
+                        "reorder": _labelled(order.reason_for(t.ticket_no))}, t.ticket_no)
 
     current = state.current_ticket
     passed_over = [t for t in state.tickets if t.status is TicketStatus.DEFERRED
                    or (t.status is TicketStatus.WAITING and t.no_shows > 0)]
     idle = current is None and not state.paused
     open_ = not state.closed
-    return {
+    shown: dict[str, Any] = {
         "session": state.session_id,
         "version": version,
         "closed": state.closed,
         "paused": state.paused,
-        "current": None if current is None else {
+        "current": None if current is None else flagged({
             "ticket_no": current.ticket_no, "venue": current.venue,
             "venue_name": venue_names.get(current.venue, current.venue), "call_seq": current.last_call_seq},
+            current.ticket_no),
+        # venues whose link is down (their tickets held); ``link_lost``: the case paused over its venue's link
+        "unavailable_venues": [{"venue": v, "venue_name": venue_names.get(v, v)}
+                               for v in sorted(state.unavailable_venues)],
+        "link_lost": state.paused and current is not None and current.venue in state.unavailable_venues,
         "waiting_count": len(order.order),
         "waiting": [ticket(t) for t in order.order[:_WAITING_SHOWN]],
         "held": [ticket(t) for t in order.held],
@@ -147,6 +166,16 @@ def queue_json(state: QueueState, version: int, venue_names: Mapping[str, str]) 
             "resume": open_ and state.paused,
         },
     }
+    if handling is not None:
+        shown["in_person"] = [ticket(t) for t in state.tickets if t.status is TicketStatus.IN_PERSON]
+    return shown
+
+
+async def _handling(conn: AsyncConnection, actor: Actor, session_id: str) -> dict[int, ConfidentialHandling] | None:
+    """The flags for the chair and the secretary (``moderate`` / ``closed_segment``), None for anyone else."""
+    if not actor.grants & {Grant.MODERATE, Grant.CLOSED_SEGMENT}:
+        return None
+    return await ticket_handling(conn, session_id)
 
 
 async def _venue_names(console: ConsoleContext, session_id: str) -> dict[str, str]:
@@ -187,9 +216,10 @@ def create_queue_api_router() -> APIRouter:
             names = await _venue_names(console, session_id)
             async with console.engine.connect() as conn:
                 state, version = await calls.load_queue(conn, session_id)
+                flags = await _handling(conn, actor, session_id)
         except SchedulesError as exc:
             return _schedules_problem(exc)
-        return JSONResponse(queue_json(state, version, names), headers={"cache-control": "no-store"})
+        return JSONResponse(queue_json(state, version, names, flags), headers={"cache-control": "no-store"})
 
     @router.post("/sessions/{session_id}/queue/{action}")
     async def queue_action(console: Console, actor: CurrentActor, session_id: str, action: str,
@@ -239,7 +269,9 @@ def create_queue_api_router() -> APIRouter:
         if console.notify_outbox is not None:
             console.notify_outbox()
         log.info("queue action", extra={"ctx": {"session": session_id, "action": action, "version": outcome.version}})
-        body_out = queue_json(outcome.state, outcome.version, names)
+        async with console.engine.connect() as conn:
+            flags = await _handling(conn, actor, session_id)
+        body_out = queue_json(outcome.state, outcome.version, names, flags)
         body_out["events"] = [str(getattr(e, "type", "")) for e in outcome.events]
         body_out["announcement_audio_url"] = next(
             (getattr(e, "announcement_audio_url", None) for e in outcome.events

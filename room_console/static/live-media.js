@@ -9,6 +9,20 @@
 (function () {
   const ICE_WAIT_MS = 4000;
   const LOW_LAYER = { width: 320, height: 180, frameRate: 15 };
+  // The small layer has a sixteenth of the pixels at half the frame rate: a tenth of the camera's cap,
+  // between 50 and 150 kbit/s, and never above the camera's cap itself.
+  const LOW_SHARE = 0.1;
+  const LOW_MIN_BPS = 50000;
+  const LOW_MAX_BPS = 150000;
+
+  /** The encoders' caps (bit/s) from the venue's cap in ``welcome.max_kbps``: {high, low}; ``high`` is
+   * null when the server gave no cap (the browser's own limit applies, and the SFU's answer caps it). */
+  function layerBitrates(maxKbps) {
+    if (!(maxKbps > 0)) return { high: null, low: LOW_MAX_BPS };
+    const high = Math.round(maxKbps * 1000);
+    const low = Math.min(high, LOW_MAX_BPS, Math.max(LOW_MIN_BPS, Math.round(high * LOW_SHARE)));
+    return { high, low };
+  }
 
   /** RTCIceServer entries from a media.ice_servers message (null fields left out). */
   function iceServersFrom(list) {
@@ -60,13 +74,13 @@
     return low;
   }
 
-  /** The publisher connection: send-only mic, camera (capped) and camera-low (a scaled clone). */
+  /** The publisher connection: send-only mic, camera and camera-low (a scaled clone), each capped from
+   * ``options.maxKbps`` (the venue's cap the server sent in ``welcome``). */
   class Publisher {
     constructor(options) {
       this.stream = options.stream;
       this.iceServers = options.iceServers || [];
-      this.cameraMaxBitrate = options.cameraMaxBitrate;
-      this.lowMaxBitrate = options.lowMaxBitrate;
+      this.bitrates = layerBitrates(options.maxKbps);
       this.videoCodec = options.videoCodec || 'video/VP8';
       this.pc = null;
       this.lowTrack = null;
@@ -89,14 +103,14 @@
       if (camera) {
         const high = pc.addTransceiver(camera, {
           direction: 'sendonly', streams: [this.stream],
-          sendEncodings: [{ maxBitrate: this.cameraMaxBitrate }],
+          sendEncodings: [this.bitrates.high ? { maxBitrate: this.bitrates.high } : {}],
         });
         preferCodec(high, 'video', this.videoCodec);
         this.senders.camera = high.sender;
         named.push([high, 'camera']);
         this.lowTrack = await lowLayerOf(camera);
         const low = pc.addTransceiver(this.lowTrack, {
-          direction: 'sendonly', sendEncodings: [{ maxBitrate: this.lowMaxBitrate }],
+          direction: 'sendonly', sendEncodings: [{ maxBitrate: this.bitrates.low }],
         });
         preferCodec(low, 'video', this.videoCodec);
         this.senders.low = low.sender;
@@ -179,5 +193,5 @@
     }
   }
 
-  window.TiepdanMedia = { Publisher, Subscriber, iceServersFrom, waitForGathering, preferCodec };
+  window.TiepdanMedia = { Publisher, Subscriber, iceServersFrom, waitForGathering, preferCodec, layerBitrates };
 })();

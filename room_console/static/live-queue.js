@@ -39,7 +39,9 @@
   const state = { queue: null, busy: false, loading: null, requests: 0 };
 
   function label(t) {
-    return T('live.call.ticket', { ticket: t.ticket_no, venue: t.venue_name || t.venue });
+    const text = T('live.call.ticket', { ticket: t.ticket_no, venue: t.venue_name || t.venue });
+    // a denunciation's handling chosen at the desk: only the chair's and the secretary's answer carries it
+    return t.handling ? text + ' — ' + T('live.queue.handling', { handling: t.handling.label }) : text;
   }
 
   function show(text) {
@@ -69,8 +71,12 @@
       : [item(q.closed ? T('live.queue.closed') : T('live.queue.next_empty'))]));
     el.reorders.replaceChildren(...q.reorders.map((r) => item(T('live.queue.reorder', {
       ticket: r.ticket_no, reason: r.label,
-    }), r.ticket_no)));
+    }), r.ticket_no)), ...(q.in_person || []).map((t) => item(T('live.queue.in_person', {
+      ticket: t.ticket_no, venue: t.venue_name || t.venue,
+    }), t.ticket_no)));
     for (const b of el.buttons) b.disabled = state.busy || !q.actions[b.dataset.queueAction];
+    // the recall picker (live-recall.js) and the case dossier (live-dossier.js) follow the queue drawn here
+    root.dispatchEvent(new CustomEvent('tiepdan:queue-state', { detail: q }));
   }
 
   async function load() {

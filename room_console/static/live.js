@@ -361,6 +361,7 @@
         state.counters.welcomes += 1;
         state.attempts = 0;
         state.me = msg.you;
+        state.maxKbps = msg.max_kbps;  // the cap of this venue's video layers (null: cannot publish)
         state.resumeToken = msg.resume_token;
         storeResume(msg.resume_token);
         if (msg.status === 'lobby') {
@@ -480,7 +481,10 @@
         if (state.room && state.room.calling && state.room.calling.call_seq === msg.call_seq) {
           state.room.calling = Object.assign({}, state.room.calling, { paused: msg.type === 'case.paused' });
         }
-        say(T(msg.type === 'case.paused' ? 'live.call.paused' : 'live.call.resumed', { ticket: msg.ticket_no }));
+        // a pause over the called venue's lost link says so (the scheduler's link watch, reason link_lost)
+        say(T(msg.type === 'case.resumed' ? 'live.call.resumed'
+          : msg.reason === 'link_lost' ? 'live.call.paused_link' : 'live.call.paused',
+        { ticket: msg.ticket_no, venue: venueName[msg.venue] || msg.venue }));
         queueChanged(msg);
         break;
       case 'media.active_speaker':
@@ -500,34 +504,9 @@
     root.dispatchEvent(new CustomEvent('tiepdan:queue', { detail: { type: msg.type } }));
   }
 
-  /** A short two-tone chime (Web Audio, no file); calls ``then`` when it has finished (or at once if the
-   * browser has no Web Audio). */
+  /** The chime before an announcement (announce.js, shared with the queue board). */
   function chime(then) {
-    const Context = window.AudioContext || window.webkitAudioContext;
-    if (!Context) {
-      then();
-      return;
-    }
-    try {
-      const ctx = state.chimeContext || (state.chimeContext = new Context());
-      if (ctx.state === 'suspended' && ctx.resume) ctx.resume().catch(() => {});
-      const start = ctx.currentTime + 0.05;
-      [[880, 0], [660, 0.35]].forEach(([freq, offset]) => {
-        const osc = ctx.createOscillator();
-        const gain = ctx.createGain();
-        osc.frequency.value = freq;
-        gain.gain.setValueAtTime(0.0001, start + offset);
-        gain.gain.exponentialRampToValueAtTime(0.3, start + offset + 0.03);
-        gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.32);
-        osc.connect(gain).connect(ctx.destination);
-        osc.start(start + offset);
-        osc.stop(start + offset + 0.34);
-      });
-      state.counters.chimes = (state.counters.chimes || 0) + 1;
-    } catch (err) {
-      // no audio output: go on with the announcement
-    }
-    window.setTimeout(then, 800);
+    window.TiepdanAnnounce.chime(then, state.counters);
   }
 
   /** A case was called (or called again): every page says the number; the called venue's page plays a
@@ -632,7 +611,7 @@
     closePublisher();
     const publisher = new Media.Publisher({
       stream: state.stream, iceServers: state.iceServers,
-      cameraMaxBitrate: config.cameraMaxBitrate, lowMaxBitrate: config.cameraLowMaxBitrate,
+      maxKbps: state.maxKbps,
     });
     state.publisher = publisher;
     try {

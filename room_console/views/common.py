@@ -14,7 +14,7 @@ __all__ = ["actor_of", "choices", "form_value"]
 
 def actor_of(signed: SignedIn) -> Actor:
     user = signed.user
-    return Actor(user.id, user.display_name, user.grants, user.unit, signed.session_id)
+    return Actor(user.id, user.display_name, user.grants, user.unit, signed.session_id, user.venue)
 
 
 def choices(enum: type[LabelledEnum]) -> list[tuple[str, str]]:

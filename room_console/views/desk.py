@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 import segno
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from complaints.duplicates import IntakeRecord
 from complaints.enums import PetitionerRole, PetitionerType, PetitionKind, PetitionSource
@@ -33,11 +33,13 @@ from complaints.schemas import PetitionerIn, RespondentIn, describe_errors
 from schedules import PriorityGround, parse_chip_id_qr
 from schedules.desk import DESK_STATES, DeskRegistration, DeskResult, Triage, desk_slip, register_at_desk
 from schedules.errors import (
+    ConcurrentChange,
     DuplicateTicket,
     InvalidChipId,
     NotPermitted,
     SchedulesError,
     SessionNotToday,
+    TicketNotWaiting,
     TicketsNotIssued,
     UnknownCase,
     UnknownSession,
@@ -45,6 +47,7 @@ from schedules.errors import (
     VenueNotInSession,
 )
 from schedules.sessions import SessionRecord, sessions_between
+from schedules.triage import ConfidentialHandling, retriage_ticket, ticket_venue
 from signaling.grants import Grant
 
 from ..actor import Actor, require_any
@@ -92,6 +95,18 @@ class DeskRegistrationIn(BaseModel):
     triage: Literal["propose_leader", "guidance", "forward", "explain", "refuse"]
     refusal_reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = ""
     receiving_body: Short = ""
+    # a denunciation proposed to the leader: how it is heard (required then, refused otherwise)
+    handling: Literal["in_person", "closed_segment"] | None = None
+
+
+class TicketTriageIn(BaseModel):
+    """``POST /api/desk/sessions/{session_id}/tickets/{ticket_no}/triage``: the desk's priority grounds
+    and, for a confidential case, its handling, at the queue ``expected_version`` the desk read."""
+
+    model_config = ConfigDict(extra="forbid")
+    expected_version: int = Field(ge=0, le=2**31)
+    priorities: list[Literal["disabled", "pregnant"]] = []
+    handling: Literal["in_person", "closed_segment"] | None = None
 
 
 # -- what the API and the page share ------------------------------------------------------------------
@@ -102,7 +117,7 @@ def _status(exc: SchedulesError) -> int:
         return 403
     if isinstance(exc, UnknownSession | UnknownTicket | UnknownCase):
         return 404
-    if isinstance(exc, TicketsNotIssued | SessionNotToday | DuplicateTicket):
+    if isinstance(exc, TicketsNotIssued | SessionNotToday | DuplicateTicket | ConcurrentChange | TicketNotWaiting):
         return 409
     return 422
 
@@ -114,6 +129,10 @@ def _problem(exc: SchedulesError) -> JSONResponse:
         body["errors"] = [{"field": f"chip_qr.{field}" if field else "chip_qr", "message": exc.message_vi}]
     elif isinstance(exc, VenueNotInSession):
         body["errors"] = [{"field": "venue", "message": exc.message_vi}]
+    elif exc.code in ("handling_required", "handling_not_confidential"):
+        body["errors"] = [{"field": "handling", "message": exc.message_vi}]
+    elif isinstance(exc, ConcurrentChange):
+        body["current_version"] = exc.current
     return JSONResponse(body, status_code=_status(exc))
 
 
@@ -156,7 +175,8 @@ def _registration(body: DeskRegistrationIn, venue: str, today: date, officer: st
                     respondent=body.respondent.to_domain() if body.respondent else None, case_id=body.case_id)
     return DeskRegistration(session_id=body.session_id, venue=venue, intake=intake, triage=Triage.parse(body.triage),
                             priorities=frozenset(PriorityGround.parse(p) for p in body.priorities), birth_date=birth,
-                            refusal_reason=body.refusal_reason, receiving_body=body.receiving_body, officer=officer)
+                            refusal_reason=body.refusal_reason, receiving_body=body.receiving_body, officer=officer,
+                            handling=None if body.handling is None else ConfidentialHandling.parse(body.handling))
 
 
 async def _register(console: ConsoleContext, actor: Actor, reg: DeskRegistration) -> DeskResult:
@@ -189,8 +209,13 @@ def _result_json(result: DeskResult) -> dict[str, Any]:
             "id": ticket.ticket_id, "number": ticket.ticket_no, "venue": ticket.venue,
             "priorities": [{"value": g.value, "label": g.label_vi} for g in sorted(ticket.priorities,
                                                                                    key=lambda g: g.value)],
-            "issued_at": ticket.issued_at.isoformat(), "slip_url": f"/ban-tiep-nhan/phieu/{ticket.ticket_id}"},
+            "issued_at": ticket.issued_at.isoformat(), "slip_url": f"/ban-tiep-nhan/phieu/{ticket.ticket_id}",
+            "handling": _labelled(result.handling)},
     }
+
+
+def _labelled(value: ConfidentialHandling | None) -> dict[str, str] | None:
+    return None if value is None else {"value": value.value, "label": value.label_vi}
 
 
 async def _desk_sessions(console: ConsoleContext, signed: SignedIn) -> list[SessionRecord]:
@@ -249,6 +274,36 @@ async def desk_register(console: Console, signed: CurrentUser, body: DeskRegistr
     return JSONResponse(_result_json(result), status_code=201)
 
 
+@router.post("/api/desk/sessions/{session_id}/tickets/{ticket_no}/triage")
+async def desk_retriage(console: Console, signed: CurrentUser, session_id: Slug, ticket_no: int,
+                        body: TicketTriageIn) -> Response:
+    """Change an issued ticket's priority grounds or its handling (``ticket.triaged``; the chair's call
+    order follows). A venue operator changes the tickets of its venue only."""
+    actor = actor_of(signed)
+    require_any(actor, {Grant.INTAKE})
+    if not 1 <= ticket_no <= 99_999:
+        return _problem(UnknownTicket(f"Không có số thứ tự {ticket_no} trong phiên."))
+    bound = signed.user.venue
+    try:
+        async with console.engine.begin() as conn:
+            if bound is not None:
+                venue = await ticket_venue(conn, session_id, ticket_no)
+                if venue is not None and venue != bound:
+                    raise Forbidden("grant missing")
+            change = await retriage_ticket(
+                conn, session_id, ticket_no, expected_version=body.expected_version,
+                priorities=[PriorityGround.parse(p) for p in body.priorities],
+                handling=None if body.handling is None else ConfidentialHandling.parse(body.handling),
+                actor=actor.label, grants=actor.grants, clock=lambda: local_now(console))
+    except SchedulesError as exc:
+        return _problem(exc)
+    return JSONResponse({"ticket_no": change.ticket_no, "version": change.version, "changed": change.event is not None,
+                         "status": {"value": change.status.value, "label": change.status.label_vi},
+                         "priorities": [{"value": g.value, "label": g.label_vi}
+                                        for g in sorted(change.priorities, key=lambda g: g.value)],
+                         "handling": _labelled(change.handling)})
+
+
 def _query(reg: DeskRegistration) -> IntakeRecord:
     person = reg.intake.petitioner
     return IntakeRecord("new", full_name=person.full_name if person else "",
@@ -261,7 +316,7 @@ def _query(reg: DeskRegistration) -> IntakeRecord:
 # -- the page ------------------------------------------------------------------------------------------------
 
 FIELDS = ("session_id", "venue", "chip_qr", "full_name", "id_number", "birth_date", "phone", "address", "kind",
-          "content", "request", "respondent_name", "triage", "refusal_reason", "receiving_body")
+          "content", "request", "respondent_name", "triage", "refusal_reason", "receiving_body", "handling")
 FLAGS = ("delegation", "disabled", "pregnant")
 
 
@@ -299,6 +354,7 @@ def _body_of(values: dict[str, str], attach: str) -> dict[str, Any]:
         "petition": {"kind": values["kind"], "content": values["content"], "request": values["request"]},
         "priorities": [p for p in ("disabled", "pregnant") if values[p]], "triage": values["triage"],
         "refusal_reason": values["refusal_reason"], "receiving_body": values["receiving_body"],
+        "handling": values["handling"] or None,
     }
     if values["phone"]:
         body["phone"] = values["phone"]

@@ -43,16 +43,11 @@ from ..errors import Forbidden
 from ..i18n import catalogue, t
 from ..routes import Console, CurrentUser, access_token_for, render_error_text, render_page
 
-__all__ = ["router", "LiveRoom", "live_rooms_for", "live_room", "view_of", "CAMERA_MAX_BITRATE",
-           "CAMERA_LOW_MAX_BITRATE"]
+__all__ = ["router", "LiveRoom", "live_rooms_for", "live_room", "view_of"]
 
 log = logging.getLogger("room_console.live")
 router = APIRouter()
 
-#: the camera layer's cap when the venue has no ``max_kbps`` of its own (bits per second)
-CAMERA_MAX_BITRATE = 1_500_000
-#: the small layer (320×180 at 15 fps) shown in the small tiles
-CAMERA_LOW_MAX_BITRATE = 150_000
 _ROOM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -132,7 +127,6 @@ def _js_messages() -> dict[str, str]:
 def _page_config(user: User, room: LiveRoom, view: str) -> dict[str, Any]:
     own = room.venue(user.venue)
     publishes = user.has(Grant.PUBLISH) and own is not None
-    max_bitrate = own.max_kbps * 1000 if own is not None and own.max_kbps else CAMERA_MAX_BITRATE
     return {
         "room": room.room,
         "view": view,
@@ -142,8 +136,6 @@ def _page_config(user: User, room: LiveRoom, view: str) -> dict[str, Any]:
         "moderate": user.has(Grant.MODERATE),
         "closedSegment": user.has(Grant.CLOSED_SEGMENT),
         "callQueue": user.has(Grant.CALL_QUEUE),
-        "cameraMaxBitrate": max_bitrate,
-        "cameraLowMaxBitrate": CAMERA_LOW_MAX_BITRATE,
         "protocol": 1,
     }
 

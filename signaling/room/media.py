@@ -96,7 +96,9 @@ class MediaOptions:
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
     stats_interval_s: float = 2.0
-    link_lost_after_s: float = 3.0
+    link_lost_after_s: float = 5.0
+    """a venue whose received media (frames from its RTP) stops this long is lost (``VenueLinkLost``); 5 s is
+    the legal rule (``schedules.LINK_LOSS_PAUSE_AFTER``): the scheduler pauses the case of a venue lost"""
     speaker_interval_s: float = 1.0
     tick_s: float = 0.25
     max_slots: int = 16
@@ -174,7 +176,7 @@ class _MediaRoom:
     sessions: dict[str, _Session] = field(default_factory=dict)  # by participant
     publishers: dict[str, str] = field(default_factory=dict)  # venue → participant
     previous: dict[str, Assignment] = field(default_factory=dict)  # participant → slots (kept on resume)
-    links: LinkMonitor = field(default_factory=lambda: LinkMonitor(3.0))
+    links: LinkMonitor = field(default_factory=lambda: LinkMonitor(5.0))
     speaker: SpeakerTracker = field(default_factory=lambda: SpeakerTracker(1.0))
 
 
@@ -250,6 +252,15 @@ class MediaPlane:
 
     # -- client messages --------------------------------------------------------------------------
 
+    def venue_cap(self, state: Room | None, venue: str | None) -> int | None:
+        """The cap (kbit/s) of each video layer ``venue`` publishes in ``state``: the session's
+        ``VenueInfo.max_kbps`` (the session's cap, else the venue's), else ``venue_max_kbps``; None for
+        no venue or a venue not in the session (it cannot publish)."""
+        info = next((v for v in state.venues if v.venue == venue), None) if state is not None else None
+        if info is None:
+            return None
+        return info.max_kbps or self.options.venue_max_kbps
+
     def ice_servers(self, participant: str) -> MediaIceServers:
         servers, expires_at = ice_servers_for(self.options.ice_urls, self.options.turn_secret, participant,
                                               now=self._host.clock(), ttl_s=self.options.turn_ttl_s)
@@ -282,9 +293,7 @@ class MediaPlane:
             holder = mr.publishers.get(venue)
             if holder is not None and holder != participant and holder in mr.sessions:
                 return error(ErrorCode.ALREADY_PUBLISHING, ref=msg.id, detail="another connection publishes")
-            state = self._host.room(room)
-            info = next((v for v in state.venues if v.venue == venue), None) if state is not None else None
-            cap = (info.max_kbps if info is not None and info.max_kbps else None) or self.options.venue_max_kbps
+            cap = self.venue_cap(self._host.room(room), venue) or self.options.venue_max_kbps
             session = self._session(room, member, peer_id)
             async with session.lock:
                 answer = await session.sfu.publish_offer(msg.sdp, names=msg.tracks, max_kbps=cap)

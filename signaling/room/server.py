@@ -433,6 +433,8 @@ class RoomServer:
                 resume_grace_s=self.options.reconnect_grace_s,
                 token_expires_at=claims.exp,
                 room=live.state.view_for(participant) if member.status == "admitted" else None,
+                max_kbps=(self.media.venue_cap(live.state, claims.venue)
+                          if self.media is not None and claims.has(Grant.PUBLISH) else None),
             )
             peer.send(dump_message(welcome))
             if resume_failed:

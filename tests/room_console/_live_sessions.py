@@ -23,6 +23,7 @@ from schedules import (
     start_session,
 )
 from schedules import sessions as scheduler
+from schedules.session_hours import hours_from
 from signaling.grants import Grant
 
 __all__ = ["open_live_session", "close_live_session"]
@@ -37,14 +38,17 @@ def _now() -> datetime:
 
 async def open_live_session(engine: AsyncEngine, room: str, venues: Sequence[tuple[str, str]], *,
                             start: bool = True) -> None:
-    """Plan, publish, open (and with ``start`` start) the ad hoc online session ``room`` today with
-    ``venues`` (id, name), the first being the main venue."""
+    """Plan, publish, open (and with ``start`` start) the ad hoc online session ``room`` today, from now to the
+    end of the day (as the command line does, so the timekeeper leaves it open), with ``venues`` (id, name),
+    the first being the main venue."""
+    hours = hours_from(_now())
     async with engine.begin() as conn:
         await ensure_venues(conn, [VenueDraft(v, n, VenueLevel.MAIN if i == 0 else VenueLevel.COMMUNE)
                                    for i, (v, n) in enumerate(venues)], actor=_ACTOR, grants=_GRANTS, clock=_now)
         await plan_session(conn, session_id=room, day=local_day(_now()), form=ReceptionForm.ONLINE,
                            kind=ReceptionType.AD_HOC, venues_chosen=[VenueChoice(v) for v, _ in venues],
-                           main=venues[0][0], actor=_ACTOR, grants=_GRANTS, clock=_now)
+                           main=venues[0][0], opens_at=hours.opens_at, closes_at=hours.closes_at, actor=_ACTOR,
+                           grants=_GRANTS, clock=_now)
         await publish_session(conn, room, calendar=default_calendar(), override_reason="Phiên thử nghiệm mở ngay",
                               actor=_ACTOR, grants=_GRANTS, clock=_now)
         await scheduler.open_session(conn, room, actor=_ACTOR, grants=_GRANTS, clock=_now)

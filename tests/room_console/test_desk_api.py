@@ -36,7 +36,8 @@ ALL = frozenset(Grant)
 SETUP = "service:test"
 ROLES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "tiepnhan": (("reception",), None), "tiepnhan2": (("reception",), None), "thuky": (("secretary",), None),
-    "diemcau": (("reception",), "xa-tien-du"), "chutri": (("chair",), None)}
+    "diemcau": (("reception",), "xa-tien-du"), "chutri": (("chair",), None), "vanhanh": (("venue",), "xa-tien-du"),
+    "manhinh": (("display",), "xa-tien-du")}
 VENUES = (("tru-so-tinh", "Trụ sở Tiếp công dân tỉnh"), ("xa-tien-du", "Xã Tiên Du"), ("xa-gia-binh", "Xã Gia Bình"))
 # An elderly man (born 1950) and a younger man, as the card's QR code says.
 ELDER_ID, ELDER = "027050123456", "Nguyễn Văn Thọ"
@@ -204,10 +205,14 @@ async def test_a_role_without_intake_is_refused(app: FastAPI) -> None:
 async def test_a_denunciation_registered_at_the_desk_is_sealed(app: FastAPI) -> None:
     desk = await signed(app, "tiepnhan")
     body = registration(ELDER_QR, petition={"kind": "denunciation", "content": "Tố cáo cán bộ xã nhận hối lộ"})
-    response = await desk.post("/api/desk/registrations", body)
+    missing = await desk.post("/api/desk/registrations", body)  # the desk must choose how it is heard
+    assert missing.status_code == 422 and missing.json()["error"] == "handling_required"
+    assert missing.json()["errors"][0]["field"] == "handling" and await count(app, cases) == 0
+    response = await desk.post("/api/desk/registrations", {**body, "handling": "closed_segment"})
     assert response.status_code == 201, response.text
     result = response.json()
     assert result["confidential"] is True and result["ticket"]["number"] == 1
+    assert result["ticket"]["handling"]["value"] == "closed_segment"
     assert ELDER not in response.text and ELDER_ID not in response.text
     # Nobody without identity_read reads the name: the desk officer, the secretary, the chair.
     for username in ("tiepnhan", "thuky", "chutri"):
@@ -267,3 +272,42 @@ async def test_attaching_to_a_duplicate_candidate_keeps_the_case_and_the_elderly
     assert [p["value"] for p in result["ticket"]["priorities"]] == ["elderly"]
     both = await desk.post("/api/desk/registrations", registration(ELDER_QR, petitioner={"full_name": ELDER}))
     assert both.status_code == 422 and both.json()["error"] == "petitioner_choice"
+
+
+async def test_the_handling_of_a_denunciation_reaches_the_chair_and_secretary_only(app: FastAPI) -> None:
+    desk = await signed(app, "tiepnhan")
+    plain = await desk.post("/api/desk/registrations", registration(HUNG_QR))
+    secret = await desk.post("/api/desk/registrations", registration(
+        ELDER_QR, petition={"kind": "denunciation", "content": "Tố cáo cán bộ xã nhận hối lộ"}, handling="in_person"))
+    assert [plain.status_code, secret.status_code] == [201, 201], secret.text
+    number = secret.json()["ticket"]["number"]
+    queue_url = f"/api/sessions/{ROOM}/queue"
+    for username in ("chutri", "thuky"):
+        queue = (await (await signed(app, username)).http.get(queue_url)).json()
+        assert [t["ticket_no"] for t in queue["waiting"]] == [1]  # in person: not in the online order
+        assert [(t["ticket_no"], t["handling"]["value"]) for t in queue["in_person"]] == [(number, "in_person")]
+        assert queue["waiting"][0]["handling"] is None
+    # the desk turns it into a closed segment: ticket.triaged, and the chair's order takes it at its number
+    version = (await (await signed(app, "chutri")).http.get(queue_url)).json()["version"]
+    url = f"/api/desk/sessions/{ROOM}/tickets/{number}/triage"
+    stale = await desk.post(url, {"expected_version": version - 1, "handling": "closed_segment"})
+    assert stale.status_code == 409 and stale.json()["current_version"] == version
+    bad = await desk.post(url, {"expected_version": version, "handling": "phiên kín"})
+    assert bad.status_code == 422
+    changed = await desk.post(url, {"expected_version": version, "handling": "closed_segment"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["changed"] is True and changed.json()["status"]["value"] == "waiting"
+    queue = (await (await signed(app, "chutri")).http.get(queue_url)).json()
+    # at its number, with its elderly priority (born 1950): called first, and the chair sees "phiên kín"
+    assert [(t["ticket_no"], (t["handling"] or {}).get("value")) for t in queue["waiting"]] == [
+        (number, "closed_segment"), (1, None)]
+    # a venue's operator and a display never read the queue API; the board shows numbers only
+    for username in ("vanhanh", "manhinh"):
+        client = await signed(app, username)
+        assert (await client.http.get(queue_url)).status_code == 403
+        board = await client.http.get(f"/bang-so/{ROOM}/xa-tien-du")
+        for text in ("closed_segment", "in_person", "Phiên kín", "trực tiếp riêng", "tố cáo", ELDER):
+            assert text not in board.text, (username, text)
+    # the venue's own desk may change the triage, never drop a denunciation's handling
+    dropped = await (await signed(app, "diemcau")).post(url, {"expected_version": version + 1})
+    assert dropped.status_code == 422 and dropped.json()["errors"][0]["field"] == "handling"

@@ -108,6 +108,17 @@ _OWN_CAMERA_JS = """async () => {
   return found;
 }"""
 
+#: The encoders' caps (bit/s) the page set on its camera and camera-low senders (getParameters).
+_SEND_CAPS_JS = """() => {
+  const senders = window.tiepdanLive.state.publisher && window.tiepdanLive.state.publisher.senders;
+  if (!senders || !senders.camera || !senders.low) return null;
+  const cap = (sender) => {
+    const encodings = sender.getParameters().encodings || [];
+    return encodings.length ? (encodings[0].maxBitrate || null) : null;
+  };
+  return { camera: cap(senders.camera), low: cap(senders.low) };
+}"""
+
 #: The energy of the microphone audio the page's publisher connection has sent so far (media-source).
 _SENT_AUDIO_ENERGY_JS = """async () => {
   let energy = 0;
@@ -276,6 +287,7 @@ class VenueSpec:
     name: str
     colour: tuple[int, int, int] | None  # None: Chromium's fake camera (1280×720 at 30 fps)
     camera: tuple[int, int, int] | None = None  # the camera scaled to (width, height, frames/s) before joining
+    cap_kbps: int | None = None  # the session's cap for the venue (``--cap``); None: the server's default
 
 
 @dataclass
@@ -308,7 +320,8 @@ def live_room(server: LiveServer, browser: Browser, launch_browser: Callable[...
     """Open the room ``phien-<label>-<run>`` with the main venue and ``specs``; the chair's page, then each
     venue's page in its own Chromium; everything is closed at the end."""
     name = f"phien-{label}-{RUN}"
-    server.open_session(name, [MAIN, *[(s.venue, s.name) for s in specs]])
+    server.open_session(name, [MAIN, *[(s.venue, s.name) for s in specs]],
+                        caps={s.venue: s.cap_kbps for s in specs if s.cap_kbps is not None})
     browsers: list[Browser] = []
     seats: list[Seat] = []
     try:
@@ -409,9 +422,17 @@ def test_a_small_tile_gets_the_low_layer_and_the_floor_holder_720p(
 def test_active_speaker_follows_the_unmuted_venue_and_never_a_muted_one(
         live_server: LiveServer, browser: Browser, launch_browser: Callable[..., Browser],
         tmp_path: Path) -> None:
-    specs = [VenueSpec(*VENUE_A, RED), VenueSpec(*VENUE_B, GREEN)]
+    specs = [VenueSpec(*VENUE_A, RED), VenueSpec(*VENUE_B, GREEN, cap_kbps=800)]
     with live_room(live_server, browser, launch_browser, tmp_path, "nguoi-noi", specs) as room:
         chair, a, b = room.chair, room.venues[VENUE_A[0]], room.venues[VENUE_B[0]]
+        # Each venue's encoder is capped at its own cap from the join reply: B's session cap (800 kbit/s),
+        # A's the server's default (TIEPDAN_MEDIA_VENUE_MAX_KBPS, 1500); the small layer at a tenth of it.
+        assert [m["message"]["max_kbps"] for m in b.messages("welcome")] == [800]
+        assert [m["message"]["max_kbps"] for m in a.messages("welcome")] == [1500]
+        assert wait_until(lambda: b.page.evaluate(_SEND_CAPS_JS), what="B's senders") == {
+            "camera": 800_000, "low": 80_000}
+        assert wait_until(lambda: a.page.evaluate(_SEND_CAPS_JS), what="A's senders") == {
+            "camera": 1_500_000, "low": 150_000}
         # The chair (main venue, unmuted by the floor) mutes itself: its fake microphone beeps too.
         chair.page.locator('[data-testid=mic-toggle][data-muted="false"]').wait_for(timeout=10_000)
         chair.page.click("[data-testid=mic-toggle]")

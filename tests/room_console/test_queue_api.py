@@ -23,6 +23,7 @@ from signaling.grants import Role
 from signaling.outbox import outbox
 from tiepdan.app import create_app
 
+from ..schedules._roll_call import record_all_present
 from ..schedules.conftest import ACTOR, ADMIN, CALENDAR, CHAIR, DESK, FakeClock, add_venues, make_cases, plan
 from ._helpers import PASSWORD, page_token, sign_in
 
@@ -51,8 +52,10 @@ async def signed(app: FastAPI, username: str) -> Client:
     return Client(http, page_token((await http.get("/")).text))
 
 
-async def prepare(ctx: ConsoleContext, clock: FakeClock, venues: list[str], *, start: bool = True) -> None:
-    """A published session with one ticket per entry of ``venues``, opened and (``start``) started."""
+async def prepare(ctx: ConsoleContext, clock: FakeClock, venues: list[str], *, start: bool = True,
+                  roll_call: bool = True) -> None:
+    """A published session with one ticket per entry of ``venues``, opened, its venues' roll call taken
+    (``roll_call``: every venue present) and (``start``) started."""
     engine = ctx.engine
     await add_venues(engine, clock)
     cases = await make_cases(engine, len(venues))
@@ -67,6 +70,8 @@ async def prepare(ctx: ConsoleContext, clock: FakeClock, venues: list[str], *, s
     clock.set_local(DAY, 8)
     async with engine.begin() as conn:
         await service.open_session(conn, ROOM, actor="user:chu-tri", grants=CHAIR, clock=clock)
+        if roll_call:
+            await record_all_present(conn, ROOM, clock=clock)
         if start:
             await start_session(conn, ROOM, actor="user:chu-tri", grants=CHAIR, clock=clock)
     clock.advance(minutes=1)

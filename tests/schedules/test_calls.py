@@ -41,6 +41,7 @@ from signaling.events import (
     SessionClosed,
 )
 
+from ._roll_call import record_all_present
 from .conftest import (
     ACTOR,
     ADMIN,
@@ -82,6 +83,7 @@ async def started(engine: AsyncEngine, clock: FakeClock, tickets: Sequence[tuple
     clock.set_local(DAY, 8)
     async with engine.begin() as conn:
         await service.open_session(conn, ROOM, actor=CHAIR_ID, grants=CHAIR, clock=clock)
+        await record_all_present(conn, ROOM, clock=clock)
         if start:
             await start_session(conn, ROOM, actor=CHAIR_ID, grants=CHAIR, clock=clock)
     return cases

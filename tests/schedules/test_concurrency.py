@@ -23,6 +23,7 @@ from schedules.queue_store import load_queue_state
 from schedules.tables import session_queues
 from signaling.events import CaseCalled, SessionStarted, TicketIssued
 
+from ._roll_call import record_all_present
 from .conftest import ACTOR, ALL, CALENDAR, FakeClock, add_venues, audit_actions, make_cases, outbox_events, plan
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
@@ -93,6 +94,7 @@ async def open_room(engine: AsyncEngine, clock: FakeClock) -> None:
     clock.set_local(DAY, 8)
     async with engine.begin() as conn:
         await service.open_session(conn, ROOM, actor=ACTOR, grants=ALL, clock=clock)
+        await record_all_present(conn, ROOM, clock=clock)
 
 
 async def test_two_processes_racing_one_transition_exactly_one_wins(engine: AsyncEngine, clock: FakeClock,

@@ -339,6 +339,28 @@ async def test_a_node_without_media_says_so() -> None:
             await bot.close()
 
 
+async def test_the_join_reply_tells_each_venue_that_may_publish_its_own_cap() -> None:
+    """``welcome.max_kbps``: the session's cap for the venue, else the server's default; null for a
+    connection that cannot publish and on a node without media."""
+    async with running_server(media=MediaOptions(venue_max_kbps=1200)) as h:
+        chair = await h.connect(h.token(Role.CHAIR, venue="tinh"))
+        capped = await h.connect(h.token(Role.VENUE, venue="que-vo"))
+        secretary = await h.connect(h.token(Role.SECRETARY))
+        try:
+            assert chair.welcome["max_kbps"] == 1200  # no cap in the session: the server's default
+            assert capped.welcome["max_kbps"] == 600  # the session's cap for its weak link
+            assert secretary.welcome["max_kbps"] is None  # no venue, no publish grant
+        finally:
+            for client in (chair, capped, secretary):
+                await client.close()
+    async with running_server(FAST) as h:
+        venue = await h.connect(h.token(Role.VENUE, venue="que-vo"))
+        try:
+            assert venue.welcome["max_kbps"] is None  # nothing to publish to on this node
+        finally:
+            await venue.close()
+
+
 async def test_stats_and_the_active_speaker_reach_the_room_and_a_venue_gone_for_good_frees_its_media(
         venues_factory: list[Venues]) -> None:
     registry = CollectorRegistry()

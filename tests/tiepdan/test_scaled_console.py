@@ -9,12 +9,12 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from websockets.sync.client import connect
 
-from tests.harness import LiveServer
+from tests.harness import LiveServer, _settings, run_coroutine
 
 pytestmark = pytest.mark.system
 
@@ -36,6 +36,41 @@ def _connected(html: str) -> int | None:
     item = html.split(f'data-room="{ROOM}"', 1)[1].split("live-rooms__item", 1)[0]
     found = re.search(r'data-testid="live-room-connected" data-connected="(\d+)"', item)
     return int(found.group(1)) if found else None
+
+
+async def _ticket_after_roll_call(env: dict[str, str]) -> int:
+    """A queue ticket at Tiên Du (as the desk issues it) and the roll call, in the shared database."""
+    from datetime import UTC, datetime
+
+    from complaints.cases import create_case
+    from complaints.enums import PetitionKind
+    from schedules import issue_ticket
+    from signaling.grants import ROLE_GRANTS, Role
+    from tests.schedules._roll_call import record_all_present
+    from tiepdan.db import make_engine
+
+    engine = make_engine(_settings(env).resolved_database_url)
+    try:
+        async with engine.begin() as conn:
+            case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="Khiếu nại", now=datetime.now(UTC))
+            issued = await issue_ticket(conn, ROOM, venue="tien-du", case=case.id, actor="user:ban-tiep-dan",
+                                        grants=frozenset(ROLE_GRANTS[Role.RECEPTION]), clock=lambda: datetime.now(UTC))
+            await record_all_present(conn, ROOM, clock=lambda: datetime.now(UTC))
+        return issued.ticket_no
+    finally:
+        await engine.dispose()
+
+
+def _next_event(lines: Iterator[str], wanted: str) -> dict[str, object]:
+    """The data of the next server-sent event named ``wanted`` (others are skipped)."""
+    event = ""
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event == wanted:
+            found: dict[str, object] = json.loads(line[len("data: "):])
+            return found
+    raise AssertionError(f"the stream ended before {wanted!r}")
 
 
 def test_the_chair_on_a_control_process_lists_enters_and_joins_a_room_served_by_a_media_process(
@@ -74,6 +109,20 @@ def test_the_chair_on_a_control_process_lists_enters_and_joins_a_room_served_by_
                 pass
             assert message["type"] == "welcome"
             _until(lambda: _connected(chair.get("/phien").text) == 1, "the chair's venue to show as connected")
+
+        # the queue board's events on the control process (from the Redis bus) follow a call made there
+        ticket_no = run_coroutine(_ticket_after_roll_call(control.env))
+        with chair.stream("GET", f"/api/sessions/{ROOM}/board/main/events") as board:
+            assert board.status_code == 200 and board.headers["content-type"].startswith("text/event-stream")
+            lines = board.iter_lines()
+            assert _next_event(lines, "board")["waiting"] == 1
+            called = chair.post(f"/api/sessions/{ROOM}/queue/call-next", headers={"X-CSRF-Token": csrf})
+            assert called.status_code == 200, called.text
+            call = _next_event(lines, "call")
+            assert (call["ticket_no"], call["venue"], call["venue_name"]) == (ticket_no, "tien-du",
+                                                                              "Điểm cầu xã Tiên Du")
+        ended = chair.post(f"/api/sessions/{ROOM}/queue/end", headers={"X-CSRF-Token": csrf})
+        assert ended.status_code == 200, ended.text  # (a session does not close while a case is received)
 
         done = control.cli("session", "close", ROOM)
         assert done.returncode == 0, done.stderr
