@@ -203,6 +203,9 @@ class BoardHub:
         self._listening = asyncio.Event()
         self.closed = False
         self.dropped = 0  # clients dropped for being slow (a figure for /metrics and the tests)
+        # Reload tasks cancelled when their feed ended: still owned, awaited by close() (a task cancelled in the
+        # middle of a database call must finish before the engine goes away).
+        self._retired: set[asyncio.Task[None]] = set()
 
     @property
     def streams(self) -> int:
@@ -294,7 +297,13 @@ class BoardHub:
         if self._feeds.get(feed.session_id) is feed:
             del self._feeds[feed.session_id]
         if feed.task is not None and feed.task is not asyncio.current_task():
-            feed.task.cancel()
+            self._retire(feed.task)
+
+    def _retire(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        if not task.done():
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
 
     def subscribe(self, session_id: str, venue: str) -> BoardStream:
         """A new client of ``session_id``'s board (its first message: the latest snapshot, or the first load)."""
@@ -324,7 +333,7 @@ class BoardHub:
         if not feed.clients:
             del self._feeds[stream.session_id]
             if feed.task is not None:
-                feed.task.cancel()
+                self._retire(feed.task)
 
     async def close(self) -> None:
         """End every stream (``reconnect``: the browsers come back to another process or after a restart) and
@@ -333,7 +342,8 @@ class BoardHub:
             return
         self.closed = True
         last = sse_message("reconnect", {"reason": "shutdown"})
-        tasks = [t for t in (self._listener, *(f.task for f in self._feeds.values())) if t is not None]
+        tasks = [t for t in (self._listener, *(f.task for f in self._feeds.values()), *self._retired)
+                 if t is not None]
         for feed in self._feeds.values():
             for client in list(feed.clients):
                 client.end("shutdown", last)

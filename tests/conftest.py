@@ -180,3 +180,15 @@ def _collect_garbage_per_test() -> Iterator[None]:
         import gc
 
         gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests hash passwords with argon2's smallest cost (still argon2id: every hash verifies
+    the same way). The product's cost stays argon2-cffi's default (~0.17 s a hash here), which made each
+    console test spend a second or more creating its accounts. Servers started as subprocesses keep it."""
+    from argon2 import PasswordHasher
+
+    from room_console import accounts
+
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
