@@ -45,9 +45,6 @@ from schedules.announcement import SpeechOptions, announcement_text, synthesize_
 from schedules.call_order import TicketStatus
 from schedules.errors import (
     AnnouncementError,
-    ConcurrentChange,
-    InvalidArgument,
-    NotPermitted,
     SchedulesError,
 )
 from schedules.queue import PauseReason, QueueState
@@ -57,6 +54,7 @@ from signaling.grants import Grant
 
 from ..actor import Actor, CurrentActor, require_any
 from ..context import ConsoleContext
+from .problems import json_problem, schedules_problem, unknown_session
 
 __all__ = ["create_queue_api_router", "ANNOUNCEMENT_PATH", "QUEUE_ACTIONS", "queue_json"]
 
@@ -84,32 +82,6 @@ class QueueActionIn(BaseModel):
     expected_version: int | None = Field(default=None, ge=0, le=2**31)
     reason: Literal["chair", "link_lost"] | None = None
     ticket_no: int | None = Field(default=None, ge=1, le=99_999)
-
-
-def _problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status,
-                        headers={"cache-control": "no-store"})
-
-
-def _status(exc: SchedulesError) -> int:
-    if isinstance(exc, NotPermitted):
-        return 403
-    if isinstance(exc, LookupError):
-        return 404
-    if isinstance(exc, InvalidArgument | ValueError):
-        return 422
-    return 409
-
-
-def _schedules_problem(exc: SchedulesError) -> JSONResponse:
-    extra: dict[str, Any] = {}
-    if isinstance(exc, ConcurrentChange):
-        extra["current_version"] = getattr(exc, "current", None)
-    return _problem(_status(exc), exc.code, exc.message_vi, **extra)
-
-
-def _unknown_session(session_id: str) -> JSONResponse:
-    return _problem(404, "unknown_session", f"Không có phiên tiếp công dân «{session_id[:64]}».")
 
 
 def _labelled(value: Any) -> dict[str, str] | None:
@@ -211,14 +183,14 @@ def create_queue_api_router() -> APIRouter:
         """The queue of a session: the case being received, the waiting numbers, the reorder reasons."""
         require_any(actor, {Grant.CALL_QUEUE})
         if not _SESSION_ID.match(session_id):
-            return _unknown_session(session_id)
+            return unknown_session(session_id)
         try:
             names = await _venue_names(console, session_id)
             async with console.engine.connect() as conn:
                 state, version = await calls.load_queue(conn, session_id)
                 flags = await _handling(conn, actor, session_id)
         except SchedulesError as exc:
-            return _schedules_problem(exc)
+            return schedules_problem(exc)
         return JSONResponse(queue_json(state, version, names, flags), headers={"cache-control": "no-store"})
 
     @router.post("/sessions/{session_id}/queue/{action}")
@@ -227,12 +199,12 @@ def create_queue_api_router() -> APIRouter:
         """One queue action of the chair (see the module docstring)."""
         require_any(actor, {Grant.CALL_QUEUE})
         if action not in QUEUE_ACTIONS:
-            return _problem(404, "unknown_action", "Thao tác hàng đợi không tồn tại.")
+            return json_problem(404, "unknown_action", "Thao tác hàng đợi không tồn tại.")
         if not _SESSION_ID.match(session_id):
-            return _unknown_session(session_id)
+            return unknown_session(session_id)
         data = body or QueueActionIn()
         if action == "pause" and data.reason is None:
-            return _problem(422, "missing_reason", "Cần nêu lý do tạm dừng (chair hoặc link_lost).",
+            return json_problem(422, "missing_reason", "Cần nêu lý do tạm dừng (chair hoặc link_lost).",
                             errors=[{"field": "reason", "message": "Cần nêu lý do tạm dừng."}])
         clock = lambda: _schedules_clock(console)  # noqa: E731
         common: dict[str, Any] = {"expected_version": data.expected_version, "actor": actor.label,
@@ -265,7 +237,7 @@ def create_queue_api_router() -> APIRouter:
                 else:
                     outcome = await calls.resume(conn, session_id, **common)
         except SchedulesError as exc:
-            return _schedules_problem(exc)
+            return schedules_problem(exc)
         if console.notify_outbox is not None:
             console.notify_outbox()
         log.info("queue action", extra={"ctx": {"session": session_id, "action": action, "version": outcome.version}})
@@ -284,10 +256,10 @@ def create_queue_api_router() -> APIRouter:
         del actor  # any signed-in user or service: the announcement is said aloud at every venue anyway
         match = _AUDIO_NAME.fullmatch(name)
         if match is None or console.speech is None:
-            return _problem(404, "not_found", "Không tìm thấy tệp thông báo.")
+            return json_problem(404, "not_found", "Không tìm thấy tệp thông báo.")
         path = console.speech.cache_dir / f"{match.group(1)}.wav"
         if not path.is_file():
-            return _problem(404, "not_found", "Không tìm thấy tệp thông báo.")
+            return json_problem(404, "not_found", "Không tìm thấy tệp thông báo.")
         return FileResponse(path, media_type="audio/wav",
                             headers={"cache-control": "private, max-age=86400, immutable",
                                      "x-content-type-options": "nosniff"})

@@ -47,13 +47,13 @@ from schedules import (
     record_roll_call,
     roll_calls_of,
 )
-from schedules.errors import ConcurrentChange, InvalidArgument, NotPermitted
 from schedules.roll_call import MAX_CITIZENS, MAX_OFFICIALS
 from schedules.sessions import LIVE_STATES
 from signaling.grants import Grant
 
 from ..actor import CurrentActor, require_any
 from ..context import ConsoleContext
+from .problems import schedules_problem, unknown_session
 
 __all__ = ["create_roll_call_api_router"]
 
@@ -107,25 +107,8 @@ class ReadinessIn(BaseModel):
     browser: str = Field(default="", max_length=400)
 
 
-def _problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status,
-                        headers={"cache-control": "no-store"})
-
-
 def _schedules_problem(exc: SchedulesError) -> JSONResponse:
-    if isinstance(exc, NotPermitted):
-        return _problem(403, exc.code, exc.message_vi)
-    if isinstance(exc, LookupError):
-        return _problem(404, exc.code, exc.message_vi)
-    if isinstance(exc, InvalidArgument | ValueError):
-        return _problem(422, exc.code, exc.message_vi)
-    if isinstance(exc, ConcurrentChange):
-        return _problem(409, exc.code, exc.message_vi, current_roll_call_no=exc.current)
-    return _problem(409, exc.code, exc.message_vi)
-
-
-def _unknown_session(session_id: str) -> JSONResponse:
-    return _problem(404, "unknown_session", f"Không có phiên tiếp công dân «{session_id[:64]}».")
+    return schedules_problem(exc, current_key="current_roll_call_no")
 
 
 def _clock(console: ConsoleContext) -> datetime:
@@ -195,7 +178,7 @@ def create_roll_call_api_router() -> APIRouter:
         """The roll call in force and every earlier one."""
         require_any(actor, {Grant.CALL_QUEUE})
         if not _SESSION_ID.match(session_id):
-            return _unknown_session(session_id)
+            return unknown_session(session_id)
         try:
             body = await _roll_call_view(console, session_id)
         except SchedulesError as exc:
@@ -209,7 +192,7 @@ def create_roll_call_api_router() -> APIRouter:
         """Record a roll call (the first, or an amendment)."""
         require_any(actor, {Grant.CALL_QUEUE})
         if not _SESSION_ID.match(session_id):
-            return _unknown_session(session_id)
+            return unknown_session(session_id)
         attendance = [VenueAttendance(v.venue, v.present, tuple(Official(o.name, o.position) for o in v.officials),
                                       v.citizens) for v in body.venues]
         try:
@@ -233,7 +216,7 @@ def create_roll_call_api_router() -> APIRouter:
         """Each venue of the session with its latest readiness check."""
         require_any(actor, {Grant.CALL_QUEUE})
         if not _SESSION_ID.match(session_id):
-            return _unknown_session(session_id)
+            return unknown_session(session_id)
         try:
             async with console.engine.connect() as conn:
                 items = await readiness_of(conn, session_id)
@@ -249,7 +232,7 @@ def create_roll_call_api_router() -> APIRouter:
         """Record the caller's venue's readiness check (figures measured by its browser)."""
         require_any(actor, {Grant.PUBLISH})
         if not _SESSION_ID.match(session_id):
-            return _unknown_session(session_id)
+            return unknown_session(session_id)
         report = ReadinessReport(
             venue=body.venue, rtt_ms=body.rtt_ms,
             rtt_source=None if body.rtt_source is None else RttSource.parse(body.rtt_source),

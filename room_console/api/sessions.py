@@ -38,10 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schedules import sessions as service
 from schedules.errors import (
-    ConcurrentChange,
     IllegalTransition,
-    InvalidArgument,
-    NotPermitted,
     PublishTooLate,
     SchedulesError,
 )
@@ -52,6 +49,7 @@ from signaling.grants import Grant
 from ..actor import Actor, CurrentActor, require_any
 from ..context import ConsoleContext
 from ..i18n import t
+from .problems import json_problem, schedules_problem, unknown_session
 
 __all__ = ["SESSION_ACTIONS", "create_sessions_api_router", "session_json"]
 
@@ -96,30 +94,12 @@ class ReasonIn(TransitionIn):
     note: str = Field(default="", max_length=_MAX_TEXT)
 
 
-def _problem(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status,
-                        headers={"cache-control": "no-store"})
-
-
-def _status(exc: SchedulesError) -> int:
-    if isinstance(exc, NotPermitted):
-        return 403
-    if isinstance(exc, LookupError):
-        return 404
-    if isinstance(exc, InvalidArgument | ValueError):
-        return 422
-    return 409
-
-
 def _schedules_problem(exc: SchedulesError) -> JSONResponse:
-    extra: dict[str, Any] = {}
-    if isinstance(exc, ConcurrentChange):
-        extra["current_version"] = exc.current
-    elif isinstance(exc, IllegalTransition):
-        extra.update(from_state=exc.from_state, to_state=exc.to_state)
-    elif isinstance(exc, PublishTooLate):
-        extra.update(working_days_left=exc.working_days_left, last_day=exc.last_day.isoformat())
-    return _problem(_status(exc), exc.code, exc.message_vi, **extra)
+    if isinstance(exc, IllegalTransition):
+        return schedules_problem(exc, from_state=exc.from_state, to_state=exc.to_state)
+    if isinstance(exc, PublishTooLate):
+        return schedules_problem(exc, working_days_left=exc.working_days_left, last_day=exc.last_day.isoformat())
+    return schedules_problem(exc)
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -162,7 +142,7 @@ def create_sessions_api_router() -> APIRouter:
                   body: TransitionIn, apply: Apply) -> Response:
         require_any(actor, {SESSION_ACTIONS[action]})
         if not _SESSION_ID.match(session_id):
-            return _problem(404, "unknown_session", t("api.sessions.unknown", session=session_id[:64]))
+            return unknown_session(session_id)
         common: dict[str, Any] = {"expected_version": body.expected_version, "actor": actor.label,
                                   "grants": actor.grants, "clock": clock_of(console)}
         try:
@@ -185,7 +165,7 @@ def create_sessions_api_router() -> APIRouter:
         """The session, its version and the transitions its state allows."""
         require_any(actor, {Grant.MANAGE, Grant.CALL_QUEUE})
         if not _SESSION_ID.match(session_id):
-            return _problem(404, "unknown_session", t("api.sessions.unknown", session=session_id[:64]))
+            return unknown_session(session_id)
         try:
             async with console.engine.connect() as conn:
                 record = await service.get_session(conn, session_id)
@@ -224,7 +204,7 @@ def create_sessions_api_router() -> APIRouter:
 
     def reasoned(body: ReasonIn) -> Response | SessionReason:
         if body.reason not in _REASONS:
-            return _problem(422, "unknown_reason", t("api.sessions.unknown_reason"),
+            return json_problem(422, "unknown_reason", t("api.sessions.unknown_reason"),
                             errors=[{"field": "reason", "message": t("api.sessions.unknown_reason")}])
         return SessionReason.parse(body.reason)
 

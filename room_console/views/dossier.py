@@ -35,6 +35,7 @@ from signaling.grants import Grant
 
 from ..actor import Actor, CurrentActor
 from ..api.complaints import ensure_case_visible, local_now, record_case_view
+from ..api.problems import json_problem
 from ..context import ConsoleContext
 from ..i18n import t
 from ..routes import Console, CurrentUser, render_error_text, render_page
@@ -44,10 +45,6 @@ __all__ = ["router", "dossier_json", "read_dossier"]
 
 router = APIRouter()
 _SESSION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-
-
-def _problem(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status, headers={"cache-control": "no-store"})
 
 
 def _labelled(value: Any) -> dict[str, str] | None:
@@ -125,7 +122,7 @@ async def read_dossier(console: ConsoleContext, actor: Actor, case_id: str, sess
 
 
 def _bad_session() -> JSONResponse:
-    return _problem(422, "invalid_session", t("live.dossier.bad_session"))
+    return json_problem(422, "invalid_session", t("live.dossier.bad_session"))
 
 
 @router.get("/api/cases/{case_id}/dossier", tags=["console"])
@@ -144,15 +141,15 @@ async def case_dossier(console: Console, actor: CurrentActor, case_id: str,
 async def current_dossier(console: Console, actor: CurrentActor, session_id: str) -> Response:
     """The dossier of the case being received in ``session_id`` now, or ``{"case": null}``."""
     if not (actor.may_view_cases and actor.has(Grant.CALL_QUEUE)):
-        return _problem(403, "forbidden", t("error.403"))
+        return json_problem(403, "forbidden", t("error.403"))
     if not _SESSION_ID.match(session_id):
-        return _problem(404, "unknown_session", t("live.dossier.unknown_session"))
+        return json_problem(404, "unknown_session", t("live.dossier.unknown_session"))
     try:
         async with console.engine.connect() as conn:
             state, _ = await calls.load_queue(conn, session_id)
     except SchedulesError as exc:
         status = 404 if isinstance(exc, LookupError) else 409
-        return _problem(status, exc.code, exc.message_vi)
+        return json_problem(status, exc.code, exc.message_vi)
     ticket = state.current_ticket
     if ticket is None:
         return JSONResponse({"case": None, "session": session_id}, headers={"cache-control": "no-store"})
