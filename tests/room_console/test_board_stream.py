@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from room_console.accounts import add_user
 from room_console.board_stream import BoardHub, BoardOptions, EventStreamResponse
 from room_console.context import ConsoleContext
-from schedules import VIETNAM_TZ, VenueChoice, issue_ticket, publish_session, start_session
+from schedules import VIETNAM_TZ
 from schedules import sessions as service
 from signaling.events import CaseCalled
 from signaling.grants import Role
@@ -33,8 +33,8 @@ from tiepdan.app import create_app
 from tiepdan.db import make_engine, prepare_database
 from tiepdan.server import Server
 
-from ..schedules._roll_call import record_all_present
-from ..schedules.conftest import ACTOR, ADMIN, CALENDAR, CHAIR, DESK, FakeClock, add_venues, make_cases, plan
+from ..schedules._roll_call import open_queue
+from ..schedules.conftest import CHAIR, FakeClock
 from ._helpers import PASSWORD, page_token, sign_in
 
 pytestmark = pytest.mark.integration
@@ -94,22 +94,7 @@ DAY = date(2026, 12, 10)
 async def prepare(engine: AsyncEngine, clock: FakeClock, venues: list[str]) -> None:
     """A published session with one ticket per entry of ``venues`` (the desk's order), opened, the roll
     call done, started."""
-    await add_venues(engine, clock)
-    cases = await make_cases(engine, len(venues))
-    async with engine.begin() as conn:
-        await plan(conn, clock, ROOM, DAY, venues=[VenueChoice("tru-so-tinh"), VenueChoice("xa-tien-du"),
-                                                   VenueChoice("phuong-que-vo")])
-        await publish_session(conn, ROOM, calendar=CALENDAR, actor=ACTOR, grants=ADMIN, clock=clock)
-    for case, venue in zip(cases, venues, strict=True):
-        clock.advance(minutes=1)
-        async with engine.begin() as conn:
-            await issue_ticket(conn, ROOM, venue=venue, case=case, actor=ACTOR, grants=DESK, clock=clock)
-    clock.set_local(DAY, 8)
-    async with engine.begin() as conn:
-        await service.open_session(conn, ROOM, actor="user:chu-tri", grants=CHAIR, clock=clock)
-        await record_all_present(conn, ROOM, clock=clock)
-        await start_session(conn, ROOM, actor="user:chu-tri", grants=CHAIR, clock=clock)
-    clock.advance(minutes=1)
+    await open_queue(engine, clock, ROOM, DAY, venues)
 
 
 @asynccontextmanager

@@ -16,15 +16,15 @@ from sqlalchemy import select
 
 from room_console.accounts import add_user
 from room_console.context import ConsoleContext
-from schedules import VIETNAM_TZ, VenueChoice, issue_ticket, publish_session, start_session
+from schedules import VIETNAM_TZ
 from schedules import sessions as service
 from signaling.events import AnyEvent, parse_event
 from signaling.grants import Role
 from signaling.outbox import outbox
 from tiepdan.app import create_app
 
-from ..schedules._roll_call import record_all_present
-from ..schedules.conftest import ACTOR, ADMIN, CALENDAR, CHAIR, DESK, FakeClock, add_venues, make_cases, plan
+from ..schedules._roll_call import open_queue
+from ..schedules.conftest import CHAIR, FakeClock
 from ._helpers import PASSWORD, page_token, sign_in
 
 pytestmark = pytest.mark.integration
@@ -56,25 +56,7 @@ async def prepare(ctx: ConsoleContext, clock: FakeClock, venues: list[str], *, s
                   roll_call: bool = True) -> None:
     """A published session with one ticket per entry of ``venues``, opened, its venues' roll call taken
     (``roll_call``: every venue present) and (``start``) started."""
-    engine = ctx.engine
-    await add_venues(engine, clock)
-    cases = await make_cases(engine, len(venues))
-    async with engine.begin() as conn:
-        await plan(conn, clock, ROOM, DAY, venues=[VenueChoice("tru-so-tinh"), VenueChoice("xa-tien-du"),
-                                                   VenueChoice("phuong-que-vo")])
-        await publish_session(conn, ROOM, calendar=CALENDAR, actor=ACTOR, grants=ADMIN, clock=clock)
-    for case, venue in zip(cases, venues, strict=True):
-        clock.advance(minutes=1)
-        async with engine.begin() as conn:
-            await issue_ticket(conn, ROOM, venue=venue, case=case, actor=ACTOR, grants=DESK, clock=clock)
-    clock.set_local(DAY, 8)
-    async with engine.begin() as conn:
-        await service.open_session(conn, ROOM, actor="user:chu-tri", grants=CHAIR, clock=clock)
-        if roll_call:
-            await record_all_present(conn, ROOM, clock=clock)
-        if start:
-            await start_session(conn, ROOM, actor="user:chu-tri", grants=CHAIR, clock=clock)
-    clock.advance(minutes=1)
+    await open_queue(ctx.engine, clock, ROOM, DAY, venues, start=start, roll_call=roll_call)
 
 
 @pytest.fixture
