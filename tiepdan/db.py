@@ -7,16 +7,19 @@ migrations. ``prepare_database`` brings a database to the current schema.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, MetaData, event, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Connection, Engine, MetaData, event, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["make_engine", "prepare_database", "metadatas", "current_revision"]
+__all__ = ["NestedWriteTransaction", "make_engine", "prepare_database", "metadatas", "current_revision"]
 
 
 def metadatas() -> list[MetaData]:
@@ -29,23 +32,78 @@ def metadatas() -> list[MetaData]:
     return [outbox_md, console_md, complaints_md, schedules_md]
 
 
+#: Execution option marking a connection opened by ``engine.begin()`` on SQLite (see :class:`_SQLiteEngine`).
+_WRITE = "tiepdan_sqlite_write"
+
+
+class NestedWriteTransaction(RuntimeError):
+    """A task that holds SQLite's write lock (inside ``engine.begin()``) opened a second ``engine.begin()``
+    on the same engine: the second would wait for the first, which waits for it, until the busy timeout."""
+
+
+class _SQLiteEngine(AsyncEngine):
+    """The async engine on a SQLite file, where ``begin()`` means "I will write".
+
+    SQLite allows one writer. A deferred transaction that has read holds a snapshot; when another
+    connection commits before it writes, its first write fails at once with "database is locked"
+    (``SQLITE_BUSY_SNAPSHOT``: waiting cannot help, so the busy timeout is not used). So a transaction
+    opened with ``begin()`` takes the write lock first (``BEGIN IMMEDIATE``), waiting up to the busy
+    timeout behind other writers; ``connect()`` opens a deferred read (``BEGIN``) that never waits for
+    writers (WAL) — a connection opened that way that writes must write first or end its read before.
+    Python's sqlite3 would otherwise BEGIN only before INSERT/UPDATE/DELETE (its legacy transaction
+    control), leaving a SAVEPOINT to open, and its RELEASE to commit, a transaction of its own:
+    https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#sqlite-transactions
+    """
+
+    __slots__ = ("_writers",)
+
+    def __init__(self, sync_engine: Engine) -> None:
+        super().__init__(sync_engine)
+        #: tasks inside ``begin()`` on this engine (they hold the write lock)
+        self._writers: set[asyncio.Task[Any]] = set()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        task = asyncio.current_task()
+        if task is not None and task in self._writers:
+            raise NestedWriteTransaction(
+                "this task already holds the SQLite write lock in engine.begin(); a second engine.begin() "
+                "would wait for it until the busy timeout: pass the connection down instead")
+        async with self.connect() as conn:
+            await conn.execution_options(**{_WRITE: True})
+            async with conn.begin():
+                if task is None:
+                    yield conn
+                    return
+                self._writers.add(task)
+                try:
+                    yield conn
+                finally:
+                    self._writers.discard(task)
+
+
 def make_engine(url: str) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+    if not url.startswith("sqlite"):
+        return create_async_engine(url, pool_pre_ping=True)
+    path = make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = _SQLiteEngine(create_async_engine(url, connect_args={"timeout": 30}).sync_engine)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+        dbapi_conn.isolation_level = None  # the driver emits no BEGIN of its own: _sqlite_begin does
 
-        return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    @event.listens_for(engine.sync_engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+    return engine
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
