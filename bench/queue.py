@@ -19,9 +19,11 @@ Against a real ``tiepdan serve`` (a child process; embedded SQLite and memory bu
    receives its snapshot; then ``--calls`` times per phase the chair's ``POST …/queue/call-next`` (alternating
    the two sessions) and the time from just before the request to the ``call`` event on every board of that
    session is measured, then the case is ended (the next call waits until every board shows that end: in a
-   real session minutes pass between two calls). Phase "cold": the announcement is synthesised
-   by espeak-ng inside the request (a new number is a new text); phase "warm": the texts of the numbers to be
-   called were synthesised beforehand (the cache the server reads), what pre-synthesis at issue would give.
+   real session minutes pass between two calls). Phase "cold": the bench synthesises nothing beforehand (a new
+   number is a new text), so a call finds its announcement only if the server prepared it (it synthesises the
+   announcement of the number first in the call order after answering each queue action), else synthesises it
+   inside the request; phase "warm": the texts of the numbers to be called were synthesised beforehand by the
+   bench.
 
 Usage: ``.venv/bin/python bench/queue.py [--scaled] [--venues 100] [--registrations 5000] [--desks 10]
 [--api-registrations 300] [--calls 20] [--keep]``. ``--scaled``: a database ``tiepdan_bench_<hex>`` on

@@ -40,7 +40,7 @@ from complaints.tables import audit_events
 from .call_order import ReorderReason
 from .errors import InvalidArgument
 from .queue import QueueState, SkipReason
-from .queue_store import load_queue_state
+from .queue_store import load_open_queue_state
 from .session_state import SessionState
 from .sessions import get_session
 
@@ -296,7 +296,7 @@ async def load_board(conn: AsyncConnection, session_id: str, *, next_shown: int 
     :class:`~schedules.errors.UnknownSession`. The caller decides whether the state is one to show
     (:data:`BOARD_STATES`)."""
     record = await get_session(conn, session_id)
-    queue, version = await load_queue_state(conn, session_id)
+    queue, version = await load_open_queue_state(conn, session_id)  # the board shows no closed ticket
     entries, _ = await read_queue_log(conn, session_id)
     names = {v.venue: v.name for v in record.venues}
     return board_state(record.state, queue, names, entries, next_shown=next_shown, log_shown=log_shown), version

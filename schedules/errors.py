@@ -34,7 +34,7 @@ __all__ = [
     "QueueError",
     "QueuePaused",
     "QueueNotPaused",
-    "RollCallMissing",
+    "RollCallMissing", "MainVenueLinkLost",
     "SchedulesError",
     "SessionDatePassed",
     "SessionError",
@@ -287,6 +287,13 @@ class RollCallMissing(QueueError):
     or with its main venue absent at the roll call."""
 
     code = "roll_call_missing"
+
+
+class MainVenueLinkLost(QueueError):
+    """A call while the main venue's link is lost: the chair would neither see nor hear the citizen called
+    (QĐ 748: every party takes part at once, online and continuously)."""
+
+    code = "main_venue_link_lost"
 
 
 # -- announcements -----------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ the event                              effect on the queue
 ====================================  ==============================================================
 lost, the venue of the case being      the venue is unavailable (its waiting tickets are held) and
 received, the case not paused yet      the case pauses (``case.paused``, reason ``link_lost``)
+lost, the main venue (the chair's),    the same: the main venue is unavailable and the case pauses,
+a case being received, not paused      whichever venue the citizen speaks from (see below)
 lost, any other venue (or no case,     the venue is unavailable; no pause
 or the case already paused)
-restored                               the venue is available again; a paused case stays paused
-                                       until the chair resumes it
+restored (the room server's event,     the venue is available again; a paused case stays paused
+or the chair's «venue is back»)        until the chair resumes it
 the venue is already so (lost twice,   nothing changes (``unchanged``)
 restored before lost)
 older than the last link event         ignored (``stale``): a late or redelivered event never undoes
@@ -26,6 +28,12 @@ a room that is not a live session,     ignored: nothing to pause
 a closed queue, a venue not in the
 session
 ====================================  ==============================================================
+
+The main venue: R18 requires every party "at the same time" and the reception "online, continuously".
+The chair receives from the main venue; when its link is lost the chair no longer sees or hears the
+citizen (and the citizen no longer the chair), so the reception of the case is interrupted exactly as when
+the citizen's venue drops: the case pauses (reason ``link_lost``) and is resumed by the chair. The main
+venue's own waiting tickets are held like any lost venue's.
 
 Availability is tracked while the session is open (the roll call) and in progress; a pause only while
 it is in progress. Nothing here reads the clock or does I/O: the caller gives the queue, the session's
@@ -84,13 +92,14 @@ class LinkDecision:
 
 def decide_link_change(
     queue: QueueState, change: LinkChange, *, live: bool, in_progress: bool, session_venues: Collection[str],
-    opened_at: datetime | None, last_applied_at: datetime | None,
+    opened_at: datetime | None, last_applied_at: datetime | None, main_venue: str | None = None,
 ) -> LinkDecision:
     """The effect of ``change`` on ``queue`` (see the module's table).
 
     ``live``: the session is open or in progress; ``in_progress``: citizens are being received (a pause
     applies); ``opened_at``: when the session opened (events before it are stale); ``last_applied_at``: the
-    time of the last link event applied for this venue in this session, if any.
+    time of the last link event applied for this venue in this session, if any; ``main_venue``: the session's
+    main venue (the chair's), whose loss pauses the case being received wherever its citizen is.
     """
     at = require_aware(change.at)
     if not live or queue.closed:
@@ -108,6 +117,7 @@ def decide_link_change(
     if down:
         return LinkDecision(LinkOutcome.UNCHANGED, record=True)
     current = queue.current_ticket
-    if in_progress and current is not None and current.venue == change.venue and not queue.paused:
+    hearing = current is not None and change.venue in (current.venue, main_venue)
+    if in_progress and hearing and not queue.paused:
         return LinkDecision(LinkOutcome.PAUSED, available=False, pause=True, record=True)
     return LinkDecision(LinkOutcome.UNAVAILABLE, available=False, record=True)

@@ -7,6 +7,13 @@ to the session's queue by the pure rule of :mod:`schedules.link_loss`.
   with one audit row, and pauses the case being received through :func:`schedules.calls.pause` (reason
   ``link_lost``: ``case.paused`` in the outbox, its audit row). Events that change nothing are not errors:
   their :class:`~schedules.link_loss.LinkOutcome` says why.
+* :func:`confirm_venue_back` is the chair's «venue is back» (grant ``moderate``, the chair's): when the chair
+  sees that a venue marked lost is fine (its media came back by a path that announced nothing, or the link
+  watch missed the restore), the venue is available again, with an audit row naming who did it. Like a
+  restore it never resumes a paused case. Its audit row is the venue's last applied link event, so a loss
+  reported earlier that arrives late changes nothing.
+* :func:`held_for_link_loss` lists the venues marked lost in the live sessions: the composition root gives
+  them to the room server at start, so that a venue's first media after a restart is announced back.
 * :func:`link_watch_handler` is the thin bus consumer: it passes only the two link events on, each once
   (:func:`signaling.consumers.idempotent`, by ``event.key``), and wakes the outbox relay after the commit.
   :func:`watch_venue_links` consumes the consumer group :data:`LINK_WATCH_GROUP` until the bus closes (a
@@ -37,8 +44,8 @@ from signaling.grants import Grant
 from . import calls
 from . import queue as pure
 from ._clock import require_aware
-from ._service import SLUG, Clock, audit, now_of, require_grant
-from .errors import InvalidArgument, UnknownSession
+from ._service import SLUG, Clock, audit, check_slug, now_of, require_grant
+from .errors import ConcurrentChange, InvalidArgument, QueueClosed, QueueError, UnknownSession, UnknownVenue
 from .link_loss import LinkChange, LinkDecision, LinkOutcome, LinkState, decide_link_change
 from .queue import PauseReason
 from .queue_store import claim_queue, load_queue_state, save_queue_state
@@ -50,6 +57,8 @@ __all__ = [
     "LINK_WATCH_CONSUMER",
     "LINK_WATCH_GROUP",
     "LinkResult",
+    "confirm_venue_back",
+    "held_for_link_loss",
     "link_watch_handler",
     "record_venue_link",
     "watch_venue_links",
@@ -119,11 +128,13 @@ async def record_venue_link(conn: AsyncConnection, session_id: str, change: Link
         return LinkResult(LinkOutcome.NOT_LIVE)
     state = SessionState.parse(row[0])
     queue, version = await load_queue_state(conn, session_id)
-    venues = set((await conn.execute(select(session_venues.c.venue_id)
-                                      .where(session_venues.c.session_id == session_id))).scalars().all())
+    linked = (await conn.execute(select(session_venues.c.venue_id, session_venues.c.main)
+                                 .where(session_venues.c.session_id == session_id))).all()
+    venues = {venue for venue, _ in linked}
+    main = next((venue for venue, is_main in linked if is_main), None)
     last = await _last_applied(conn, session_id, change.venue) if change.venue in venues else None
     decision = decide_link_change(queue, change, live=state in _LIVE, in_progress=state is SessionState.IN_PROGRESS,
-                                  session_venues=venues, opened_at=row[1], last_applied_at=last)
+                                  session_venues=venues, opened_at=row[1], last_applied_at=last, main_venue=main)
     if not decision.record:
         return LinkResult(decision.outcome)
     now = now_of(clock)
@@ -138,6 +149,71 @@ async def record_venue_link(conn: AsyncConnection, session_id: str, change: Link
     ticket = paused.state.current_ticket
     return LinkResult(decision.outcome, version=paused.version, events=paused.events,
                       ticket_no=None if ticket is None else ticket.ticket_no)
+
+
+async def confirm_venue_back(conn: AsyncConnection, session_id: str, venue: str, *, actor: str,
+                             grants: Collection[Grant], clock: Clock,
+                             expected_version: int | None = None) -> LinkResult:
+    """The chair's «venue is back»: ``venue``, marked lost in the live session ``session_id``, is available
+    again (its waiting tickets are no longer held); one audit row ``queue.venue_link`` names ``actor``.
+
+    Raises :class:`~schedules.errors.NotPermitted` without ``moderate``, :class:`InvalidArgument` for a venue id
+    that is not a slug, :class:`UnknownSession` for no such session, :class:`~schedules.errors.QueueClosed`
+    when the session is not open or in progress, :class:`UnknownVenue` for a venue not in it,
+    :class:`~schedules.errors.ConcurrentChange` when ``expected_version`` is not the queue's, and a
+    :class:`~schedules.errors.QueueError` ``venue_not_lost`` when the venue is not marked lost (someone did
+    it first, or its restore arrived). A paused case stays paused: «Tiếp tục» resumes it.
+    """
+    require_grant(grants, Grant.MODERATE, "xác nhận điểm cầu đã kết nối lại (quyền của người chủ trì)")
+    check_slug(venue, "Mã điểm cầu", code="bad_venue")
+    if not SLUG.fullmatch(session_id):
+        raise UnknownSession(f"Không có phiên tiếp công dân «{session_id[:64]}».")
+    await claim_queue(conn, session_id)
+    row = (await conn.execute(select(reception_sessions.c.state).where(reception_sessions.c.id == session_id))).first()
+    if row is None:
+        raise UnknownSession(f"Không có phiên tiếp công dân «{session_id}».")
+    state = SessionState.parse(row[0])
+    queue, version = await load_queue_state(conn, session_id)
+    if state not in _LIVE or queue.closed:
+        raise QueueClosed(f"Phiên «{session_id}» đang ở trạng thái «{state.label_vi}»; không còn điểm cầu nào "
+                          "cần xác nhận kết nối lại.")
+    name = (await conn.execute(select(session_venues.c.name).where(session_venues.c.session_id == session_id,
+                                                                    session_venues.c.venue_id == venue))).scalar()
+    if name is None:
+        raise UnknownVenue(f"Điểm cầu «{venue}» không thuộc phiên «{session_id}».")
+    if expected_version is not None and version != expected_version:
+        raise ConcurrentChange(
+            f"Hàng đợi của phiên «{session_id}» đã thay đổi (phiên bản {version}, bạn đang xem phiên bản "
+            f"{expected_version}); hãy tải lại.", current=version, expected=expected_version)
+    if venue not in queue.unavailable_venues:
+        raise QueueError(f"Điểm cầu {name} không ở trạng thái mất kết nối; không cần xác nhận.",
+                         code="venue_not_lost")
+    now = now_of(clock)
+    step = pure.set_venue_available(queue, venue, True, actor=actor, now=now)
+    version = await save_queue_state(conn, queue, step.state, version=version, now=now)
+    change = LinkChange(venue=venue, state=LinkState.RESTORED, at=now)
+    detail = {**_detail(change, LinkDecision(LinkOutcome.AVAILABLE, available=True, record=True), version),
+              "by": "chair"}
+    await audit(conn, actor=actor, action=_AUDIT_ACTION, target_kind="session", target_id=session_id, at=now,
+                detail=detail)
+    log.info("venue marked back by the chair", extra={"ctx": {"session": session_id, "venue": venue,
+                                                              "code": LinkOutcome.AVAILABLE.value}})
+    return LinkResult(LinkOutcome.AVAILABLE, version=version)
+
+
+async def held_for_link_loss(conn: AsyncConnection) -> dict[str, frozenset[str]]:
+    """Session id → the venues marked lost (unavailable), for the sessions open or in progress."""
+    rows = await conn.execute(select(reception_sessions.c.id).where(
+        reception_sessions.c.state.in_([s.value for s in _LIVE])).order_by(reception_sessions.c.id))
+    held: dict[str, frozenset[str]] = {}
+    for (session_id,) in rows.all():
+        try:
+            queue, _ = await load_queue_state(conn, session_id)
+        except UnknownSession:  # a live session without its queue row: nothing is held there
+            continue
+        if queue.unavailable_venues and not queue.closed:
+            held[session_id] = queue.unavailable_venues
+    return held
 
 
 def _detail(change: LinkChange, decision: LinkDecision, version: int) -> dict[str, object]:

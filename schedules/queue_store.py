@@ -10,20 +10,25 @@ raising the row's ``version``. Nothing here checks grants or writes events: :mod
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .call_order import PriorityGround, Ticket, TicketStatus
-from .errors import ConcurrentChange, UnknownSession
+from .errors import ConcurrentChange, InvalidArgument, UnknownSession
 from .queue import QueueState
 from .tables import queue_tickets, roll_call_venues, roll_calls, session_queues
 
-__all__ = ["claim_queue", "load_queue_state", "save_queue_state", "ticket_ids"]
+__all__ = [
+    "OPEN_STATUSES", "claim_queue", "load_open_queue_state", "load_queue_state", "save_queue_state", "ticket_ids",
+]
 
 _ENDED = (TicketStatus.CLOSED, TicketStatus.ABSENT)
+# the tickets a queue action that names no ticket, and the queue board, need: not those closed or absent
+OPEN_STATUSES = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.DEFERRED, TicketStatus.IN_PERSON)
 
 
 async def claim_queue(conn: AsyncConnection, session_id: str) -> None:
@@ -61,6 +66,53 @@ async def load_queue_state(conn: AsyncConnection, session_id: str) -> tuple[Queu
                                   .order_by(queue_tickets.c.ticket_no))).all()
     state = QueueState(
         session_id=session_id, tickets=tuple(_ticket(t) for t in tickets), current=row.current_ticket_no,
+        call_seq=row.call_seq, paused=bool(row.paused), pause_no=row.pause_no, requeue_seq=row.requeue_seq,
+        unavailable_venues=frozenset(row.unavailable_venues or ()), closed=bool(row.closed),
+        changed_at=row.changed_at, absent_venues=await _absent_at_roll_call(conn, session_id),
+    )
+    return state, int(row.version)
+
+
+_STATUS = {s.value: s for s in TicketStatus}
+_GROUNDS: dict[str | None, frozenset[PriorityGround]] = {}
+
+
+def _grounds(stored: str | None) -> frozenset[PriorityGround]:
+    """The priority grounds from the stored JSON text, decoded once per distinct text: a session's
+    thousands of tickets hold a handful of different lists (decoding and parsing each row's showed in
+    the call-next request's profile). A text that is not a list of grounds raises InvalidArgument."""
+    grounds = _GROUNDS.get(stored)
+    if grounds is None:
+        try:
+            values = json.loads(stored) if stored is not None else []
+        except ValueError as exc:
+            raise InvalidArgument("Ưu tiên của phiếu số thứ tự không hợp lệ.", code="bad_priorities") from exc
+        if not isinstance(values, list):
+            raise InvalidArgument("Ưu tiên của phiếu số thứ tự không hợp lệ.", code="bad_priorities")
+        try:
+            grounds = frozenset(PriorityGround.parse(v) for v in values)
+        except ValueError as exc:  # complaints' UnknownEnumValue
+            raise InvalidArgument("Ưu tiên của phiếu số thứ tự không hợp lệ.", code="bad_priorities") from exc
+        if len(_GROUNDS) < 256:  # bounded: a stored list is a combination of four grounds (or a bad row)
+            _GROUNDS[stored] = grounds
+    return grounds
+
+
+async def load_open_queue_state(conn: AsyncConnection, session_id: str) -> tuple[QueueState, int]:
+    """The queue of ``session_id`` as :func:`load_queue_state` reads it, with the
+    open tickets only (:data:`OPEN_STATUSES`) and only the columns the queue uses."""
+    row = (await conn.execute(select(session_queues).where(session_queues.c.session_id == session_id))).first()
+    if row is None:
+        raise UnknownSession(f"Không có phiên tiếp công dân «{session_id}».")
+    t = queue_tickets.c
+    rows = await conn.execute(
+        select(t.id, t.ticket_no, t.venue_id, t.case_id, cast(t.priorities, Text), t.status, t.no_shows,
+               t.requeue_seq, t.last_call_seq)
+        .where(t.session_id == session_id, t.status.in_([s.value for s in OPEN_STATUSES])).order_by(t.ticket_no))
+    tickets = tuple(Ticket(tid, no, venue, case, _grounds(grounds), _STATUS[status], no_shows, requeue_seq, last_call)
+                    for tid, no, venue, case, grounds, status, no_shows, requeue_seq, last_call in rows.all())
+    state = QueueState(
+        session_id=session_id, tickets=tickets, current=row.current_ticket_no,
         call_seq=row.call_seq, paused=bool(row.paused), pause_no=row.pause_no, requeue_seq=row.requeue_seq,
         unavailable_venues=frozenset(row.unavailable_venues or ()), closed=bool(row.closed),
         changed_at=row.changed_at, absent_venues=await _absent_at_roll_call(conn, session_id),

@@ -17,14 +17,16 @@ chair starts the closed segment when calling it; ``in_person``, listed apart and
 is in the answer only for holders of ``moderate`` or ``closed_segment`` (``handling`` on each ticket and
 ``in_person``); nobody else's answer, no event and no board shows it.
 Each action is one call of :mod:`schedules.calls` in one transaction (change, audit row, outbox event),
-then the outbox relay is woken. For ``call-next`` and ``recall`` the announcement is synthesised first
-(espeak-ng in a worker thread, cached by the text's hash; the text is known from the ticket number and
-the venue's name) and its URL handed to the service, so ``case.called`` / ``case.recalled`` carry it; if
-synthesis fails the call goes on without audio (logged). Refusals of ``schedules`` become JSON problems
-``{"error": code, "message": Vietnamese text}``: 404 unknown session or ticket, 409 a state that does not
-allow the action (closed session, nobody waiting, a case in progress, paused, stale version, and
-``roll_call_missing``: the first "call next" before the venues' roll call, ``/api/sessions/{id}/roll-call``), 422 a bad
-body, 403 a missing grant.
+which reads the queue once, under its lock; then the outbox relay is woken. For ``call-next`` and
+``recall`` the service asks for the announcement's audio once it knows the text (ticket number and
+venue): espeak-ng in a worker thread, cached by the text's hash, so ``case.called`` / ``case.recalled``
+carry its URL; if synthesis fails the call goes on without audio (logged). So that this lookup inside
+the transaction is a cache hit, after every action's answer has been sent the announcement of the
+number now first in the call order is synthesised (a background task of the response). Refusals of
+``schedules`` become JSON problems ``{"error": code, "message": Vietnamese text}``: 404 unknown session or
+ticket, 409 a state that does not allow the action (closed session, nobody waiting, a case in progress,
+paused, stale version, and ``roll_call_missing``: the first "call next" before the venues' roll call,
+``/api/sessions/{id}/roll-call``), 422 a bad body, 403 a missing grant.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.background import BackgroundTask
 
 from schedules import calls
 from schedules.announcement import SpeechOptions, announcement_text, synthesize_async
@@ -48,7 +51,6 @@ from schedules.errors import (
     SchedulesError,
 )
 from schedules.queue import PauseReason, QueueState
-from schedules.sessions import get_session
 from schedules.triage import ConfidentialHandling, ticket_handling
 from signaling.grants import Grant
 
@@ -150,25 +152,28 @@ async def _handling(conn: AsyncConnection, actor: Actor, session_id: str) -> dic
     return await ticket_handling(conn, session_id)
 
 
-async def _venue_names(console: ConsoleContext, session_id: str) -> dict[str, str]:
-    async with console.engine.connect() as conn:
-        record = await get_session(conn, session_id)
-    return {v.venue: v.name for v in record.venues}
+def _announcer(speech: SpeechOptions | None) -> calls.Announce | None:
+    """The service's ``announce``: the URL of a text's audio, synthesised unless cached; None on failure."""
+    if speech is None:
+        return None
+
+    async def announce(text: str) -> str | None:
+        try:
+            speech_file = await synthesize_async(text, speech)
+        except (AnnouncementError, OSError) as exc:
+            log.warning("announcement not synthesised", extra={"ctx": {"code": getattr(exc, "code", "os_error")}})
+            return None
+        return f"{ANNOUNCEMENT_PATH}{speech_file.name}"
+
+    return announce
 
 
-async def _announcement(speech: SpeechOptions | None, state: QueueState, ticket_no: int | None,
-                        names: Mapping[str, str]) -> dict[str, str]:
-    """Synthesise (or find in the cache) the announcement of ``ticket_no``; text → URL, or nothing."""
-    if speech is None or ticket_no is None:
-        return {}
+async def _prepare_next_announcement(speech: SpeechOptions, ticket_no: int, venue_name: str) -> None:
+    """Synthesise the announcement of the number first in the call order (so calling it finds it cached)."""
     try:
-        venue = state.ticket(ticket_no).venue
-        text = announcement_text(ticket_no, calls.spoken_venue_name(names.get(venue, venue)))
-        speech_file = await synthesize_async(text, speech)
-    except (AnnouncementError, SchedulesError, OSError) as exc:
-        log.warning("announcement not synthesised", extra={"ctx": {"code": getattr(exc, "code", "os_error")}})
-        return {}
-    return {text: f"{ANNOUNCEMENT_PATH}{speech_file.name}"}
+        await synthesize_async(announcement_text(ticket_no, calls.spoken_venue_name(venue_name)), speech)
+    except (AnnouncementError, OSError) as exc:
+        log.warning("next announcement not synthesised", extra={"ctx": {"code": getattr(exc, "code", "os_error")}})
 
 
 def _schedules_clock(console: ConsoleContext) -> datetime:
@@ -185,9 +190,9 @@ def create_queue_api_router() -> APIRouter:
         if not _SESSION_ID.match(session_id):
             return unknown_session(session_id)
         try:
-            names = await _venue_names(console, session_id)
             async with console.engine.connect() as conn:
                 state, version = await calls.load_queue(conn, session_id)
+                names = await calls.venue_names(conn, session_id)
                 flags = await _handling(conn, actor, session_id)
         except SchedulesError as exc:
             return schedules_problem(exc)
@@ -209,22 +214,14 @@ def create_queue_api_router() -> APIRouter:
         clock = lambda: _schedules_clock(console)  # noqa: E731
         common: dict[str, Any] = {"expected_version": data.expected_version, "actor": actor.label,
                                   "grants": actor.grants, "clock": clock}
+        announce = _announcer(console.speech)
         try:
-            names = await _venue_names(console, session_id)
-            audio: dict[str, str] = {}
-            if action in ("call-next", "recall"):
-                async with console.engine.connect() as conn:
-                    before, _ = await calls.load_queue(conn, session_id)
-                upcoming = before.order().next if action == "call-next" else None
-                target = (upcoming.ticket_no if upcoming is not None else None) if action == "call-next" \
-                    else (data.ticket_no or before.current)
-                audio = await _announcement(console.speech, before, target, names)
             async with console.engine.begin() as conn:
                 if action == "call-next":
-                    outcome = await calls.call_next(conn, session_id, announcement_audio=audio, **common)
+                    outcome = await calls.call_next(conn, session_id, announce=announce, **common)
                 elif action == "recall":
-                    outcome = await calls.recall(conn, session_id, ticket_no=data.ticket_no,
-                                                 announcement_audio=audio, **common)
+                    outcome = await calls.recall(conn, session_id, ticket_no=data.ticket_no, announce=announce,
+                                                 **common)
                 elif action == "skip":
                     outcome = await calls.skip(conn, session_id, **common)
                 elif action == "absent":
@@ -236,19 +233,22 @@ def create_queue_api_router() -> APIRouter:
                                                 **common)
                 else:
                     outcome = await calls.resume(conn, session_id, **common)
+                flags = await _handling(conn, actor, session_id)
         except SchedulesError as exc:
             return schedules_problem(exc)
         if console.notify_outbox is not None:
             console.notify_outbox()
         log.info("queue action", extra={"ctx": {"session": session_id, "action": action, "version": outcome.version}})
-        async with console.engine.connect() as conn:
-            flags = await _handling(conn, actor, session_id)
+        names = outcome.venue_names
         body_out = queue_json(outcome.state, outcome.version, names, flags)
         body_out["events"] = [str(getattr(e, "type", "")) for e in outcome.events]
         body_out["announcement_audio_url"] = next(
             (getattr(e, "announcement_audio_url", None) for e in outcome.events
              if getattr(e, "announcement_audio_url", None)), None)
-        return JSONResponse(body_out, headers={"cache-control": "no-store"})
+        upcoming = body_out["waiting"][0] if body_out["waiting"] and not outcome.state.closed else None
+        warm = None if console.speech is None or upcoming is None else BackgroundTask(
+            _prepare_next_announcement, console.speech, upcoming["ticket_no"], upcoming["venue_name"])
+        return JSONResponse(body_out, headers={"cache-control": "no-store"}, background=warm)
 
     @router.get("/announcements/{name}")
     async def announcement_audio(console: Console, actor: CurrentActor, name: str) -> Response:

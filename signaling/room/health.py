@@ -2,8 +2,10 @@
 
 :class:`LinkMonitor` turns samples of each venue's received-frame counter into ``lost`` /
 ``restored`` transitions: a venue whose media was flowing and stops for ``lost_after`` seconds (or
-whose uplink failed) is lost; it is restored when frames flow again. A deliberate end (unpublish,
-leave) is :meth:`LinkMonitor.forget`, never a loss.
+whose uplink failed) is lost; it is restored when frames flow again. After an uplink failure, frames
+counted within ``lost_after`` of it on the same publication are the ones already on their way (the SFU
+drains them after the peer connection closed), not a restore; a new publication restores at once. A
+deliberate end (unpublish, leave) is :meth:`LinkMonitor.forget`, never a loss.
 
 :class:`SpeakerTracker` picks the loudest venue that is speaking (RFC 6464 level, lower is louder)
 and reports a change at most once per ``interval``; a change inside the window is reported when
@@ -26,6 +28,7 @@ class _Link:
     counter: int
     changed_at: float
     state: Literal["pending", "up", "lost"]
+    failed_at: float | None = None
 
 
 class LinkMonitor:
@@ -46,10 +49,14 @@ class LinkMonitor:
                 self._links[venue] = link = _Link(counter, now, "up" if counter > 0 else "pending")
                 continue
             if counter != link.counter:
+                draining = (link.state == "lost" and link.counter != -1 and link.failed_at is not None
+                            and now - link.failed_at < self.lost_after)
                 link.counter, link.changed_at = counter, now
+                if draining:
+                    continue
                 if link.state == "lost":
                     out.append((venue, "restored"))
-                link.state = "up"
+                link.state, link.failed_at = "up", None
         for venue, link in self._links.items():
             if venue not in counters:
                 link.counter = -1  # the publication is gone: any new one counts as media again
@@ -63,7 +70,7 @@ class LinkMonitor:
         link = self._links.get(venue)
         if link is None or link.state != "up":
             return None
-        link.state, link.changed_at = "lost", now
+        link.state, link.changed_at, link.failed_at = "lost", now, now
         return "lost"
 
     def forget(self, venue: str) -> None:

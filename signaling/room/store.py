@@ -13,6 +13,10 @@ Besides the rooms, the store keeps the room servers' denylists, shared by every 
 Redis: disabled accounts (``{prefix}disabled-accounts``) and ended console login sessions
 (``{prefix}ended-login-sessions``, by the tokens' ``sid`` claim), each a sorted set scored by the
 epoch second until which it is remembered; ``load_*`` forgets what is past.
+
+The store also keeps the venues whose link the room server reported lost (:class:`LinkMarks`, under
+``{prefix}link-lost:{room}`` in Redis), so that a venue's first media after a re-publish or after the media
+process restarted is announced as ``room.venue_link_restored``; ``delete`` forgets a room's marks too.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ..room_state import RoomSummary, summary_key
 from .errors import StoreError
 from .moderation import RoomRecord
 
-__all__ = ["RoomStore", "MemoryRoomStore", "RedisRoomStore", "summary_of"]
+__all__ = ["LinkMarks", "RoomStore", "MemoryRoomStore", "RedisRoomStore", "summary_of"]
 
 
 def summary_of(record: RoomRecord) -> RoomSummary:
@@ -39,7 +43,21 @@ def summary_of(record: RoomRecord) -> RoomSummary:
                        version=record.version)
 
 
-class RoomStore(Protocol):
+class LinkMarks(Protocol):
+    """The venues of each room whose link was reported lost and not yet back (the media plane's memory of
+    ``room.venue_link_lost`` across re-publishes and restarts). Errors raise :class:`StoreError`."""
+
+    async def mark_link_lost(self, room: str, venue: str) -> None:
+        """Remember that ``venue``'s link in ``room`` was reported lost (idempotent)."""
+
+    async def clear_link_lost(self, room: str, venue: str) -> bool:
+        """Forget the mark; True when there was one (so exactly one caller announces the venue back)."""
+
+    async def links_lost(self, room: str) -> frozenset[str]:
+        """The venues of ``room`` marked lost."""
+
+
+class RoomStore(LinkMarks, Protocol):
     async def save(self, record: RoomRecord) -> None: ...
 
     async def load_all(self) -> list[RoomRecord]: ...
@@ -73,6 +91,7 @@ class MemoryRoomStore:
         self._records: dict[str, str] = {}
         self._disabled: dict[str, float] = {}
         self._ended: dict[str, float] = {}
+        self._links_lost: dict[str, set[str]] = {}
         self._closed = False
 
     @property
@@ -94,6 +113,25 @@ class MemoryRoomStore:
     async def delete(self, room: str) -> None:
         self._check()
         self._records.pop(room, None)
+        self._links_lost.pop(room, None)
+
+    async def mark_link_lost(self, room: str, venue: str) -> None:
+        self._check()
+        self._links_lost.setdefault(room, set()).add(venue)
+
+    async def clear_link_lost(self, room: str, venue: str) -> bool:
+        self._check()
+        marked = self._links_lost.get(room, set())
+        if venue not in marked:
+            return False
+        marked.discard(venue)
+        if not marked:
+            del self._links_lost[room]
+        return True
+
+    async def links_lost(self, room: str) -> frozenset[str]:
+        self._check()
+        return frozenset(self._links_lost.get(room, ()))
 
     async def room_summary(self, room: str) -> RoomSummary | None:
         """The :class:`~signaling.room_state.RoomStateReader` of the embedded mode (the console's)."""
@@ -142,6 +180,9 @@ class RedisRoomStore:
 
     def _key(self, room: str) -> str:
         return f"{self._prefix}room:{room}"
+
+    def _links_key(self, room: str) -> str:
+        return f"{self._prefix}link-lost:{room}"
 
     @property
     def _index(self) -> str:
@@ -194,11 +235,34 @@ class RedisRoomStore:
         self._check()
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._key(room), summary_key(self._prefix, room))
+                pipe.delete(self._key(room), summary_key(self._prefix, room), self._links_key(room))
                 pipe.srem(self._index, room)
                 await pipe.execute()
         except RedisError as exc:
             raise StoreError(f"cannot delete room {room}") from exc
+
+    async def mark_link_lost(self, room: str, venue: str) -> None:
+        self._check()
+        try:
+            await self._redis.sadd(self._links_key(room), venue)  # type: ignore[misc]
+        except RedisError as exc:
+            raise StoreError(f"cannot mark a lost link in room {room}") from exc
+
+    async def clear_link_lost(self, room: str, venue: str) -> bool:
+        self._check()
+        try:  # SREM answers how many it removed: one caller gets True, however many race
+            removed = await self._redis.srem(self._links_key(room), venue)  # type: ignore[misc]
+        except RedisError as exc:
+            raise StoreError(f"cannot clear a lost link in room {room}") from exc
+        return int(removed) > 0
+
+    async def links_lost(self, room: str) -> frozenset[str]:
+        self._check()
+        try:
+            members = await self._redis.smembers(self._links_key(room))  # type: ignore[misc]
+        except RedisError as exc:
+            raise StoreError(f"cannot read the lost links of room {room}") from exc
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def remember_disabled(self, sub: str, until: float) -> None:
         await self._remember(self._disabled_key, sub, until, "cannot remember a disabled account")
