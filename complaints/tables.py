@@ -24,6 +24,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 __all__ = [
@@ -306,6 +308,52 @@ attachments = Table(
     CheckConstraint("size >= 0", name="size"),
 )
 __all__ += ["attachments"]
+
+# The recording segments of the reception sessions (complaints.recordings): one row per case segment, written
+# by the bus consumer of room.segment_opened (closed_at NULL) and room.segment_closed (the signed manifest's
+# path relative to the recordings root and its SHA-256, the files with their hashes, speakers and gaps as
+# JSON text). ``case_id`` is set when the case is in the database. ``recorded_at``: the database's time.
+recording_segments = Table(
+    "recording_segments", metadata,
+    Column("segment", String(80), primary_key=True),
+    Column("session", String(64), nullable=False, index=True),
+    Column("case_id", String(ID), ForeignKey("cases.id"), nullable=True, index=True),
+    Column("call_seq", Integer, nullable=True),
+    Column("confidential", Boolean, nullable=False, default=False),
+    Column("manifest_path", Text, nullable=True),
+    Column("manifest_sha256", String(64), nullable=True),
+    Column("media_t0", Float, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("files_json", Text, nullable=False, default="[]"),
+    Column("speakers_json", Text, nullable=False, default="[]"),
+    Column("gaps_json", Text, nullable=False, default="[]"),
+    Column("opened_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+__all__ += ["recording_segments"]
+
+# Replay jobs (complaints.replays): composing one segment's recording into one MP4 in the worker role.
+replay_jobs = Table(
+    "replay_jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # one job per segment: requests while it is queued, running or done find it; a retry re-queues it
+    Column("segment", String(80), ForeignKey("recording_segments.segment"), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("output_path", Text, nullable=True),                # relative to the session's directory
+    Column("error", Text, nullable=True),                      # a reason code and short detail, never personal data
+    Column("requested_by", String(200), nullable=False),       # Actor.label
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("worker", String(200), nullable=True),              # who runs it (host:pid)
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state"),
+    CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+)
+__all__ += ["replay_jobs"]
 
 # Full-text search (complaints.search) on PostgreSQL: a GIN index over the case's search document, with
 # the very expression the search query uses. SQLite uses the FTS5 table below.

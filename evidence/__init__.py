@@ -7,6 +7,7 @@ from .errors import DecryptionFailed, DevKeyRefused, EvidenceError, KeyringError
 from .hashchain import GENESIS, ChainBreak, canonical_json, chain_hash, verify_chain
 from .keyring import DataKey, Keyring, SealedBox, SigningKey
 from .manifest import ManifestInvalid, sha256_file, sign_manifest, verify_manifest
+from .stream import EncryptingWriter, StreamFormatError, StreamInfo, inspect_stream, open_decrypted
 
 __all__ = [
     "GENESIS",
@@ -14,15 +15,20 @@ __all__ = [
     "DataKey",
     "DecryptionFailed",
     "DevKeyRefused",
+    "EncryptingWriter",
     "EvidenceError",
     "Keyring",
     "KeyringError",
     "ManifestInvalid",
     "SealedBox",
     "SigningKey",
+    "StreamFormatError",
+    "StreamInfo",
     "UnknownKey",
     "canonical_json",
     "chain_hash",
+    "inspect_stream",
+    "open_decrypted",
     "sha256_file",
     "sign_manifest",
     "verify_chain",

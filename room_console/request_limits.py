@@ -152,6 +152,10 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/phien", NO_BODY, SIGNED_IN),
     _row("GET", "/phien/{room}", NO_BODY, SIGNED_IN),
     _row("GET", "/bang-so", NO_BODY, SIGNED_IN),  # the queue boards (room_console.views.board)
+    _row("GET", "/xem-lai", NO_BODY, SIGNED_IN),  # replay of recordings (room_console.views.replay)
+    _row("GET", "/xem-lai/{segment_id}", NO_BODY, SIGNED_IN),
+    _row("GET", "/xem-lai/{segment_id}/tep/{name}", NO_BODY, SIGNED_IN),
+    _row("GET", "/xem-lai/{segment_id}/ban-dung", NO_BODY, SIGNED_IN),
     _row("GET", "/bang-so/{session_id}/{venue}", NO_BODY, SIGNED_IN),
     # -- the complaint API (a session or a service token) ---------------------------------------------
     _row("GET", "/api/openapi.json", NO_BODY, ACTOR),  # administrators only, and not in production
@@ -182,6 +186,7 @@ ROUTE_LIMITS = RouteLimits([
     _row("POST", "/api/sessions/{session_id}/cancel", SMALL_FORM, ACTOR),
     _row("GET", "/api/sessions/{session_id}/queue", NO_BODY, ACTOR),
     _row("POST", "/api/sessions/{session_id}/queue/{action}", SMALL_FORM, ACTOR),
+    _row("POST", "/api/sessions/{session_id}/queue/venues/{venue}/back", SMALL_FORM, ACTOR),  # api.venue_link
     _row("GET", "/api/sessions/{session_id}/roll-call", NO_BODY, ACTOR),
     _row("POST", "/api/sessions/{session_id}/roll-call", JSON_BODY, ACTOR),  # 64 venues × 30 officials
     _row("GET", "/api/sessions/{session_id}/readiness", NO_BODY, ACTOR),
@@ -189,6 +194,9 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/api/announcements/{name}", NO_BODY, ACTOR),
     _row("GET", "/api/sessions/{session_id}/board/{venue}", NO_BODY, ACTOR),
     _row("GET", "/api/sessions/{session_id}/board/{venue}/events", NO_BODY, ACTOR),
+    _row("GET", "/api/replays/{segment_id}", NO_BODY, ACTOR),  # room_console.views.replay
+    _row("POST", "/api/replays/{segment_id}/compose", SMALL_FORM, ACTOR),
+    _row("GET", "/api/replays/{segment_id}/verification", NO_BODY, ACTOR),
 ])
 
 Authenticate = Callable[[Request, Access], Awaitable[None]]

@@ -24,7 +24,8 @@ __all__ = [
     "CaseAbsent", "CasePaused", "CaseResumed", "FloorGranted", "FloorRevoked", "ParticipantJoined",
     "ParticipantLeft", "LobbyAdmitted", "LobbyDenied", "Muted", "Removed", "HandRaised", "HandLowered",
     "RoomLocked", "RoomUnlocked", "VenueLinkLost", "VenueLinkRestored", "ActiveSpeakerChanged",
-    "SegmentOpened", "SegmentClosed", "ClosedSegmentRequested", "ClosedSegmentStarted",
+    "SegmentOpened", "SegmentClosed", "SegmentFile", "SegmentSpan", "SegmentGap", "ClosedSegmentRequested",
+    "ClosedSegmentStarted",
     "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "LoginSessionEnded", "VenueInfo", "UnmuteRequested",
     "CaseCreated", "CaseUpdated", "HandlingDecisionRecorded", "DirectiveIssued", "DirectiveReported",
 ]
@@ -412,19 +413,76 @@ class ActiveSpeakerChanged(_RoomEvent):
 
 
 class SegmentOpened(_RoomEvent):
+    """The recorder opened a case's segment (``segment``: ``c<call_seq>-<case>``). ``confidential``: the
+    segment's media is encrypted as it is written (a closed segment was running when the case was called)."""
+
     type: Literal["room.segment_opened"] = "room.segment_opened"
     segment: str
     case: str
     confidential: bool = False
+    call_seq: int | None = Field(default=None, ge=1)
+
+    @property
+    def key(self) -> str:
+        return f"segment:{self.segment}:opened"
+
+
+class SegmentFile(BaseModel):
+    """One media file of a closed segment (path relative to the session's directory)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(min_length=1, max_length=300)
+    venue: str = Field(min_length=1, max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    t0: float
+    duration: float = Field(ge=0)
+    kinds: tuple[str, ...] = ()
+    encrypted: bool = False
+
+
+class SegmentSpan(BaseModel):
+    """Who spoke (``venue`` None: nobody) from ``start`` to ``end``, seconds on the session clock."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    venue: str | None = None
+    start: float
+    end: float
+
+
+class SegmentGap(BaseModel):
+    """A venue's media missing from ``start`` to ``end`` (None: to the segment's end), session clock."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    venue: str
+    start: float
+    end: float | None = None
+    reason: _Code
 
 
 class SegmentClosed(_RoomEvent):
+    """A case's segment closed and its signed manifest is written. ``files`` lists the paths (relative to the
+    session's directory), ``sha256`` is the manifest's hash (``manifest_path``: relative to the recordings
+    root); the optional details (``tracks`` with each file's hash, ``speakers``, ``gaps``, times) are what the
+    case store keeps. Older emitters sent only ``segment``, ``case``, ``files``, ``sha256``, ``media_t0``."""
+
     type: Literal["room.segment_closed"] = "room.segment_closed"
     segment: str
     case: str
     files: tuple[str, ...] = ()
     sha256: str = ""
     media_t0: float | None = None
+    confidential: bool = False
+    call_seq: int | None = Field(default=None, ge=1)
+    manifest_path: str | None = Field(default=None, max_length=400)
+    duration_s: float | None = Field(default=None, ge=0)
+    opened_at: datetime | None = None
+    tracks: tuple[SegmentFile, ...] = ()
+    speakers: tuple[SegmentSpan, ...] = ()
+    gaps: tuple[SegmentGap, ...] = ()
 
     @property
     def key(self) -> str:

@@ -39,7 +39,7 @@ __all__ = [
     "TokenRefreshed", "Pong", "Error", "RoomClosedNotice",
     "MediaIceServers", "MediaPublishAnswer", "MediaSubscriberOffer", "MediaSlots", "MediaLink",
     "MediaActiveSpeaker", "MediaStats", "CaseCalledNotice", "CaseEndedNotice", "CasePausedNotice",
-    "CaseResumedNotice",
+    "CaseResumedNotice", "RecordingAlarm",
     # shared shapes
     "VenueView", "ParticipantView", "ClosedSegmentView", "CallView", "RoomView", "You",
     "IceServerView", "SlotView", "SlotSource", "MediaStatsEntry", "TrackName", "Mid",
@@ -675,12 +675,22 @@ class MediaStats(_Message):
     entries: tuple[MediaStatsEntry, ...]
 
 
+class RecordingAlarm(_Message):
+    """The recording of the room stopped (``active`` true) for ``code`` (``disk_full``, ``write_failed``) or
+    found unfinished files of an earlier run (``recovered_files``), and the all-clear (``active`` false). To
+    moderators; the chair's page shows a banner while an alarm is active. Forwarding goes on."""
+
+    type: Literal["recording.alarm"] = "recording.alarm"
+    code: Literal["disk_full", "write_failed", "recovered_files"]
+    active: bool
+
+
 ServerMessage = Annotated[
     Welcome | Admitted | RoomState | PresenceJoined | PresenceUpdated | PresenceLeft | FloorChanged
     | MicChanged | UnmuteRequested | LobbyEntered | LobbyLeft | LobbyDenied | RemovedNotice | HandsChanged
     | LockChanged | ClosedSegmentChanged | TokenExpiring | TokenRefreshed | Pong | Error | RoomClosedNotice
     | MediaIceServers | MediaPublishAnswer | MediaSubscriberOffer | MediaSlots | MediaLink | MediaActiveSpeaker
-    | MediaStats | CaseCalledNotice | CaseEndedNotice | CasePausedNotice | CaseResumedNotice,
+    | MediaStats | CaseCalledNotice | CaseEndedNotice | CasePausedNotice | CaseResumedNotice | RecordingAlarm,
     Field(discriminator="type"),
 ]
 

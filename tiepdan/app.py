@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from evidence import Keyring
 from room_console import install_console
 from room_console.actor import CurrentActor, require_any
+from room_console.api.venue_link import create_venue_link_api_router
+from room_console.views.replay import router as replay_views_router
 from signaling.bus import Bus
 from signaling.grants import Grant
 from signaling.outbox import OutboxRelay
@@ -33,7 +35,9 @@ from signaling.supervisor import Backoff, Supervisor
 from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
-from .link_wiring import wire_link_watch
+from .link_wiring import wire_link_marks, wire_link_watch
+from .recording_wiring import wire_recordings
+from .replay_wiring import wire_replay
 from .room_wiring import wire_room_server
 from .settings import Settings
 from .timekeeper_wiring import wire_timekeeper
@@ -124,8 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await outbox.start()  # committed outbox rows → bus (embedded: replays recent rows first)
             await wire_console(app, services, stack)  # app.state.console, app.state.connect_tickets
             await wire_link_watch(services, stack)  # roles all, control: a lost venue's case pauses
+            await wire_recordings(services, stack)  # roles all, control: segments kept, linked to cases
             await wire_timekeeper(app, services, stack)  # roles all, control: sessions open and close on time
+            await wire_replay(app, services, stack)  # app.state.replay; roles all, worker: the replay worker
             await wire_room_server(app, services, stack)  # app.state.room_server (roles all, media)
+            await wire_link_marks(app, services, stack)  # roles all, media: venues lost announced back
             yield
 
     # No HTML docs page: Swagger UI and ReDoc load their scripts from a CDN, which the CSP (script-src
@@ -134,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="tiepdan", version="0.1.0", lifespan=lifespan, docs_url=None, openapi_url=None,
                   redoc_url=None)
     install_console(app, console_options(settings))
+    app.include_router(replay_views_router)  # /xem-lai: auditors' replay pages (room_console/views/replay.py)
+    app.include_router(create_venue_link_api_router())  # the chair's «venue is back» (schedules.link_watch)
     if settings.mode != "production":
 
         @app.get("/api/openapi.json", include_in_schema=False)
@@ -171,6 +180,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks["bus"] = "closed" if services.bus.closed else "ok"
         for task, state in services.supervisor.down().items():
             checks[f"task:{task}"] = state  # "down: <exception type>, restarting in <s> s"
+        recording = getattr(getattr(request.app.state, "room_server", None), "recording", None)
+        for alarm in recording.alarms if recording is not None else ():
+            checks[f"recording:{alarm.session or 'all'}"] = f"alarm: {alarm.code}"  # recording stopped
         healthy = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if healthy else "degraded", "checks": checks},
                             status_code=200 if healthy else 503)

@@ -296,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="Walk the hash chain of the audit log and name the first bad row.")
     audit.set_defaults(func=_cmd_audit)
+
+    from .recorder_cli import add_recorder_commands
+
+    add_recorder_commands(sub)
+    from .compose_cli import add_compose_command
+
+    add_compose_command(sub)
     return parser
 
 

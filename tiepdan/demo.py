@@ -152,6 +152,9 @@ MESSAGES: dict[str, str] = {
                 "từng số, điểm cầu được gọi nhận quyền phát biểu và quyền trở về điểm cầu chính",
     "calls_bad": "tiepdan demo: KHÔNG ĐẠT — {problem}",
     "closed": "tiepdan demo: đã đóng phiên «{room}»",
+    "recording_ok": "tiepdan demo: đạt — {count} vụ việc đã gọi đều có đoạn ghi hình ({files} tệp), bản ghi hình "
+                    "và biên bản toàn vẹn (chữ ký, mã băm)",
+    "recording_bad": "tiepdan demo: KHÔNG ĐẠT — bản ghi hình: {problem}",
     "failed": "tiepdan demo: lỗi: {error}",
     "stopping": "tiepdan demo: đang dừng…",
 }
@@ -636,7 +639,8 @@ async def _run(settings: Settings, options: DemoOptions, loops: list[VenueLoop],
             await _settle(bots, session)
             if server_task.done():
                 raise RuntimeError("the server stopped during the demo")
-            return _report(bots, loops, session, time.monotonic() - started, _cpu_seconds() - cpu_started)
+            status = _report(bots, loops, session, time.monotonic() - started, _cpu_seconds() - cpu_started)
+            return max(status, await _check_recordings(app, settings, room, bots[0]))
         password = await _demo_account(app, DEMO_CHAIR, "Chủ trì phiên trình diễn", "chair")
         say("chair", url=base, room=room, username=DEMO_CHAIR, password=password)
         say("stop")
@@ -675,6 +679,23 @@ async def _keep_hearing(desk: DeskBot, chair: ChairBot, session: _Session, bots:
         say("person_chairs")
     except (ConsoleRefused, httpx.HTTPError, ConnectionError) as exc:  # a person acted on the queue meanwhile
         say("failed", error=f"{type(exc).__name__}: {exc}")
+
+
+async def _check_recordings(app: Any, settings: Settings, room: str, observer: VenueBot) -> int:
+    """Headless, when the server records: every call the pages saw has a closed, verified segment."""
+    if not settings.recorder_options.enabled:
+        return 0
+    from .demo_recording import check_recordings
+
+    services = app.state.services
+    called = [int(m["call"]["call_seq"]) for m in observer.messages if m["type"] == "case.called"]
+    check = await check_recordings(services.engine, services.keyring, settings.recorder_options.root, room, called)
+    for problem in check.problems:
+        say("recording_bad", problem=problem)
+    if check.problems:
+        return 1
+    say("recording_ok", count=len(check.segments), files=check.files)
+    return 0
 
 
 def _cpu_seconds() -> float:

@@ -3,7 +3,9 @@
 ``app.state.room_server`` (roles ``all`` and ``media``) with its media plane: the SFU worker (its
 aiortc self-test runs at start-up), the clients' STUN/TURN servers and TURN secret. In the embedded
 mode (no Redis) the in-memory room store is also the console's reader of the rooms' state
-(``ConsoleContext.room_states``); with Redis the console reads what the store writes there."""
+(``ConsoleContext.room_states``); with Redis the console reads what the store writes there. The room
+server records (:mod:`signaling.room.recording`) into ``TIEPDAN_RECORDING_DIR`` unless
+``TIEPDAN_RECORDING_ENABLED=false``."""
 
 from __future__ import annotations
 
@@ -15,16 +17,18 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 import sfu
+from evidence import Keyring
 from signaling.room import MemoryRoomStore, RedisRoomStore, RoomOptions, RoomServer, RoomStore
 from signaling.room.ice import parse_ice_urls
 from signaling.room.media import MediaOptions
+from signaling.room.recording import AlarmCallback, RecorderFactory, RecorderPort, SegmentClosedCallback
 
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .app import Services
 
-__all__ = ["room_options", "media_options", "wire_room_server"]
+__all__ = ["room_options", "media_options", "recorder_factory", "wire_room_server"]
 
 
 def room_options(settings: Settings) -> RoomOptions:
@@ -49,6 +53,20 @@ def media_options(settings: Settings) -> MediaOptions:
                         link_lost_after_s=settings.media_link_lost_after_s)
 
 
+def recorder_factory(settings: Settings, keyring: Keyring) -> RecorderFactory | None:
+    """The recorder of a media process (``TIEPDAN_RECORDING_DIR``, signed with the keyring's keys); None
+    when ``TIEPDAN_RECORDING_ENABLED=false``."""
+    options = settings.recorder_options
+    if not options.enabled:
+        return None
+    from recorder.recorder import Recorder  # loads PyAV: only where a room server records
+
+    def build(on_segment_closed: SegmentClosedCallback, on_alarm: AlarmCallback) -> RecorderPort:
+        return Recorder(options, keyring, on_segment_closed=on_segment_closed, on_alarm=on_alarm)
+
+    return build
+
+
 async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitStack) -> RoomServer | None:
     """Build and start the room server for the roles that serve the live room; closed by ``stack``."""
     settings = services.settings
@@ -64,7 +82,8 @@ async def wire_room_server(app: FastAPI, services: Services, stack: AsyncExitSta
             console.room_states = memory  # the console reads the rooms' state from the same store
     server = RoomServer(options=room_options(settings), issuer=services.issuer, verifier=services.verifier,
                         bus=services.bus, store=store, metrics=services.metrics,
-                        media=media_options(settings), supervisor=services.supervisor)
+                        media=media_options(settings), supervisor=services.supervisor,
+                        recorder=recorder_factory(settings, services.keyring))
     stack.push_async_callback(server.close)
     await server.start()
     app.state.room_server = server

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recorder.options import RecorderOptions
 from signaling.tokens import TokenOptions
 
 __all__ = ["Settings", "Role"]
@@ -88,6 +89,22 @@ class Settings(BaseSettings):
                                   description="dev only: seconds added to the clock of the console and the "
                                   "scheduler, to rehearse a session on another day; refused in production")
 
+    recording_enabled: bool = Field(default=True, description="the media role records every session's venues "
+                                    "(false: no recorder; the rooms work without)")
+    recording_dir: Path | None = Field(default=None, description="the recordings volume (one directory per "
+                                       "session; media processes write it, control and worker processes "
+                                       "read it: a shared path in the scaled topology); default "
+                                       "<data_dir>/recordings")
+    recording_retention_days: int | None = Field(default=None, ge=1, description="recorded media older than this "
+                                                 "is deleted by `tiepdan recordings expire`, leaving a tombstone "
+                                                 "in the manifest chain (unset: kept for ever)")
+    recording_encrypt_all: bool = Field(default=True, description="encrypt every recorded file as it is written, "
+                                        "not only a closed segment's (a denunciation called before the chair "
+                                        "starts the closed segment never reaches the disk in clear)")
+    replay_poll_s: float = Field(default=2.0, ge=0.05, le=60, description="how often the worker role looks for "
+                                 "a queued replay job (a request in the same process wakes it at once)")
+    replay_nice: int = Field(default=10, ge=0, le=19, description="niceness of the process composing a replay")
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -120,6 +137,12 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_keyring_path(self) -> Path:
         return self.keyring_path or self.data_dir / "keys" / "keyring.json"
+
+    @cached_property
+    def recorder_options(self) -> RecorderOptions:
+        return RecorderOptions(root=self.recording_dir or self.data_dir / "recordings",
+                               enabled=self.recording_enabled, retention_days=self.recording_retention_days,
+                               encrypt_all=self.recording_encrypt_all)
 
     @cached_property
     def token_options(self) -> TokenOptions:

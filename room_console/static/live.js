@@ -493,10 +493,27 @@
       case 'media.stats':
         onStats(msg.entries);
         break;
+      case 'recording.alarm':
+        onRecordingAlarm(msg);
+        break;
       default:
         return; // pong, and types this page does not know (docs/protocol.md "Versioning")
     }
     render();
+  }
+
+  /** The recording stopped (a banner for the chair until every alarm is cleared) or is back. */
+  function onRecordingAlarm(msg) {
+    const alarms = state.recordingAlarms || (state.recordingAlarms = {});
+    if (msg.active) alarms[msg.code] = true;
+    else delete alarms[msg.code];
+    const banner = root.querySelector('[data-testid="recording-alarm"]');
+    if (!banner) return;
+    const codes = Object.keys(alarms);
+    banner.hidden = codes.length === 0;
+    banner.querySelector('[data-testid="recording-alarm-text"]').textContent =
+      codes.map((code) => T('live.recording.' + code)).join(' ');
+    if (!msg.active && codes.length === 0) say(T('live.recording.resumed'));
   }
 
   /** The queue changed (a case called, ended, paused, resumed): the queue panel (live-queue.js) reloads. */

@@ -25,7 +25,9 @@ What drives what:
   A participant that is gone for good (leave, grace over, removed, room closed) → closed too.
 * SFU ``LinkUp``/``LinkLost`` → ``media.link`` to the participant; a venue whose media stops for
   ``link_lost_after_s`` (or whose uplink fails) → ``VenueLinkLost`` on the bus and ``media.link`` to
-  the room, ``VenueLinkRestored`` when its media flows again. ``SpeakingChanged``/``AudioLevel`` →
+  the room, ``VenueLinkRestored`` when its media flows again: the same publication resuming, or the first
+  media of a venue marked lost in :attr:`MediaPlane.link_marks` (a new publication or connection, or this
+  process restarted) — each lost venue is marked there until it is announced back. ``SpeakingChanged``/``AudioLevel`` →
   ``ActiveSpeakerChanged`` (bus) and ``media.active_speaker`` (room), at most once per second.
 * every ``stats_interval_s``: SFU stats → Prometheus gauges (labels room, venue, kind, direction)
   and ``media.stats`` to the moderators.
@@ -69,10 +71,13 @@ from ..protocol import (
     error,
 )
 from ..supervisor import Supervised, Supervisor
+from .errors import StoreError
 from .health import LinkMonitor, SpeakerTracker
 from .ice import ice_servers_for
 from .layout import Assignment, LayoutInput, assign, role_of
 from .moderation import Member, Room
+from .recording import RoomRecording
+from .store import LinkMarks, MemoryRoomStore
 
 __all__ = ["MediaOptions", "MediaPlane", "MediaHost", "MediaMessage", "MEDIA_MESSAGES", "error_for"]
 
@@ -210,9 +215,13 @@ class MediaPlane:
         self._owns_supervisor = supervisor is None
         self._loops: list[Supervised] = []
         self._counters: dict[str, tuple[int, int]] = {}
+        #: venues reported lost, kept beyond this process when the composition root gives the room store
+        #: (:func:`tiepdan.link_wiring.wire_link_marks`); in memory otherwise
+        self.link_marks: LinkMarks = MemoryRoomStore()
         self._next_stats = 0.0
         self.closed = False
         self._gauges: dict[str, Gauge] = {}
+        self.recording: RoomRecording | None = None  # set by the room server when it records
         if metrics is not None:
             self._register_metrics(metrics)
 
@@ -498,6 +507,7 @@ class MediaPlane:
         match event:
             case sfu.TrackPublished() | sfu.TrackUnpublished():
                 self.reconcile(event.room_id)
+                await self._record(event)
             case sfu.LinkUp() | sfu.LinkLost():
                 session = self._by_sfu.get(event.participant_id)
                 if session is None:
@@ -529,6 +539,40 @@ class MediaPlane:
                 pass
 
     async def _venue_link(self, room: str, venue: str, transition: Literal["lost", "restored"]) -> None:
+        """Mark (lost) or unmark (restored) the venue in :attr:`link_marks`, then announce the transition."""
+        await self._link_mark(room, venue, lost=transition == "lost")
+        await self._announce_link(room, venue, transition)
+
+    async def _link_mark(self, room: str, venue: str, *, lost: bool) -> bool:
+        """Mark or unmark; for unmark, whether the venue was marked. A store that fails is counted and
+        logged: the transition is still announced (the chair's «venue is back» remains for a lost mark)."""
+        try:
+            if lost:
+                await self.link_marks.mark_link_lost(room, venue)
+                return True
+            return await self.link_marks.clear_link_lost(room, venue)
+        except StoreError:
+            log.warning("venue link mark not kept",
+                        extra={"ctx": {"room": room, "venue": venue, "code": "store_error"}})
+            self._supervisor.record_failure("media-link-marks")
+            return False
+
+    async def _sample_links(self, room: str, mr: _MediaRoom, counters: Mapping[str, int], now: float) -> None:
+        """One link-health sample of the room's publishing venues: the monitor's transitions, and the first
+        media of a venue with no flowing publication before (new publication or connection, first after a
+        restart) announced as restored when the venue is marked lost."""
+        before = {venue: mr.links.state(venue) for venue in counters}
+        transitions = mr.links.sample(counters, now)
+        for venue, transition in transitions:
+            await self._venue_link(room, venue, transition)
+        announced = {venue for venue, _ in transitions}
+        for venue, was in before.items():
+            if venue in announced or was not in (None, "pending") or mr.links.state(venue) != "up":
+                continue
+            if await self._link_mark(room, venue, lost=False):
+                await self._announce_link(room, venue, "restored")
+
+    async def _announce_link(self, room: str, venue: str, transition: Literal["lost", "restored"]) -> None:
         mr = self._rooms.get(room)
         participant = mr.publishers.get(venue) if mr is not None else None
         occurred_at = datetime.fromtimestamp(self._host.clock(), UTC)
@@ -539,6 +583,22 @@ class MediaPlane:
             self._host.broadcast(room, MediaLink(participant=participant, venue=venue, role="publisher",
                                                  state=transition), "room")
         await self._host.publish_event(event)
+
+    async def _record(self, event: sfu.TrackPublished | sfu.TrackUnpublished) -> None:
+        """A venue's track started (its tap joins the room's recording) or ended."""
+        if self.recording is None:
+            return
+        if isinstance(event, sfu.TrackUnpublished):
+            self.recording.publication_ended(event.room_id, event.publication_id)
+            return
+        session = self._by_sfu.get(event.participant_id)
+        state = self._host.room(event.room_id)
+        if session is None or session.venue is None or state is None or state.closed:
+            return
+        pub = next((p for p in session.sfu.publications if p.id == event.publication_id), None)
+        if pub is not None:
+            await self.recording.add_publication(event.room_id, session.venue, pub,
+                                                 {v.venue: v.name for v in state.venues})
 
     # -- ticker: link health, active speaker, stats -----------------------------------------------
 
@@ -560,8 +620,7 @@ class MediaPlane:
                 if session is not None:
                     counters[venue] = sum(p.frames_received for p in session.sfu.publications)
             # a publisher whose session was closed (resume, link failure) counts as silent
-            for venue, transition in mr.links.sample(counters, now):
-                await self._venue_link(room, venue, transition)
+            await self._sample_links(room, mr, counters, now)
             changed, speaker = mr.speaker.tick(now)
             if changed:
                 self._host.broadcast(room, MediaActiveSpeaker(venue=speaker), "room")

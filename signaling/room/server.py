@@ -81,6 +81,7 @@ from .media import MEDIA_MESSAGES, MediaMessage, MediaOptions, MediaPlane
 from .moderation import Broadcast, Disconnect, Effect, Identity, Publish, Room, Send
 from .options import RoomOptions
 from .peer import Peer, Transport
+from .recording import RecorderFactory, RoomRecording
 from .store import RoomStore
 
 __all__ = ["RoomServer"]
@@ -102,7 +103,7 @@ class RoomServer:
     def __init__(self, *, options: RoomOptions, issuer: TokenIssuer, verifier: TokenVerifier, bus: Bus,
                  store: RoomStore, clock: Callable[[], float] = time.time,
                  metrics: CollectorRegistry | None = None, media: MediaOptions | None = None,
-                 supervisor: Supervisor | None = None) -> None:
+                 supervisor: Supervisor | None = None, recorder: RecorderFactory | None = None) -> None:
         self.options = options
         self.clock = clock
         self._issuer = issuer
@@ -124,6 +125,11 @@ class RoomServer:
         self._close_done: asyncio.Event | None = None
         self.media: MediaPlane | None = (MediaPlane(self, media, metrics=metrics, supervisor=self._supervisor)
                                          if media is not None else None)
+        # the recorder of this node (it records the media plane's publications: none without media)
+        self.recording: RoomRecording | None = (RoomRecording(self, recorder, metrics=metrics)
+                                                if recorder is not None and self.media is not None else None)
+        if self.media is not None:
+            self.media.recording = self.recording
         if metrics is not None:
             self._register_metrics(metrics)
 
@@ -150,6 +156,9 @@ class RoomServer:
         """The rooms open on this node with their venues, in opening order (read-only: the console lists them)."""
         return [(room, live.state.venues) for room, live in self._rooms.items() if not live.state.closed]
 
+    def room_ids(self) -> list[str]:
+        return list(self._rooms)
+
     async def start(self) -> None:
         """Restore stored rooms and start consuming the bus."""
         if self._closed:
@@ -159,6 +168,8 @@ class RoomServer:
         self._started = True
         if self.media is not None:
             await self.media.start()  # the SFU self-test: fail fast when aiortc changed
+        if self.recording is not None:
+            await self.recording.start()
         now = self.clock()
         await self._sync_denylists()
         for record in await self._store.load_all():
@@ -185,6 +196,8 @@ class RoomServer:
                         await asyncio.gather(*(p.wait_closed() for p in peers))
             for loop in self._loops:
                 await self._supervisor.stop(loop)
+            if self.recording is not None:
+                await self.recording.close()  # open segments and sessions get their manifests
             if self.media is not None:
                 await self.media.close()
             if self._owns_supervisor:
@@ -220,12 +233,14 @@ class RoomServer:
                             announcement_text=event.announcement_text,
                             announcement_audio_url=event.announcement_audio_url)
             await self._call_order(event.session, lambda state: state.case_called(call, self.clock()))
+            await self._record_call(event.session, event.call_seq, event.case)
         elif isinstance(event, CaseRecalled):
             again = CallView(call_seq=event.call_seq, ticket_no=event.ticket_no, venue=event.venue,
                              announcement_text=event.announcement_text or "",
                              announcement_audio_url=event.announcement_audio_url)
             await self._call_order(event.session,
                                    lambda state: state.case_called(again, self.clock(), recalled=True))
+            await self._record_call(event.session, event.call_seq, event.case)
         elif isinstance(event, CasePaused):
             paused = event
             await self._call_order(event.session,
@@ -240,6 +255,8 @@ class RoomServer:
                 else "absent")
             seq = event.call_seq
             await self._call_order(event.session, lambda state: state.case_ended(seq, outcome, self.clock()))
+            if self.recording is not None:
+                await self.recording.case_ended(event.session, seq)
 
     async def _call_order(self, room: str, act: Callable[[Room], list[Effect]]) -> None:
         """Apply a call-order event to ``room`` when it is open on this node (others ignore it)."""
@@ -249,6 +266,19 @@ class RoomServer:
         async with live.lock:
             await self._apply(live, act(live.state))
 
+    async def _record_call(self, room: str, call_seq: int, case: str) -> None:
+        """A call the room accepted (it is the room's current call) opens the call's recording segment;
+        confidential when a closed segment runs at the call (the bus never says a case is confidential)."""
+        live = self._rooms.get(room)
+        if self.recording is None or live is None or room in self._closed_rooms:
+            return
+        state = live.state
+        if state.closed or state.calling is None or state.calling.call_seq != call_seq:
+            return
+        await self.recording.open_room(room, {v.venue: v.name for v in state.venues})
+        closed = state.closed_segment is not None and state.closed_segment.state == "active"
+        await self.recording.case_called(room, call_seq, case, confidential=closed)
+
     async def open_room(self, room: str, venues: tuple[VenueInfo, ...]) -> None:
         if self._closed or room in self._rooms or room in self._closed_rooms:
             return
@@ -257,9 +287,13 @@ class RoomServer:
         async with live.lock:
             await self._save(live)
         log.info("room opened", extra={"ctx": {"room": room, "count": len(venues)}})
+        if self.recording is not None:
+            await self.recording.open_room(room, {v.venue: v.name for v in venues})
 
     async def close_room(self, room: str) -> None:
         self._closed_rooms.add(room)
+        if self.recording is not None:
+            await self.recording.close_room(room)  # before the SFU room closes: the last frames are written
         live = self._rooms.get(room)
         if live is not None:
             async with live.lock:
@@ -443,6 +477,9 @@ class RoomServer:
                 peer.send(dump_message(self.media.ice_servers(participant)))
                 if welcome.resumed:
                     await self.media.resumed(peer.room, participant)  # the client publishes again
+            if self.recording is not None and member.status == "admitted" and claims.has(Grant.MODERATE):
+                for alarm in self.recording.alarm_messages(peer.room):
+                    peer.send(dump_message(alarm))  # an alarm raised before this moderator joined
             log.info("participant attached", extra={"ctx": {"room": peer.room, "participant": participant,
                                                             "venue": claims.venue, "peer": peer.peer_id}})
             await self._apply(live, effects)
@@ -568,6 +605,8 @@ class RoomServer:
 
     async def publish_event(self, event: Event) -> None:
         """Publish one event on the bus; an outage is logged, never raised (the room goes on)."""
+        if self.recording is not None:
+            self.recording.observe(event)  # closed segment, speaker and link changes go to the recorder
         try:
             await self._bus.publish(event)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a bus outage must not stop the room

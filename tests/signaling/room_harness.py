@@ -25,6 +25,7 @@ from signaling.memory_bus import MemoryBus
 from signaling.room import MemoryRoomStore, RoomOptions, RoomServer, RoomStore
 from signaling.room.api import router
 from signaling.room.media import MediaOptions
+from signaling.room.recording import RecorderFactory
 from signaling.tokens import TokenIssuer, TokenOptions, TokenVerifier
 
 ROOM = "phien-2026-12-10"
@@ -138,13 +139,15 @@ async def running_server(options: RoomOptions = FAST, *, store: RoomStore | None
                          keyring: Keyring | None = None, token_options: TokenOptions | None = None,
                          clock: Any = time.time, open_default_room: bool = True,
                          media: MediaOptions | None = None,
-                         metrics: CollectorRegistry | None = None) -> AsyncIterator[Harness]:
+                         metrics: CollectorRegistry | None = None,
+                         recorder: RecorderFactory | None = None) -> AsyncIterator[Harness]:
     keyring = keyring or Keyring.generate(dev=True)
     token_options = token_options or TokenOptions()
     issuer, verifier = TokenIssuer(keyring, token_options), TokenVerifier(keyring, token_options)
     bus = RecordingBus()
     server = RoomServer(options=options, issuer=issuer, verifier=verifier, bus=bus,
-                        store=store or MemoryRoomStore(), clock=clock, media=media, metrics=metrics)
+                        store=store or MemoryRoomStore(), clock=clock, media=media, metrics=metrics,
+                        recorder=recorder)
     await server.start()
     app = FastAPI()
     app.include_router(router)

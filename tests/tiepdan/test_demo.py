@@ -15,13 +15,17 @@ from typing import Any
 
 import pytest
 
+from recorder.manifest import list_segments
 from schedules import parse_chip_id_qr
 from schedules.call_order import is_elderly
-from tiepdan.demo import DEMO_VENUES, Pair, QueueTicket, call_problems, demo_citizens, missing_pairs
+from tiepdan.demo import DEMO_VENUES, ROOM, Pair, QueueTicket, call_problems, demo_citizens, missing_pairs
 
 
-def _demo(args: list[str], data_dir: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+def _demo(args: list[str], data_dir: Path, timeout: float,
+          recordings: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TIEPDAN_DATA_DIR": str(data_dir)}
+    if recordings is not None:
+        env["TIEPDAN_RECORDING_DIR"] = str(recordings)
     return subprocess.run([sys.executable, "-m", "tiepdan.cli", "demo", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
 
@@ -40,8 +44,8 @@ def _table(stdout: str) -> dict[str, list[str]]:
 @pytest.mark.timeout(180)
 def test_headless_demo_calls_every_ticket_in_the_published_order_and_every_venue_decodes_every_other(
         tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    result = _demo(["--headless", "--duration", "20"], data, timeout=170)
+    data, recordings = tmp_path / "data", tmp_path / "recordings"
+    result = _demo(["--headless", "--duration", "20"], data, timeout=170, recordings=recordings)
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert "đạt — mọi điểm cầu đã nhận hình của mọi điểm cầu khác" in result.stderr
     assert "KHÔNG ĐẠT" not in result.stderr
@@ -74,6 +78,24 @@ def test_headless_demo_calls_every_ticket_in_the_published_order_and_every_venue
     assert sorted(p.name for p in data.iterdir()) == ["demo"]  # the server's data lived in a temporary dir
     server_data = re.search(r"dữ liệu: (\S+)\)", result.stderr)
     assert server_data is not None and not Path(server_data.group(1)).exists()
+
+    # issue #11 "done when": each called case has a recording segment in the case store whose manifest and
+    # files verify and whose files decode (the demo checks it with the server's keyring before its temporary
+    # data go); the recordings stay in TIEPDAN_RECORDING_DIR, encrypted (TIEPDAN_RECORDING_ENCRYPT_ALL)
+    found = re.search(r"đạt — (\d+) vụ việc đã gọi đều có đoạn ghi hình \((\d+) tệp\)", result.stderr)
+    assert found is not None and int(found.group(1)) == 8 and int(found.group(2)) >= 2, result.stderr[-4000:]
+    cases = [report for _, report in list_segments(recordings / ROOM) if report.case is not None]
+    assert [r.segment.split("-", 1)[0] for r in cases] == [f"c{n}" for n in range(1, 9)]
+    assert len({r.case for r in cases}) == 8
+    # a case of ~1.5 s that ends before its venues' next keyframe has no file of its own (the stretch
+    # around it keeps the media): files are checked where there are some
+    tracks = [t for r in cases for t in r.files]
+    assert tracks and {"audio", "video"} <= {kind for t in tracks for kind in t.kinds}
+    for track in tracks:
+        raw = (recordings / ROOM / track.path).read_bytes()
+        assert track.encrypted and track.path.endswith(".enc") and b"\x1a\x45\xdf\xa3" not in raw, track.path
+        assert "vp8" in track.codecs or "opus" in track.codecs
+        assert track.size == len(raw), track.path
 
 
 @pytest.mark.system

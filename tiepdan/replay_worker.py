@@ -1,0 +1,231 @@
+"""The replay worker: the loop of the ``worker`` role (and of the embedded ``all``) that composes queued
+replays (:mod:`complaints.replays`), one job at a time.
+
+Each turn claims the oldest queued job, then runs ``python -m tiepdan.replay_child`` (niced, see there) for
+it and reads the child's progress lines, writing the progress to the job row at most once per
+``progress_interval_s`` (the write doubles as the job's heartbeat, so a job whose worker died is failed as
+``worker_lost`` by the next claim). The child's end decides the job: ``done`` with its file, or ``failed``
+with a reason (the child's error code, or how it died: ``compose_crashed: signal 9``); either way the loop
+goes on with the next job. The CPU-heavy work never runs in this process: in the embedded default the loop
+lives beside the console and the media, the composing in its own lower-priority process.
+
+Output: ``<root>/<session>/replays/<segment>.mp4``, or ``….mp4.enc`` (sealed with the keyring's data key)
+for a confidential segment. Stopping the worker kills a running child and fails its job as
+``worker_stopped`` (an auditor may retry it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from complaints.replays import ReplayJob, claim_next, fail_job, finish_job, replay_segment, report_progress
+
+__all__ = ["ReplayWorker", "ReplayWorkerOptions", "replay_output_path"]
+
+log = logging.getLogger("tiepdan.replay_worker")
+
+_SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def replay_output_path(segment: str, *, confidential: bool) -> str:
+    """The composite's path relative to the session's directory."""
+    return f"replays/{segment}.mp4" + (".enc" if confidential else "")
+
+
+@dataclass(frozen=True)
+class ReplayWorkerOptions:
+    root: Path
+    keyring_path: Path
+    keyring_passphrase: str | None = None
+    poll_s: float = 2.0
+    nice: int = 10
+    progress_interval_s: float = 1.0
+    heartbeat_s: float = 10.0
+    stale_after_s: float = 120.0
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    python: str = sys.executable
+
+
+class ReplayWorker:
+    """Owns its loop's child process; :meth:`close` is idempotent."""
+
+    def __init__(self, engine: AsyncEngine, options: ReplayWorkerOptions, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self.options = options
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._child: asyncio.subprocess.Process | None = None
+        self.closed = False
+        self.jobs_done = 0
+        self.jobs_failed = 0
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def wake(self) -> None:
+        """A job was queued in this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        self.closed = True
+        await self._kill_child()
+
+    async def run(self) -> None:
+        """The loop (supervised): claim, compose, repeat; waits ``poll_s`` (or a :meth:`wake`) when idle."""
+        while not self.closed:
+            if not await self.run_once():
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.options.poll_s)
+
+    async def run_once(self) -> bool:
+        """Claim and compose one job; False when none was queued."""
+        async with self._engine.begin() as conn:
+            job = await claim_next(conn, worker=self.options.worker_id, now=self._now(),
+                                   stale_after_s=self.options.stale_after_s)
+        if job is None:
+            return False
+        log.info("replay job started", extra={"ctx": {"job": job.id, "segment": job.segment}})
+        try:
+            outcome = await self._compose(job)
+        except asyncio.CancelledError:
+            await self._kill_child()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._fail(job, "worker_stopped"))
+            raise
+        if outcome is None:
+            return True  # the job was taken away meanwhile (failed as lost): nothing more to write
+        error, result = outcome
+        if error is None:
+            async with self._engine.begin() as conn:
+                await finish_job(conn, job.id, output_path=str(result["done"]), now=self._now(),
+                                 detail={k: result[k] for k in ("bytes", "seconds", "nice") if k in result})
+            self.jobs_done += 1
+            log.info("replay job done", extra={"ctx": {"job": job.id, "segment": job.segment,
+                                                       "seconds": result.get("seconds")}})
+        else:
+            await self._fail(job, error)
+        return True
+
+    async def _fail(self, job: ReplayJob, reason: str) -> None:
+        async with self._engine.begin() as conn:
+            await fail_job(conn, job.id, reason, now=self._now())
+        self.jobs_failed += 1
+        log.warning("replay job failed", extra={"ctx": {"job": job.id, "segment": job.segment, "reason": reason}})
+
+    async def _compose(self, job: ReplayJob) -> tuple[str | None, dict[str, Any]] | None:
+        """Run the child for ``job``: (None, its result) or (reason, {}); None when the job stopped running."""
+        async with self._engine.connect() as conn:
+            segment = await replay_segment(conn, job.segment)
+        if segment is None:
+            return "unknown_segment", {}
+        if not _SAFE.match(segment.session) or not _SAFE.match(segment.segment):
+            return "bad_segment_id", {}
+        if not segment.closed:
+            return "segment_not_closed", {}
+        session_dir = self.options.root / segment.session
+        if not session_dir.is_dir():
+            return "recording_missing", {}
+        out = replay_output_path(segment.segment, confidential=segment.confidential)
+        args = [self.options.python, "-m", "tiepdan.replay_child", "--session-dir", str(session_dir),
+                "--segment", segment.segment, "--out", out, "--keyring", str(self.options.keyring_path),
+                "--nice", str(self.options.nice)]
+        if segment.confidential:
+            args.append("--encrypt")
+        env = dict(os.environ)
+        env.pop("TIEPDAN_KEYRING_PASSPHRASE", None)
+        if self.options.keyring_passphrase:
+            env["TIEPDAN_KEYRING_PASSPHRASE"] = self.options.keyring_passphrase
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
+        child = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.PIPE, env=env, cwd=str(_REPO))
+        self._child = child
+        try:
+            return await self._follow(job, child)
+        finally:
+            self._child = None
+
+    async def _follow(self, job: ReplayJob,
+                      child: asyncio.subprocess.Process) -> tuple[str | None, dict[str, Any]] | None:
+        assert child.stdout is not None and child.stderr is not None
+        state: dict[str, Any] = {"progress": 0.0}
+        stderr_tail: list[bytes] = []
+
+        async def read_stdout() -> None:
+            assert child.stdout is not None
+            async for line in child.stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(message, dict):
+                    if isinstance(message.get("progress"), int | float):
+                        state["progress"] = min(1.0, max(0.0, float(message["progress"])))
+                    state.update({k: v for k, v in message.items() if k != "progress"})
+
+        async def read_stderr() -> None:
+            assert child.stderr is not None
+            async for line in child.stderr:
+                stderr_tail.append(line)
+                del stderr_tail[:-5]
+
+        readers = asyncio.gather(read_stdout(), read_stderr(), child.wait())
+        written, written_at = -1.0, time.monotonic()
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(asyncio.shield(readers), timeout=self.options.progress_interval_s)
+                    break
+                except TimeoutError:
+                    pass
+                due = time.monotonic() - written_at >= self.options.heartbeat_s
+                if state["progress"] != written or due:
+                    async with self._engine.begin() as conn:
+                        alive = await report_progress(conn, job.id, state["progress"], now=self._now())
+                    written, written_at = state["progress"], time.monotonic()
+                    if not alive:
+                        await self._kill_child()
+                        return None
+        finally:
+            if not readers.done():
+                await self._kill_child()
+                readers.cancel()
+                with contextlib.suppress(BaseException):
+                    await readers
+        code = child.returncode
+        if self.closed and code != 0:
+            return "worker_stopped", {}
+        if code == 0 and "done" in state:
+            return None, state
+        if "error" in state:
+            return f"{state['error']}: {state.get('detail', '')}".strip(": "), {}
+        how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit {code}"
+        last = stderr_tail[-1].decode("utf-8", "replace").strip()[:200] if stderr_tail else ""
+        return f"compose_crashed: {how}" + (f" ({last})" if last else ""), {}
+
+    async def _kill_child(self) -> None:
+        child = self._child
+        if child is None or child.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(child.wait(), timeout=10)
