@@ -190,6 +190,17 @@ async def _link(conn: AsyncConnection, row_case: str | None, segment: str, sessi
     return case_id
 
 
+async def _insert_linked(conn: AsyncConnection, values: dict[str, Any], *, actor: str) -> bool:
+    """Insert a segment's first row, auditing its link to a case when it has one; False when another
+    transaction inserted the row first (the caller then reads it and merges)."""
+    if not await _insert(conn, values):
+        return False
+    if values["case_id"] is not None:
+        await append_audit(conn, actor=actor, action=_LINK_ACTION, target_kind="case", target_id=values["case_id"],
+                           detail={"segment": values["segment"], "session": values["session"]})
+    return True
+
+
 async def record_segment_opened(conn: AsyncConnection, event: SegmentOpened, *,
                                 actor: str = RECORDINGS_ACTOR) -> RecordingOutcome:
     """Keep a segment the recorder opened (see the module docstring for the idempotency rules)."""
@@ -198,14 +209,10 @@ async def record_segment_opened(conn: AsyncConnection, event: SegmentOpened, *,
     row = await _row(conn, event.segment, lock=True)
     if row is None:
         case_id = await _case_on_file(conn, event.case)
-        inserted = await _insert(conn, {
-            "segment": event.segment, "session": event.room, "case_id": case_id, "call_seq": event.call_seq,
-            "confidential": event.confidential, "opened_at": opened_at, "files_json": "[]",
-            "speakers_json": "[]", "gaps_json": "[]"})
-        if inserted:
-            if case_id is not None:
-                await append_audit(conn, actor=actor, action=_LINK_ACTION, target_kind="case", target_id=case_id,
-                                   detail={"segment": event.segment, "session": event.room})
+        if await _insert_linked(conn, {
+                "segment": event.segment, "session": event.room, "case_id": case_id, "call_seq": event.call_seq,
+                "confidential": event.confidential, "opened_at": opened_at, "files_json": "[]",
+                "speakers_json": "[]", "gaps_json": "[]"}, actor=actor):
             return RecordingOutcome.CREATED
         row = await _row(conn, event.segment, lock=True)
         if row is None:  # pragma: no cover - inserted by another transaction and deleted since
@@ -237,13 +244,9 @@ async def record_segment_closed(conn: AsyncConnection, event: SegmentClosed, *,
     if row is None:
         case_id = await _case_on_file(conn, event.case)
         opened_at = event.opened_at.astimezone(UTC) if event.opened_at is not None else None
-        inserted = await _insert(conn, {"segment": event.segment, "session": event.room, "case_id": case_id,
-                                        "call_seq": event.call_seq, "confidential": event.confidential,
-                                        "opened_at": opened_at, **values})
-        if inserted:
-            if case_id is not None:
-                await append_audit(conn, actor=actor, action=_LINK_ACTION, target_kind="case", target_id=case_id,
-                                   detail={"segment": event.segment, "session": event.room})
+        if await _insert_linked(conn, {"segment": event.segment, "session": event.room, "case_id": case_id,
+                                       "call_seq": event.call_seq, "confidential": event.confidential,
+                                       "opened_at": opened_at, **values}, actor=actor):
             return RecordingOutcome.CREATED
         row = await _row(conn, event.segment, lock=True)
         if row is None:  # pragma: no cover - inserted by another transaction and deleted since

@@ -21,6 +21,7 @@ from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTrans
 from aiortc.rtp import RtpPacket
 
 import sfu.publication
+from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
 from sfu import Options
 from sfu.events import Event, KeyframeRequested
 from sfu.publication import Publication
@@ -228,3 +229,17 @@ async def while_feeding(coro: Awaitable[T], venues: list[SyntheticVenue], *, ste
         if all(v.keyframes_sent > keyframes[v.name] for v in venues if v.video is not None):
             break  # the keyframes the cut asked for are out: the rest is the recorder's own work
     return await task
+
+
+class Calls:
+    """What a :class:`~recorder.recorder.Recorder` reported: closed segments and alarms, in order."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[SegmentReport, ManifestRef]] = []
+        self.alarms: list[RecorderAlarm] = []
+
+    async def segment_closed(self, report: SegmentReport, ref: ManifestRef) -> None:
+        self.closed.append((report, ref))
+
+    async def alarm(self, alarm: RecorderAlarm) -> None:
+        self.alarms.append(alarm)

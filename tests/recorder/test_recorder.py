@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +13,11 @@ from evidence import Keyring
 from recorder import RecorderOptions
 from recorder.clock import TrackClock
 from recorder.manifest import list_segments, load_segment
-from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
+from recorder.model import SegmentReport
 from recorder.recorder import Recorder
 from tests.fakes.media import h264_clip, opus_clip, vp8_clip
 from tests.recorder._checks import decode, ffprobe
-from tests.recorder._sources import MediaClock, SyntheticVenue, feed, install_media_clock, while_feeding
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.closed: list[tuple[SegmentReport, ManifestRef]] = []
-        self.alarms: list[RecorderAlarm] = []
-
-    async def segment_closed(self, report: SegmentReport, ref: ManifestRef) -> None:
-        self.closed.append((report, ref))
-
-    async def alarm(self, alarm: RecorderAlarm) -> None:
-        self.alarms.append(alarm)
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate(dev=True)
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
-
-
-@pytest.fixture
-def clock() -> Iterator[MediaClock]:
-    media_clock = MediaClock()
-    with install_media_clock(media_clock):
-        yield media_clock
+from tests.recorder._sources import Calls, MediaClock, SyntheticVenue, feed, while_feeding
 
 
 @pytest.fixture

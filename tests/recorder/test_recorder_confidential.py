@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
@@ -10,40 +10,10 @@ import pytest
 
 from evidence import Keyring
 from recorder import RecorderOptions
-from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
 from recorder.recorder import Recorder
 from tests.fakes.media import opus_clip, vp8_clip
 from tests.recorder._checks import MATROSKA_MAGIC, decode, decrypted
-from tests.recorder._sources import MediaClock, SyntheticVenue, feed, install_media_clock, while_feeding
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.closed: list[tuple[SegmentReport, ManifestRef]] = []
-        self.alarms: list[RecorderAlarm] = []
-
-    async def segment_closed(self, report: SegmentReport, ref: ManifestRef) -> None:
-        self.closed.append((report, ref))
-
-    async def alarm(self, alarm: RecorderAlarm) -> None:
-        self.alarms.append(alarm)
-
-
-@pytest.fixture
-def clock() -> Iterator[MediaClock]:
-    media_clock = MediaClock()
-    with install_media_clock(media_clock):
-        yield media_clock
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate(dev=True)
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
+from tests.recorder._sources import Calls, MediaClock, SyntheticVenue, feed, while_feeding
 
 
 @pytest.fixture

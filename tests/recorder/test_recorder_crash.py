@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,27 +19,14 @@ import pytest
 from evidence import Keyring
 from recorder import RecorderOptions
 from recorder.manifest import list_segments
-from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
 from recorder.recorder import STATE_FILE, Recorder
 from recorder.verify import verify_path
 from tests.fakes.media import opus_clip, vp8_clip
 from tests.recorder._checks import MATROSKA_MAGIC, decode, decrypted, ffprobe
-from tests.recorder._sources import MediaClock, SyntheticVenue, feed, install_media_clock, while_feeding
+from tests.recorder._sources import Calls, MediaClock, SyntheticVenue, feed, install_media_clock, while_feeding
 
 CASE_SECONDS = 30.0
 VENUES = {"tien-du": "Tiên Du", "que-vo": "Quế Võ"}
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.closed: list[tuple[SegmentReport, ManifestRef]] = []
-        self.alarms: list[RecorderAlarm] = []
-
-    async def segment_closed(self, report: SegmentReport, ref: ManifestRef) -> None:
-        self.closed.append((report, ref))
-
-    async def alarm(self, alarm: RecorderAlarm) -> None:
-        self.alarms.append(alarm)
 
 
 def venues(clock: MediaClock) -> list[SyntheticVenue]:
@@ -91,13 +77,6 @@ def run_child_and_kill(root: Path, keyring_path: Path, confidential: bool) -> di
         for stream in (child.stdout, child.stderr):
             if stream is not None:
                 stream.close()
-
-
-@pytest.fixture
-def clock() -> Iterator[MediaClock]:
-    media_clock = MediaClock()
-    with install_media_clock(media_clock):
-        yield media_clock
 
 
 @pytest.mark.media

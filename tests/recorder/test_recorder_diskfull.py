@@ -12,25 +12,12 @@ import pytest
 
 from evidence import Keyring
 from recorder import RecorderOptions
-from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
 from recorder.recorder import Recorder
 from tests.fakes.media import opus_clip, vp8_clip
 from tests.recorder._checks import decode
-from tests.recorder._sources import MediaClock, SyntheticVenue, feed, install_media_clock, while_feeding
+from tests.recorder._sources import Calls, MediaClock, SyntheticVenue, feed, while_feeding
 
 VOLUME = 4 * 1024 * 1024
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.closed: list[tuple[SegmentReport, ManifestRef]] = []
-        self.alarms: list[RecorderAlarm] = []
-
-    async def segment_closed(self, report: SegmentReport, ref: ManifestRef) -> None:
-        self.closed.append((report, ref))
-
-    async def alarm(self, alarm: RecorderAlarm) -> None:
-        self.alarms.append(alarm)
 
 
 @pytest.fixture
@@ -45,13 +32,6 @@ def volume(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-@pytest.fixture
-def clock() -> Iterator[MediaClock]:
-    media_clock = MediaClock()
-    with install_media_clock(media_clock):
-        yield media_clock
 
 
 def fill(volume: Path, leave: int) -> Path:
