@@ -5,7 +5,8 @@ Theory of operation
 The room server drives a :class:`Recorder` (it never sees the bus). Per session:
 
 - **Feeding** (event loop): each publication added gets a tap; a task per tap maps every encoded frame to
-  the session clock (``recorder.clock``) and puts it, without blocking, on the session's bounded queue.
+  the session clock (``recorder.clock``: by the publisher's RTCP sender reports, shared by the tracks of
+  one publisher connection, else by arrival) and puts it, without blocking, on the session's bounded queue.
   A full queue drops the frame (``frames_dropped``; video then waits for a keyframe, requested) and
   records a ``lagging`` gap.
 - **Writing** (one thread per session, :class:`_Writer`): one *part* file per venue holding its video and
@@ -46,7 +47,7 @@ from typing import Any
 
 from evidence import Keyring
 from recorder import manifest as manifests
-from recorder.clock import TrackClock
+from recorder.clock import SenderClock, TrackClock
 from recorder.errors import DiskFull, UnknownSession
 from recorder.model import Gap, GapReason, ManifestRef, RecorderAlarm, SegmentReport, SpeakerSpan, TrackFile
 from recorder.options import RecorderOptions
@@ -465,6 +466,8 @@ class _Session:
         self.epoch_mono = recorder._monotonic() - (recorder._wall() - state.epoch)
         self.venue_names: dict[str, str] = dict(state.venue_names)
         self.feeds: dict[tuple[str, str], _Feed] = {}
+        #: per publisher connection (sfu participant): its tracks share the sender's clock
+        self.sender_clocks: dict[str, SenderClock] = {}
         self.segment: _Segment | None = None
         self.closed_active = False
         self.writer: _Writer | None = None
@@ -614,7 +617,9 @@ class _Session:
                     self.writer.put_control(_Track(feed.venue, feed.publication.kind, None))
 
     def on_frame(self, feed: _Feed, frame: EncodedFrame) -> None:
-        mapped = feed.clock.map(frame.timestamp, frame.arrival)
+        report = feed.tap.sender_report
+        sender = None if report is None else report.sender_time(frame.timestamp)
+        mapped = feed.clock.map(frame.timestamp, frame.arrival, sender)
         if mapped.gap is not None:
             self.add_gap(feed.venue, mapped.gap[0], mapped.gap[1], "link_lost")
         writer = self.writer
@@ -771,7 +776,9 @@ class Recorder:
         if previous is not None:
             await previous.tap.close()
         tap = publication.attach_tap(self.options.queue_frames)
-        clock = TrackClock(publication.clock_rate, rec.epoch_mono, gap_after=1.0 if kind == "video" else 0.5)
+        sender_clock = rec.sender_clocks.setdefault(publication.participant_id, SenderClock())
+        clock = TrackClock(publication.clock_rate, rec.epoch_mono, gap_after=1.0 if kind == "video" else 0.5,
+                           sender_clock=sender_clock)
         feed = _Feed(venue, publication, tap, clock, need_keyframe=kind == "video")
         rec.feeds[(venue, kind)] = feed
         if rec.segment is not None:

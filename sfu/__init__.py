@@ -55,7 +55,7 @@ from sfu.events import (
     TrackPublished,
     TrackUnpublished,
 )
-from sfu.forwarding import EncodedFrame
+from sfu.forwarding import EncodedFrame, SenderReport
 from sfu.hooks import AIOICE_VERSION, AIORTC_VERSION, selftest
 from sfu.options import IceServer, Options
 from sfu.participant import PUBLISHER, SUBSCRIBER, Participant
@@ -103,6 +103,7 @@ __all__ = [
     "RoomClosed",
     "RoomStats",
     "SUBSCRIBER",
+    "SenderReport",
     "SfuError",
     "SinkLagging",
     "SlowConsumer",

@@ -77,6 +77,35 @@ class EncodedFrame:
         return packet
 
 
+#: seconds from the NTP era (1900-01-01) to the Unix epoch
+_NTP_UNIX = 2_208_988_800
+
+
+@dataclass(frozen=True, slots=True)
+class SenderReport:
+    """The publisher's latest RTCP sender report, on the publication's own timeline.
+
+    ``ntp`` is the sender's wall clock (Unix seconds, from the SR's 64-bit NTP time) at the RTP timestamp
+    ``timestamp`` (the publication's timeline, as :attr:`EncodedFrame.timestamp`); ``received`` is
+    ``time.monotonic()`` when the report arrived. The sender's clock is not ours: only differences between
+    sender times of one publisher (its audio and video share the clock) are meaningful as they are.
+    """
+
+    ntp: float
+    timestamp: int
+    clock_rate: int
+    received: float
+
+    @staticmethod
+    def ntp_seconds(ntp_timestamp: int) -> float:
+        """Unix seconds of a 64-bit NTP timestamp (32.32 fixed point since 1900)."""
+        return (ntp_timestamp >> 32) - _NTP_UNIX + (ntp_timestamp & 0xFFFFFFFF) / 4294967296.0
+
+    def sender_time(self, timestamp: int) -> float:
+        """The sender's wall-clock time (Unix seconds) of the media timestamp ``timestamp``."""
+        return self.ntp + (timestamp - self.timestamp) / self.clock_rate
+
+
 @lru_cache(maxsize=8)
 def _time_base(clock_rate: int) -> fractions.Fraction:
     return fractions.Fraction(1, clock_rate)
@@ -161,6 +190,15 @@ class _Unwrapper:
             self._last, self._ext = value, ext
         return ext
 
+    def peek(self, value: int) -> int | None:
+        """What :meth:`unwrap` would return for ``value``, without moving on; None before the first value."""
+        if self._last is None:
+            return None
+        delta = (value - self._last) & self._mask
+        if delta >= self._half:
+            delta -= 1 << self._bits
+        return self._ext + delta
+
 
 # --- assemblers ---------------------------------------------------------------------------------------
 
@@ -192,6 +230,10 @@ class AudioAssembler:
             return []
         ts = self._ts.unwrap(timestamp)
         return [EncodedFrame("audio", self.codec, data, ts, self.clock_rate, True, now)]
+
+    def timeline(self, rtp_timestamp: int) -> int | None:
+        """``rtp_timestamp`` on the frames' timeline (:attr:`EncodedFrame.timestamp`); None before a frame."""
+        return self._ts.peek(rtp_timestamp)
 
 
 @dataclass(slots=True)
@@ -300,6 +342,10 @@ class VideoAssembler:
             return None
         self.need_keyframe = False
         return EncodedFrame("video", self.codec, data, ts, self.clock_rate, keyframe, now)
+
+    def timeline(self, rtp_timestamp: int) -> int | None:
+        """``rtp_timestamp`` on the frames' timeline (:attr:`EncodedFrame.timestamp`); None before a frame."""
+        return self._ts.peek(rtp_timestamp)
 
 
 # --- keyframe requests --------------------------------------------------------------------------------

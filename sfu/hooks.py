@@ -26,6 +26,10 @@ Hooks of the SFU (all per instance):
    id, so the RTX stream's entry overwrites the media stream's.
 6. Public behaviour relied on: ``RTCRtpSender._next_encoded_frame`` calls ``encoder.pack(packet)`` for
    non-``Frame`` data.
+7. ``RTCRtpReceiver._handle_rtcp_packet`` is wrapped per receiver to hand each RTCP sender report (SSRC, NTP
+   time, RTP timestamp) to the SFU before aiortc handles it (its RR still gets LSR/DLSR): aiortc parses SRs
+   but exposes them only through ``getStats()`` as a datetime, without the RTP timestamp. The DTLS
+   transport's router sends an SR to the receiver of its SSRC (``RtpRouter.route_rtcp``).
 
 One process-wide hook, only when ``Options.host_addresses`` is set: ``aioice.ice.get_host_addresses``
 is replaced so that the SFU's ICE agents offer exactly the configured addresses (the public interface
@@ -54,9 +58,9 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcrtpreceiver import RemoteStreamTrack, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSrPacket, RtpPacket
 
 from sfu.errors import AiortcHookMissing, AiortcVersionMismatch
 
@@ -114,6 +118,13 @@ PRIVATES: tuple[Private, ...] = (
     # keyframe requests to the publisher (send_pli) and REMB suppression (suppress_remb)
     Private(RTCRtpReceiver, "_send_rtcp_pli", params=("self", "media_ssrc")),
     Private(RTCRtpReceiver, "_send_rtcp", params=("self", "packet")),
+    # the publishers' RTCP sender reports (on_sender_report): routed by SSRC to the receiver's handler
+    Private(RTCRtpReceiver, "_handle_rtcp_packet", params=("self", "packet"),
+            source=("if isinstance(packet, RtcpSrPacket):",)),
+    Private(RtpRouter, "route_rtcp", params=("self", "packet"),
+            source=("if isinstance(packet, RtcpSrPacket):", "add_recipient(self.ssrc_table.get(packet.ssrc))")),
+    Private(RTCDtlsTransport, "_handle_rtcp_data", params=("self", "data"),
+            source=("await recipient._handle_rtcp_packet(packet)",)),
     # keyframe requests from a subscriber (on_keyframe_request)
     Private(RTCRtpSender, "_send_keyframe", params=("self",)),
     Private(RTCRtpSender, "_handle_rtcp_packet", params=("self", "packet"), source=("self._send_keyframe()",)),
@@ -179,6 +190,21 @@ def receive_statistics(receiver: RTCRtpReceiver, ssrc: int | None) -> tuple[int,
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:
     """Send an RTCP PLI for ``media_ssrc`` through ``receiver``."""
     return cast(Awaitable[None], receiver._send_rtcp_pli(media_ssrc))
+
+
+def on_sender_report(receiver: RTCRtpReceiver, callback: Callable[[int, int, int], None]) -> None:
+    """Call ``callback(ssrc, ntp_timestamp, rtp_timestamp)`` for every RTCP sender report ``receiver`` gets
+    (``ntp_timestamp``: the 64-bit NTP time; any SSRC of the publisher, RTX included), before aiortc's own
+    handling, which still runs."""
+    original = receiver._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            callback(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
 
 
 def suppress_remb(receiver: RTCRtpReceiver) -> None:

@@ -18,6 +18,9 @@ Contracts
   ``mute(False)`` resumes with the next packet.
 - ``attach_tap()`` is the recorder hook: it yields :class:`~sfu.forwarding.EncodedFrame` (bytes, pts,
   keyframe flag; ``to_packet()`` makes an ``av.Packet``), starting at a keyframe requested on attach.
+- ``sender_report``: the publisher's latest RTCP sender report of the media SSRC, its RTP timestamp put
+  on the frames' timeline (:class:`~sfu.forwarding.SenderReport`; None before the first SR that follows a
+  frame). A recorder places frames by it: the sender's clock is shared by its audio and video.
 - Audio level: RFC 6464 levels are read from each packet's header extension on ingest; ``audio_level``
   is the loudest level of the last interval, ``speaking`` compares it to ``Options.speaking_threshold``.
 - ``close()`` (idempotent; also called when the publisher leaves or its link fails) ends the
@@ -37,7 +40,7 @@ from aiortc.rtp import RtpPacket
 from sfu import hooks
 from sfu.errors import PublicationClosed
 from sfu.events import AudioLevel, Event, KeyframeRequested, SpeakingChanged, TaskFailed, TrackUnpublished
-from sfu.forwarding import AudioAssembler, EncodedFrame, KeyframeRequester, SinkQueue, VideoAssembler
+from sfu.forwarding import AudioAssembler, EncodedFrame, KeyframeRequester, SenderReport, SinkQueue, VideoAssembler
 from sfu.options import Options
 from sfu.stats import PublicationStats, RateMeter
 
@@ -117,7 +120,9 @@ class Publication:
         self._level: int | None = None
         self._last_loud = -1.0
         self._speaking = False
+        self.sender_report: SenderReport | None = None
         hooks.install_ingest(receiver, self)
+        hooks.on_sender_report(receiver, self.on_sender_report)
 
     def __repr__(self) -> str:
         return f"<Publication {self.id} {self.kind} {self.codec}{' closed' if self.closed else ''}>"
@@ -281,6 +286,16 @@ class Publication:
             self.request_keyframe("loss")
         for frame in frames:
             self._deliver(frame, now)
+
+    def on_sender_report(self, ssrc: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """An RTCP sender report of the publisher (called by the receiver hook): kept for the media SSRC."""
+        if self.closed or ssrc != self._ssrc:
+            return  # another SSRC of the publisher (RTX), or before the first packet
+        timestamp = self._assembler.timeline(rtp_timestamp)
+        if timestamp is None:
+            return  # no frame yet to put it on the timeline: the next report will do
+        self.sender_report = SenderReport(SenderReport.ntp_seconds(ntp_timestamp), timestamp, self.clock_rate,
+                                          time.monotonic())
 
     def _deliver(self, frame: EncodedFrame, now: float) -> None:
         self.frames_received += 1

@@ -10,7 +10,9 @@ Usage (by the recorder, driven by the room server)::
 A keyframe is requested on attach and video starts at a keyframe. If the reader falls behind, the
 queue (``Options.*_queue_frames``) overflows: video is flushed and restarts at the next keyframe
 (requested), audio drops its oldest frames; a ``SinkLagging`` event reports it. ``timestamp`` is the
-publication's own timeline (0 at its first frame), not rebased.
+publication's own timeline (0 at its first frame), not rebased. :attr:`Tap.sender_report` is the
+publisher's latest RTCP sender report on that timeline (None until one has arrived): it maps a frame's
+timestamp to the sender's wall clock, common to the publisher's audio and video.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from sfu.errors import SlowConsumer, TapClosed
 from sfu.events import SinkLagging
-from sfu.forwarding import EncodedFrame, SinkQueue
+from sfu.forwarding import EncodedFrame, SenderReport, SinkQueue
 
 if TYPE_CHECKING:
     from sfu.publication import Publication
@@ -37,6 +39,11 @@ class Tap:
         self.id = f"{publication.id}/tap-{next(_numbers)}"
         self.closed = False
         self.queue = SinkQueue(self.kind, max_queue, self._keyframe_needed, self._overflowed)
+
+    @property
+    def sender_report(self) -> SenderReport | None:
+        """The publisher's latest sender report (see the module docstring), or None."""
+        return self.publication.sender_report
 
     async def recv(self) -> EncodedFrame:
         """The next frame; raises :class:`TapClosed` once the tap or its publication is closed."""
