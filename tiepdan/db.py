@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -25,11 +28,12 @@ __all__ = ["NestedWriteTransaction", "make_engine", "prepare_database", "metadat
 def metadatas() -> list[MetaData]:
     """The MetaData of every package with tables, in creation order."""
     from complaints.tables import metadata as complaints_md
+    from minutes.tables import metadata as minutes_md
     from room_console.tables import metadata as console_md
     from schedules.tables import metadata as schedules_md
     from signaling.outbox import metadata as outbox_md
 
-    return [outbox_md, console_md, complaints_md, schedules_md]
+    return [outbox_md, console_md, complaints_md, schedules_md, minutes_md]
 
 
 #: Execution option marking a connection opened by ``engine.begin()`` on SQLite (see :class:`_SQLiteEngine`).
@@ -82,13 +86,62 @@ class _SQLiteEngine(AsyncEngine):
                     self._writers.discard(task)
 
 
+class _SQLiteConnection(aiosqlite.Connection):
+    """aiosqlite's connection whose :meth:`stop` may be called twice.
+
+    aiosqlite 0.22.1 stops its worker thread with a sentinel queued by ``stop()``; a second ``stop()``
+    queues a second sentinel that no thread will ever run, and ``close()`` awaits it for ever. SQLAlchemy
+    does exactly that when a task is cancelled while it uses a connection: the pool invalidates the
+    connection, ``terminate()`` starts a graceful ``close()`` in a shielded task and, cancelled again,
+    force-stops it with ``stop()``; the graceful close then ends with its own ``stop()`` and never returns.
+    The task was left pending, and the event loop's shutdown waited on it for good (seen as a 120-s
+    teardown timeout). Here only the first ``stop()`` queues the sentinel; later calls get a future
+    that completes with it.
+    """
+
+    _stop_future: asyncio.Future[Any] | None
+    _stop_queued: bool = False
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        if not self._stop_queued:
+            self._stop_queued = True
+            self._stop_future = super().stop()
+            return self._stop_future
+        try:
+            later: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+        except RuntimeError:
+            return None
+        first = self._stop_future
+        def follow(_first: asyncio.Future[Any]) -> None:
+            if not later.done():
+                later.set_result(None)
+
+        if first is None or first.done() or first.get_loop() is not later.get_loop():
+            later.set_result(None)
+        else:
+            first.add_done_callback(follow)
+        return later
+
+
+def _sqlite_creator(path: str) -> Any:
+    """SQLAlchemy's ``async_creator`` for SQLite: an awaited :class:`_SQLiteConnection` (daemon thread)."""
+
+    async def connect() -> aiosqlite.Connection:
+        connection = _SQLiteConnection(functools.partial(sqlite3.connect, path, timeout=30, check_same_thread=False),
+                                       iter_chunk_size=64)
+        connection._thread.daemon = True  # as SQLAlchemy does for its own: a stuck query never blocks exit
+        return await connection
+
+    return connect
+
+
 def make_engine(url: str) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_pre_ping=True)
     path = make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = _SQLiteEngine(create_async_engine(url, connect_args={"timeout": 30}).sync_engine)
+    engine = _SQLiteEngine(create_async_engine(url, async_creator=_sqlite_creator(path or ":memory:")).sync_engine)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]

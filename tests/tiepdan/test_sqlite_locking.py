@@ -31,7 +31,7 @@ from schedules.tables import queue_tickets
 from signaling.memory_bus import MemoryBus
 from signaling.outbox import OutboxRelay
 from tests.schedules.conftest import ACTOR, ADMIN, CALENDAR, DESK, FakeClock, add_venues, plan
-from tiepdan.db import NestedWriteTransaction, make_engine, prepare_database
+from tiepdan.db import NestedWriteTransaction, _SQLiteConnection, make_engine, prepare_database
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +173,32 @@ async def test_many_desks_registering_at_once_beside_the_outbox_relay_all_succee
 
 
 DESKS = 12
+
+
+@pytest.mark.unit
+async def test_a_connection_stopped_while_it_closes_still_closes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SQLAlchemy force-stops a connection (``stop()``) while its graceful ``close()`` runs when a task is
+    cancelled mid-query; aiosqlite 0.22.1's close then awaited a second stop for ever and the event loop's
+    shutdown hung. The engine's connections finish both, in either order."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}")
+    try:
+        for stop_first in (True, False):
+            async with engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                assert isinstance(driver, _SQLiteConnection)
+                raw.detach()  # the test closes it; the pool forgets it
+            closing = asyncio.ensure_future(driver.close())
+            if stop_first:
+                stopped = driver.stop()
+            else:
+                await asyncio.sleep(0)
+                stopped = driver.stop()
+            await asyncio.wait_for(closing, timeout=20)
+            assert stopped is not None
+            await asyncio.wait_for(stopped, timeout=20)
+            assert driver.stop() is not None and driver._connection is None
+            driver._thread.join(timeout=20)
+            assert not driver._thread.is_alive()
+    finally:
+        await engine.dispose()
