@@ -1,5 +1,12 @@
-"""Attachments of petitions: the record of a stored file (its bytes are written by the web tier,
-streamed under a hard size cap, into ``data_dir/attachments/<stored_name>``).
+"""Attachments of petitions: receiving a file to disk and the record of a stored file.
+
+:func:`receive_file` writes the chunks of an upload (whatever transport brings them: the web tier
+passes the request's body stream) into ``<folder>/<stored_name>`` under a random name, hashing them
+as they come and refusing, file removed, as soon as they pass :data:`MAX_ATTACHMENT_BYTES` (a
+declared length is checked before reading by :func:`check_declared_length`) or when there are none.
+Blocking writes run in a thread, in blocks of 64 KiB. The record is written by
+:func:`complaints.service.attachments.add_attachment`; :func:`discard_file` removes the bytes of an
+upload whose record was not written.
 
 The client's file name is never used as a path: files are stored under a random name and the
 client's name is kept, cleaned, for display only (:func:`clean_display_name`). A download names the
@@ -10,13 +17,17 @@ Vietnamese name in ``filename*``). Who may download follows :mod:`complaints.con
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterable, Collection
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 from sqlalchemy import select
@@ -25,18 +36,93 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from signaling.grants import Grant
 
 from .confidentiality import attachment_shown_name, is_confidential, may_download_attachments
-from .errors import NotFound
+from .errors import InvalidInput, NotFound
 from .tables import attachments, petitions
 
 __all__ = ["AttachmentRecord", "StoredAttachment", "MAX_ATTACHMENT_BYTES", "add_attachment", "clean_display_name",
            "new_stored_name", "clean_media_type", "list_attachments", "petition_exists", "get_attachment",
-           "ascii_file_name", "content_disposition", "is_stored_name", "may_download", "shown_name"]
+           "ascii_file_name", "content_disposition", "is_stored_name", "may_download", "shown_name", "ReceivedFile",
+           "receive_file", "discard_file", "check_declared_length", "too_large", "stored_path"]
 
 MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 _STORED_NAME = re.compile(r"^[0-9a-f]{32}$")
 # RFC 8187 attr-char, besides the letters, digits and "_.-~" that quote() always keeps.
 _ATTR_CHAR_EXTRA = "!#$&+^`|"
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
+_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """An upload on disk, not yet recorded: ``<folder>/<stored_name>``, ``size`` bytes, its SHA-256."""
+
+    stored_name: str
+    size: int
+    sha256: str
+
+
+def too_large(limit: int = MAX_ATTACHMENT_BYTES) -> InvalidInput:
+    return InvalidInput(f"Tệp đính kèm vượt quá giới hạn {limit // (1024 * 1024)} MB.", code="too_large",
+                        field="file")
+
+
+def check_declared_length(declared: str | None, limit: int = MAX_ATTACHMENT_BYTES) -> None:
+    """Refuse an upload whose declared length (``Content-Length``) is not a number or is over the cap."""
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise too_large(limit)
+
+
+def _open_new(folder: Path, path: Path) -> IO[bytes]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return path.open("xb")
+
+
+async def receive_file(chunks: AsyncIterable[bytes], folder: Path, *,
+                       limit: int = MAX_ATTACHMENT_BYTES) -> ReceivedFile:
+    """Write ``chunks`` to a new file under ``folder``; on overflow (``too_large``), an empty upload or
+    any failure the file is removed and the error raised."""
+    stored = new_stored_name()
+    path = folder / stored
+    digest = hashlib.sha256()
+    size = 0
+    handle = await asyncio.to_thread(_open_new, folder, path)
+    try:
+        pending = bytearray()
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            digest.update(chunk)
+            pending += chunk
+            if len(pending) >= _BLOCK:
+                await asyncio.to_thread(handle.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await asyncio.to_thread(handle.write, bytes(pending))
+    except BaseException:
+        await asyncio.to_thread(handle.close)
+        await asyncio.to_thread(path.unlink, True)
+        raise
+    await asyncio.to_thread(handle.close)
+    if size == 0:
+        await asyncio.to_thread(path.unlink, True)
+        raise InvalidInput("Tệp đính kèm rỗng.", field="file")
+    return ReceivedFile(stored_name=stored, size=size, sha256=digest.hexdigest())
+
+
+async def discard_file(folder: Path, stored_name: str) -> None:
+    """Remove the bytes of an upload whose record was not written (nothing when already gone)."""
+    if is_stored_name(stored_name):
+        await asyncio.to_thread((folder / stored_name).unlink, True)
+
+
+async def stored_path(folder: Path, stored_name: str) -> Path | None:
+    """Where a recorded attachment's bytes are, or None when the file is missing (or the name is not one
+    :func:`new_stored_name` makes)."""
+    if not is_stored_name(stored_name):
+        return None
+    path = folder / stored_name
+    return path if await asyncio.to_thread(path.is_file) else None
 
 
 @dataclass(frozen=True)

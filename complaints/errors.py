@@ -62,6 +62,13 @@ class IdentityAccessDenied(ComplaintsError, PermissionError):
     code = "forbidden"
 
 
+class NotAuthorized(ComplaintsError, PermissionError):
+    """The caller's grants do not allow this use of the complaint database (checked by the service layer,
+    :mod:`complaints.service`, whoever calls it: the console, the CLI, the minutes writer)."""
+
+    code = "forbidden"
+
+
 class IdentityKeyError(ComplaintsError):
     """A sealed identity cannot be opened: the keyring lacks its key, or the value was altered."""
 

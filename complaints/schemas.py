@@ -1,4 +1,8 @@
-"""Request models of the complaint API (pydantic), parsed once at the edge.
+"""Request models of the complaint API (pydantic), parsed once at the edge, and its response models
+(``…Out``, built from the domain's records by their ``of`` constructors), so the OpenAPI schema
+describes what the API answers. Timestamps are answered as ISO 8601 text as stored (with their
+offset); days as ``YYYY-MM-DD``; an enumeration as ``{"value", "label"}`` (English value, Vietnamese
+label).
 
 Enumerations accept their English value (or exact Vietnamese label) and refuse anything else with the
 Vietnamese message of :meth:`complaints.enums.LabelledEnum.parse`. Rules that need today's date (no
@@ -10,8 +14,9 @@ raises :class:`~complaints.errors.InvalidInput` / :class:`~complaints.errors.Inv
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -43,10 +48,23 @@ from .petitioners import NewPetitioner
 from .petitions import NewPetition
 from .workdays import WorkCalendar
 
+if TYPE_CHECKING:
+    from .case_file import CaseFile
+    from .cases import CaseRecord
+    from .directives import DirectiveView
+    from .intake import IntakeResult
+    from .petitioners import DuplicateCheck
+    from .search import SearchResult
+    from .vault import Identity
+
 __all__ = [
     "PetitionerIn", "PetitionIn", "RespondentIn", "ReceptionDetailsIn", "IntakeIn", "DuplicateCheckIn",
     "CaseUpdateIn", "ReceptionIn", "PetitionAddIn", "PartyIn", "HandlingDecisionIn", "DelegationIn",
     "DirectiveIn", "DirectiveReportIn", "IdentityReadIn", "describe_errors", "not_in_future",
+    "LabelledOut", "CaseOut", "CaseFileOut", "PartyOut", "AttachmentOut", "PetitionOut", "ReceptionOut",
+    "RespondentOut", "HandlingDecisionOut", "DirectiveOut", "DirectiveListOut", "CaseHitOut", "SearchOut",
+    "MatchReasonOut", "DuplicateCandidateOut", "DuplicatesOut", "IntakeOut", "IdOut", "ReceptionAddedOut",
+    "DirectiveIssuedOut", "DirectiveReportedOut", "AttachmentAddedOut", "IdentityOut",
 ]
 
 
@@ -268,6 +286,309 @@ class DirectiveReportIn(_In):
 
 class IdentityReadIn(_In):
     purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]
+
+
+# -- responses ----------------------------------------------------------------------------------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelledOut(_Out):
+    """An enumeration member: its English ``value`` and its Vietnamese ``label``."""
+
+    value: str
+    label: str
+
+    @classmethod
+    def of(cls, member: Any) -> LabelledOut:
+        return cls(value=member.value, label=member.label_vi)
+
+    @classmethod
+    def maybe(cls, member: Any | None) -> LabelledOut | None:
+        return None if member is None else cls.of(member)
+
+
+class CaseOut(_Out):
+    """A case (vụ việc); ``version`` is what an edit must name (also the ``ETag``)."""
+
+    id: str
+    tracking_code: str
+    kind: LabelledOut
+    status: LabelledOut
+    summary: str
+    subject_area: str | None
+    novelty: LabelledOut | None
+    complex: bool
+    crowd: bool
+    confidential: bool
+    venue: str | None
+    version: int
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def fields_of(cls, case: CaseRecord) -> dict[str, Any]:
+        return {"id": case.id, "tracking_code": case.tracking_code, "kind": LabelledOut.of(case.kind),
+                "status": LabelledOut.of(case.status), "summary": case.summary, "subject_area": case.subject_area,
+                "novelty": LabelledOut.maybe(case.novelty), "complex": case.complex, "crowd": case.crowd,
+                "confidential": case.confidential, "venue": case.venue, "version": case.version,
+                "created_at": case.created_at.isoformat(), "updated_at": case.updated_at.isoformat()}
+
+    @classmethod
+    def of(cls, case: CaseRecord) -> CaseOut:
+        return cls(**cls.fields_of(case))
+
+
+class PartyOut(_Out):
+    petitioner_id: str
+    display_name: str  # the name, or the handle of a sealed party
+    sealed: bool
+    role: LabelledOut
+
+
+class AttachmentOut(_Out):
+    id: str
+    name: str  # as the reader may see it (numbered in a confidential case without identity_read)
+    media_type: str
+    size: int
+    sha256: str
+
+
+class PetitionOut(_Out):
+    id: str
+    kind: LabelledOut
+    source: LabelledOut
+    received_on: date
+    written_on: date | None
+    content: str
+    request: str
+    parties: list[PartyOut]
+    attachments: list[AttachmentOut]
+
+
+class ReceptionOut(_Out):
+    id: str
+    nth: int
+    label: str  # "Lần tiếp thứ n"
+    received_on: date
+    reception_type: LabelledOut
+    form: LabelledOut
+    outcome: LabelledOut | None
+    venue: str | None
+    officer: str | None
+    petitioner: str | None  # display name or handle
+
+
+class RespondentOut(_Out):
+    id: str
+    kind: str  # person | organisation
+    name: str
+    position: str | None
+    workplace: str | None
+
+
+class HandlingDecisionOut(_Out):
+    id: str
+    direction: LabelledOut
+    decided_on: date
+    decided_by: str
+    forwarded_to: str | None
+    notes: str
+
+
+class DirectiveOut(_Out):
+    """A directive with its follow-up status (overdue, due soon, on track, done on time or late)."""
+
+    id: str
+    case_id: str
+    tracking_code: str
+    unit_id: str
+    unit_name: str
+    content: str
+    deadline: date
+    completed_on: date | None
+    status: LabelledOut
+    version: int
+
+    @classmethod
+    def of(cls, view: DirectiveView) -> DirectiveOut:
+        return cls(id=view.id, case_id=view.case_id, tracking_code=view.tracking_code, unit_id=view.unit_id,
+                   unit_name=view.unit_name, content=view.content, deadline=view.deadline,
+                   completed_on=view.completed_on, status=LabelledOut.of(view.status), version=view.version)
+
+
+class DirectiveListOut(_Out):
+    items: list[DirectiveOut]
+
+
+class CaseFileOut(CaseOut):
+    """The case file as the reader may see it (``confidential`` by the rule of
+    :mod:`complaints.confidentiality`)."""
+
+    reception_count: int
+    petitions: list[PetitionOut]
+    receptions: list[ReceptionOut]
+    respondents: list[RespondentOut]
+    handling_decisions: list[HandlingDecisionOut]
+    directives: list[DirectiveOut]
+
+    @classmethod
+    def of_file(cls, file: CaseFile) -> CaseFileOut:
+        return cls(
+            **{**CaseOut.fields_of(file.case), "confidential": file.confidential},
+            reception_count=file.reception_count,
+            petitions=[PetitionOut(
+                id=p.id, kind=LabelledOut.of(p.kind), source=LabelledOut.of(p.source), received_on=p.received_on,
+                written_on=p.written_on, content=p.content, request=p.request,
+                parties=[PartyOut(petitioner_id=x.petitioner_id, display_name=x.display_name, sealed=x.sealed,
+                                  role=LabelledOut.of(x.role)) for x in p.parties],
+                attachments=[AttachmentOut(id=a.id, name=a.display_name, media_type=a.media_type, size=a.size,
+                                           sha256=a.sha256) for a in p.attachments],
+            ) for p in file.petitions],
+            receptions=[ReceptionOut(
+                id=r.id, nth=r.nth, label=f"Lần tiếp thứ {r.nth}", received_on=r.received_on,
+                reception_type=LabelledOut.of(r.reception_type), form=LabelledOut.of(r.form),
+                outcome=LabelledOut.maybe(r.outcome), venue=r.venue, officer=r.officer, petitioner=r.petitioner,
+            ) for r in file.receptions],
+            respondents=[RespondentOut(**asdict(r)) for r in file.respondents],
+            handling_decisions=[HandlingDecisionOut(
+                id=d.id, direction=LabelledOut.of(d.direction), decided_on=d.decided_on, decided_by=d.decided_by,
+                forwarded_to=d.forwarded_to, notes=d.notes) for d in file.decisions],
+            directives=[DirectiveOut.of(v) for v in file.directives],
+        )
+
+
+class CaseHitOut(_Out):
+    id: str
+    tracking_code: str
+    kind: LabelledOut
+    status: LabelledOut
+    summary: str
+    venue: str | None
+    confidential: bool
+    created_at: str
+    first_received_on: date | None
+    version: int
+
+
+class SearchOut(_Out):
+    """One page of search results; ``total`` counts them all, ``more`` says another page follows."""
+
+    total: int
+    more: bool
+    limit: int
+    offset: int
+    items: list[CaseHitOut]
+
+    @classmethod
+    def of(cls, result: SearchResult) -> SearchOut:
+        return cls(total=result.total, more=result.more, limit=result.limit, offset=result.offset, items=[CaseHitOut(
+            id=h.id, tracking_code=h.tracking_code, kind=LabelledOut.of(h.kind), status=LabelledOut.of(h.status),
+            summary=h.summary, venue=h.venue, confidential=h.confidential, created_at=h.created_at.isoformat(),
+            first_received_on=h.first_received_on, version=h.version) for h in result.items])
+
+
+class MatchReasonOut(_Out):
+    field: str
+    how: str
+    similarity: float
+    label_vi: str
+
+
+class DuplicateCandidateOut(_Out):
+    petitioner_id: str
+    display_name: str
+    sealed: bool
+    case_id: str | None
+    tracking_code: str | None
+    score: float
+    reasons: list[MatchReasonOut]
+
+
+class DuplicatesOut(_Out):
+    """The duplicate check as the asker may see it: a sealed match withheld from whoever lacks
+    ``identity_read`` is ``sealed_match`` and ``sealed_notice`` (one sentence), nothing else."""
+
+    candidates: list[DuplicateCandidateOut]
+    sealed_match: bool
+    sealed_notice: str | None
+
+    @classmethod
+    def of(cls, check: DuplicateCheck, *, sealed_notice: str) -> DuplicatesOut:
+        return cls(candidates=[DuplicateCandidateOut(
+            petitioner_id=c.petitioner_id, display_name=c.display_name, sealed=c.sealed, case_id=c.case_id,
+            tracking_code=c.tracking_code, score=c.candidate.score,
+            reasons=[MatchReasonOut(field=r.field.value, how=r.how.value, similarity=r.similarity,
+                                    label_vi=r.label_vi) for r in c.candidate.reasons],
+        ) for c in check.candidates], sealed_match=check.sealed_match,
+            sealed_notice=sealed_notice if check.sealed_match else None)
+
+
+class IntakeOut(_Out):
+    case_id: str
+    tracking_code: str
+    new_case: bool
+    petitioner_id: str  # the party as stored (a sealed handle in a confidential case)
+    petition_id: str
+    reception_nth: int | None
+    confidential: bool
+    became_confidential: bool
+
+    @classmethod
+    def of(cls, result: IntakeResult) -> IntakeOut:
+        return cls(**asdict(result))
+
+
+class IdOut(_Out):
+    id: str
+
+
+class ReceptionAddedOut(_Out):
+    id: str
+    nth: int
+    label: str  # "Lần tiếp thứ n"
+
+
+class DirectiveIssuedOut(_Out):
+    id: str
+    deadline: date
+
+
+class DirectiveReportedOut(_Out):
+    id: str
+    version: int
+
+
+class AttachmentAddedOut(_Out):
+    id: str
+    name: str
+    size: int
+    sha256: str
+    media_type: str
+
+
+class IdentityOut(_Out):
+    """A sealed identity, opened for a holder of ``identity_read`` (audited)."""
+
+    petitioner_id: str
+    full_name: str
+    id_number: str | None
+    id_kind: str | None
+    birth_date: str | None
+    address_detail: str | None
+    commune_code: str | None
+    phone: str | None
+    organisation_name: str | None
+    old_province_code: str | None
+    old_district_code: str | None
+    old_commune_code: str | None
+    linked_to: str | None
+
+    @classmethod
+    def of(cls, petitioner_id: str, identity: Identity) -> IdentityOut:
+        return cls(petitioner_id=petitioner_id, **asdict(identity))
 
 
 # -- Vietnamese validation messages -----------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Sample data: a realistic province for demonstrations and for newcomers (``tiepdan seed``).
 
-Deterministic for a given seed. Everything goes through the real store functions, so sample data
-obeys the same rules as real data (sealed denouncers, tracking codes, working-day deadlines).
+The same people, topics and dates for a given seed (ids and tracking codes are drawn fresh). Every
+case goes through the service layer (:mod:`complaints.service`, as ``system:seed``), so sample data
+obeys the same rules as real data (sealed denouncers, tracking codes, working-day deadlines) and is
+audited and announced like it (the outbox table must exist: ``tiepdan seed`` prepares the database).
 The people are invented; any likeness to a real person is chance.
 """
 
@@ -18,10 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from evidence import Keyring
 from signaling.grants import Grant
 
-from .cases import add_reception_entry, create_case
-from .directives import add_unit, issue_directive, report_on_directive
+from . import service
+from .directives import add_unit
 from .enums import (
-    PetitionerRole,
     PetitionerType,
     PetitionKind,
     PetitionSource,
@@ -30,12 +31,16 @@ from .enums import (
     ReceptionType,
     SubjectArea,
 )
-from .petitioners import NewPetitioner, register_petitioner
-from .petitions import NewPetition, add_petition, add_respondent
+from .intake import Intake, IntakeReception, IntakeRespondent
+from .petitioners import NewPetitioner
+from .petitions import NewPetition
+from .service import Caller
 from .tables import cases
 from .workdays import WorkCalendar, default_calendar
 
-__all__ = ["SeedReport", "seed_province", "database_is_empty"]
+__all__ = ["SeedReport", "seed_province", "database_is_empty", "ACTOR"]
+
+ACTOR = "system:seed"
 
 SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ",
             "Ngô", "Dương", "Lý", "Đào", "Đinh", "Trịnh", "Tạ"]
@@ -116,6 +121,8 @@ async def seed_province(
     cal = calendar or default_calendar()
     today = today or datetime.now(UTC).date()
     now = datetime.combine(today, datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
+    desk = Caller.system(ACTOR, frozenset(grants) | {Grant.INTAKE}, name="Cán bộ tiếp công dân")
+    chair = Caller.system(ACTOR, {Grant.DIRECTIVES, Grant.APPROVE}, name="Bí thư Tỉnh ủy")
     petitioners_made = sealed = directives_made = 0
     async with engine.begin() as conn:
         for unit_id, name, track in UNITS:
@@ -132,56 +139,60 @@ async def seed_province(
         address = f"{rng.choice(HAMLETS)}, xã {commune}, tỉnh Bắc Ninh"
         old_address = f"{rng.choice(HAMLETS)}, xã {commune}, {old_district}, tỉnh Bắc Ninh"
         denounce = kind is PetitionKind.DENUNCIATION
+        returning: tuple[str, str] | None = None
+        person: NewPetitioner | None = None
+        if repeaters and not denounce and rng.random() < 0.15:
+            pid, case_id, (area, kind, summary, respondent), (commune, old_district) = rng.choice(repeaters)
+            # A return visit comes after the last one (lần tiếp thứ n follows the calendar).
+            gap = timedelta(days=rng.randrange(14, 90))
+            later = min(cal.next_working_day(last_visit[case_id] + gap), today)
+            if later <= last_visit[case_id]:
+                continue
+            received = later
+            returning = (pid, case_id)
+        else:
+            person = NewPetitioner(
+                kind=PetitionerType.INDIVIDUAL, full_name=name, id_number=_id_number(rng, sex, born), id_kind="cccd",
+                birth_date=born, sex=sex, phone=f"09{rng.randrange(10**8):08d}",
+                address_detail=old_address if rng.random() < 0.3 else address, sealed=denounce)
+        petition = NewPetition(
+            source=rng.choice([PetitionSource.IN_PERSON, PetitionSource.POST, PetitionSource.ONLINE]),
+            kind=kind, received_on=received, written_on=received - timedelta(days=rng.randrange(0, 10)),
+            content=summary + f" tại xã {commune}.", request="Đề nghị xem xét, giải quyết.")
+        reception = IntakeReception(
+            reception_type=rng.choice([ReceptionType.ROUTINE, ReceptionType.PERIODIC, ReceptionType.AD_HOC]),
+            form=ReceptionForm.ONLINE if rng.random() < 0.4 else ReceptionForm.IN_PERSON,
+            outcome=rng.choice(list(ReceptionOutcome)[:6]), venue=_slug(commune))
+        if returning is not None:
+            intake = Intake(petition=petition, petitioner_id=returning[0], case_id=returning[1], reception=reception)
+        else:
+            intake = Intake(petition=petition, petitioner=person, summary=summary, subject_area=area.value,
+                            venue=_slug(commune), reception=reception,
+                            respondent=IntakeRespondent(kind="organisation" if "UBND" in respondent else "person",
+                                                        name=respondent.format(c=commune)))
         async with engine.begin() as conn:
-            if repeaters and not denounce and rng.random() < 0.15:
-                pid, case_id, (area, kind, summary, respondent), (commune, old_district) = rng.choice(repeaters)
-                # A return visit comes after the last one (lần tiếp thứ n follows the calendar).
-                gap = timedelta(days=rng.randrange(14, 90))
-                later = min(cal.next_working_day(last_visit[case_id] + gap), today)
-                if later <= last_visit[case_id]:
-                    continue
-                received = later
-            else:
-                pid = await register_petitioner(conn, keyring, NewPetitioner(
-                    kind=PetitionerType.INDIVIDUAL, full_name=name, id_number=_id_number(rng, sex, born),
-                    id_kind="cccd", birth_date=born, sex=sex, phone=f"09{rng.randrange(10**8):08d}",
-                    address_detail=old_address if rng.random() < 0.3 else address, sealed=denounce,
-                ), actor="system:seed", grants=grants, now=now)
+            result = await service.record_intake(conn, keyring, desk, intake, now=now)
+            case_id = result.case_id
+            if returning is None:
                 petitioners_made += 1
                 sealed += int(denounce)
-                case = await create_case(conn, kind=kind, summary=summary, now=now, venue=_slug(commune),
-                                         subject_area=area.value, randbelow=rng.randrange)
-                case_id = case.id
-                await add_respondent(conn, case_id, kind="organisation" if "UBND" in respondent else "person",
-                                     name=respondent.format(c=commune))
                 if not denounce:
-                    repeaters.append((pid, case_id, (area, kind, summary, respondent), (commune, old_district)))
-            await add_petition(conn, case_id, NewPetition(
-                source=rng.choice([PetitionSource.IN_PERSON, PetitionSource.POST, PetitionSource.ONLINE]),
-                kind=kind, received_on=received, written_on=received - timedelta(days=rng.randrange(0, 10)),
-                content=summary + f" tại xã {commune}.", request="Đề nghị xem xét, giải quyết.",
-            ), [(pid, PetitionerRole.SIGNATORY)], now=now, keyring=keyring, actor="system:seed")
+                    repeaters.append((result.petitioner_id, case_id, (area, kind, summary, respondent),
+                                      (commune, old_district)))
             last_visit[case_id] = received
-            await add_reception_entry(
-                conn, case_id, received_on=received,
-                reception_type=rng.choice([ReceptionType.ROUTINE, ReceptionType.PERIODIC, ReceptionType.AD_HOC]),
-                form=ReceptionForm.ONLINE if rng.random() < 0.4 else ReceptionForm.IN_PERSON,
-                with_petition=True, now=now, keyring=keyring, actor="system:seed", petitioner_id=pid,
-                venue=_slug(commune), outcome=rng.choice(list(ReceptionOutcome)[:6]),
-            )
             if rng.random() < 0.45:
                 unit_id = rng.choice(UNITS)[0]
                 deadline = cal.add_working_days(received, rng.choice([10, 15, 30, 45]))
-                directive_id = await issue_directive(
-                    conn, case_id, unit_id=unit_id, content="Kiểm tra, xác minh, giải quyết theo quy định và "
-                    "báo cáo kết quả.", issued_on=received, deadline=deadline, issued_by="Bí thư Tỉnh ủy",
-                    calendar=cal)
+                directive_id, _due = await service.issue_directive(
+                    conn, chair, case_id, unit_id=unit_id, content="Kiểm tra, xác minh, giải quyết theo quy định và "
+                    "báo cáo kết quả.", issued_on=received, deadline=deadline, calendar=cal, now=now)
                 # Most units report back, a few late; the rest are still open (or overdue).
                 done = cal.add_working_days(received, rng.randrange(3, 55))
                 if done <= today and rng.random() < 0.7:
-                    await report_on_directive(
-                        conn, directive_id, expected_version=1, reported_on=done, completed=True, now=now,
-                        content="Đã kiểm tra, giải quyết và trả lời công dân bằng văn bản.", reported_by=unit_id)
+                    unit = Caller.system(ACTOR, {Grant.DIRECTIVES}, name=unit_id, unit=unit_id)
+                    await service.report_on_directive(
+                        conn, unit, directive_id, expected_version=1, reported_on=done, completed=True, now=now,
+                        content="Đã kiểm tra, giải quyết và trả lời công dân bằng văn bản.")
                 directives_made += 1
     async with engine.connect() as conn:
         total = int((await conn.execute(select(func.count()).select_from(cases))).scalar_one())

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from complaints.service.caller import CASE_EDIT_GRANTS, CASE_VIEW_GRANTS
 from signaling.errors import TokenError
 from signaling.grants import Grant, grants_for
 
@@ -25,10 +26,7 @@ from .security import read_session_id
 __all__ = ["Actor", "CASE_VIEW_GRANTS", "CASE_EDIT_GRANTS", "current_actor", "CurrentActor", "require_any",
            "request_session_user"]
 
-# Seeing cases in full (search, case file): the people who handle them.
-CASE_VIEW_GRANTS = frozenset({Grant.INTAKE, Grant.MINUTES, Grant.REPORTS, Grant.APPROVE})
-# Editing a case (status, summary, kind…): intake staff and the secretary writing the minutes.
-CASE_EDIT_GRANTS = frozenset({Grant.INTAKE, Grant.MINUTES})
+# Seeing cases in full (CASE_VIEW_GRANTS) and editing them (CASE_EDIT_GRANTS): the complaint service's sets.
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ __all__ = [
     "ClosedSegmentStarted",
     "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "LoginSessionEnded", "VenueInfo", "UnmuteRequested",
     "CaseCreated", "CaseUpdated", "HandlingDecisionRecorded", "DirectiveIssued", "DirectiveReported",
+    "PetitionAdded", "ReceptionRecorded", "DelegationRecorded", "AttachmentAdded", "PetitionerRegistered",
+    "DocumentIssued",
 ]
 
 
@@ -617,6 +619,101 @@ class DirectiveReported(_CaseFileEvent):
         return f"directive:{self.directive}:reported:{self.directive_version}"
 
 
+class PetitionAdded(_CaseFileEvent):
+    """A petition (đơn) was added to an existing case (a new case's first petition is its ``CaseCreated``)."""
+
+    type: Literal["case.petition_added"] = "case.petition_added"
+    petition: _Ref
+    kind: _Ref                       # complaints.enums.PetitionKind value
+    source: _Ref                     # complaints.enums.PetitionSource value
+
+    @property
+    def key(self) -> str:
+        return f"petition:{self.petition}:added"
+
+
+class ReceptionRecorded(_CaseFileEvent):
+    """A reception (lượt tiếp, "lần tiếp thứ ``nth``") of the case was recorded."""
+
+    type: Literal["case.reception_recorded"] = "case.reception_recorded"
+    reception: _Ref
+    nth: int = Field(ge=1)
+    received_on: date
+    form: _Ref                       # complaints.enums.ReceptionForm value
+    reception_type: _Ref             # complaints.enums.ReceptionType value
+    session: _Ref | None = None
+
+    @property
+    def key(self) -> str:
+        return f"reception:{self.reception}:recorded"
+
+
+class DelegationRecorded(_CaseFileEvent):
+    """A group (đoàn đông người) of ``headcount`` members was recorded for the case."""
+
+    type: Literal["case.delegation_recorded"] = "case.delegation_recorded"
+    delegation: _Ref
+    headcount: int = Field(ge=1)
+
+    @property
+    def key(self) -> str:
+        return f"delegation:{self.delegation}:recorded"
+
+
+class AttachmentAdded(_CaseFileEvent):
+    """A file was attached to a petition of the case (its name never travels: it may name a citizen)."""
+
+    type: Literal["case.attachment_added"] = "case.attachment_added"
+    attachment: _Ref
+    petition: _Ref
+    size: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @property
+    def key(self) -> str:
+        return f"attachment:{self.attachment}:added"
+
+
+class PetitionerRegistered(Event):
+    """A petitioner record was registered on its own (not through an intake); ``sealed``: a denouncer's."""
+
+    type: Literal["petitioner.registered"] = "petitioner.registered"
+    petitioner: _Ref
+    by: str = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+    sealed: bool = False
+
+    @property
+    def aggregate(self) -> str:
+        return f"petitioner:{self.petitioner}"
+
+    @property
+    def key(self) -> str:
+        return f"petitioner:{self.petitioner}:registered"
+
+
+class DocumentIssued(Event):
+    """A document of the minutes service was signed and issued (``kind``: ``case_minutes`` or
+    ``conclusion_notice``); ``sha256`` is the signed PDF's, ``public_sha256`` its redacted public twin's. It
+    names ids and hashes only, never a person or a text."""
+
+    type: Literal["minutes.document_issued"] = "minutes.document_issued"
+    document: _Ref
+    kind: _Ref
+    session: _Ref
+    case: _Ref | None = None
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    public_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    by: str = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+
+    @property
+    def aggregate(self) -> str:
+        return f"document:{self.document}"
+
+    @property
+    def key(self) -> str:
+        return f"document:{self.document}:issued"
+
+
 class UserDisabled(Event):
     """An account was disabled: every live connection of ``user`` must end (within 60 s)."""
 
@@ -654,7 +751,9 @@ AnyEvent = Annotated[
     | VenueLinkLost | VenueLinkRestored | ActiveSpeakerChanged | SegmentOpened | SegmentClosed
     | ClosedSegmentRequested | ClosedSegmentStarted | ClosedSegmentEnded
     | CaseRecorded | UserDisabled | LoginSessionEnded
-    | CaseCreated | CaseUpdated | HandlingDecisionRecorded | DirectiveIssued | DirectiveReported,
+    | CaseCreated | CaseUpdated | HandlingDecisionRecorded | DirectiveIssued | DirectiveReported
+    | PetitionAdded | ReceptionRecorded | DelegationRecorded | AttachmentAdded | PetitionerRegistered
+    | DocumentIssued,
     Field(discriminator="type"),
 ]
 

@@ -4,7 +4,8 @@ Every write seals the parties of a confidential case (:mod:`complaints.confident
 was confidential by the rule before that, and has not been written since, may still refer to a
 petitioner whose identity is in clear in the database (the console already shows it as a handle).
 This command seals them all now, in batches of one transaction each, audited as ``system:seal`` and
-announced with ``CaseUpdated`` where a case becomes confidential. It can be run again at any time.
+announced with ``CaseUpdated`` where a case becomes confidential (:func:`complaints.service.seal_pending`).
+It can be run again at any time.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from complaints.cases import get_case
-from complaints.confidentiality import seal_pending_cases
-from signaling.events import CaseUpdated
-from signaling.outbox import add_to_outbox
+from complaints.service import Caller, seal_pending
 
 from .settings import Settings
 
@@ -35,15 +33,8 @@ async def run_cases_command(args: argparse.Namespace, settings: Settings) -> int
         while True:
             now = datetime.now(UTC)
             async with engine.begin() as conn:
-                batch = await seal_pending_cases(conn, keyring, actor=ACTOR, now=now, after=after,
-                                                 limit=args.batch)
-                for case_id, sealing in batch:
-                    if sealing.became_confidential:
-                        case = await get_case(conn, case_id)
-                        await add_to_outbox(conn, CaseUpdated(
-                            case=case.id, by=ACTOR, case_version=case.version, changed=("confidential",),
-                            kind=case.kind.value, status=case.status.value, subject_area=case.subject_area,
-                            confidential=True, occurred_at=now))
+                batch = await seal_pending(conn, keyring, Caller.system(ACTOR, ()), now=now, after=after,
+                                           limit=args.batch)
             if not batch:
                 break
             after = batch[-1][0]

@@ -16,6 +16,7 @@ from complaints.errors import (
     IdentityAccessDenied,
     IdentityKeyError,
     InvalidInput,
+    NotAuthorized,
     NotFound,
     StaleVersion,
 )
@@ -35,7 +36,7 @@ def complaints_status(exc: ComplaintsError) -> int:
         return 404
     if isinstance(exc, StaleVersion):
         return 409
-    if isinstance(exc, IdentityAccessDenied):
+    if isinstance(exc, IdentityAccessDenied | NotAuthorized):
         return 403
     if isinstance(exc, IdentityKeyError):
         return 500

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from complaints import service
 from complaints.case_file import load_case_file
 from complaints.cases import CaseRecord, get_case
 from complaints.deadlines import DEADLINE_RULES
@@ -41,14 +42,12 @@ from ..actor import CASE_EDIT_GRANTS, Actor, require_any
 from ..api.complaints import (
     DECISION_GRANTS,
     attachment_download,
+    caller_of,
     ensure_case_visible,
     keyring_of,
     local_now,
     may_issue_directives,
     record_case_view,
-    save_case_update,
-    save_directive,
-    save_handling_decision,
 )
 from ..context import ConsoleContext
 from ..errors import Forbidden
@@ -245,8 +244,9 @@ async def edit_submit(request: Request, console: Console, signed: CurrentUser, c
                             errors=[{"field": _label("version"), "message": t("case.edit.version_missing")}])
     try:
         async with console.engine.begin() as conn:
-            change = await save_case_update(conn, keyring_of(console), actor, case_id, expected_version=body.version,
-                                            changes=body.changes(), now=local_now(console))
+            change = await service.update_case(conn, keyring_of(console), caller_of(actor), case_id,
+                                               expected_version=body.version, changes=body.changes(),
+                                               now=local_now(console))
     except StaleVersion:
         async with console.engine.connect() as conn:
             current = await get_case(conn, case_id)
@@ -311,7 +311,10 @@ async def decision_submit(request: Request, console: Console, signed: CurrentUse
                                       errors=_errors(describe_errors(exc.errors())))
     try:
         async with console.engine.begin() as conn:
-            await save_handling_decision(conn, actor, case_id, body, now=local_now(console))
+            await service.record_handling_decision(
+                conn, caller_of(actor), case_id, direction=body.direction, decided_on=body.decided_on,
+                now=local_now(console), petition_id=body.petition_id, forwarded_to=body.forwarded_to,
+                notes=body.notes)
     except ComplaintsError as exc:  # a future date, a forward without its body, a petition of another case
         field = "petition_id" if isinstance(exc, NotFound) else (getattr(exc, "field", None) or "")
         return await _render_decision(console, signed, case, values, status=422,
@@ -402,7 +405,10 @@ async def directive_submit(request: Request, console: Console, signed: CurrentUs
                     raise NotFound("Không tìm thấy đơn vị được giao.")
             return await _render_directive(console, signed, case, values, preview=due)
         async with console.engine.begin() as conn:
-            await save_directive(conn, actor, case_id, body, calendar=console.calendar, now=now)
+            await service.issue_directive(
+                conn, caller_of(actor), case_id, unit_id=body.unit_id, content=body.content,
+                issued_on=body.issued_on, calendar=console.calendar, now=now, deadline=body.deadline,
+                working_days=body.working_days, legal=body.legal_deadline)
     except ComplaintsError as exc:  # a deadline that cannot be, a future date, an unknown unit
         field = "unit_id" if isinstance(exc, NotFound) else (getattr(exc, "field", None) or "deadline")
         return await _render_directive(console, signed, case, values, status=422,

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from complaints import service
 from complaints.duplicates import IntakeRecord
 from complaints.enums import PetitionKind, PetitionSource
 from complaints.errors import ComplaintsError, IdentityAccessDenied
@@ -23,7 +24,7 @@ from complaints.schemas import IntakeIn, describe_errors
 from signaling.grants import Grant
 
 from ..actor import require_any
-from ..api.complaints import keyring_of, local_now, save_intake
+from ..api.complaints import caller_of, keyring_of, local_now
 from ..context import ConsoleContext
 from ..routes import Console, CurrentUser, SignedIn, render_page
 from .common import actor_of, choices, form_value
@@ -99,7 +100,7 @@ async def intake_submit(request: Request, console: Console, signed: CurrentUser)
     denied: IdentityAccessDenied | None = None
     async with console.engine.begin() as conn:
         try:
-            result = await save_intake(conn, keyring_of(console), data, actor=actor, now=now)
+            result = await service.record_intake(conn, keyring_of(console), caller_of(actor), data, now=now)
         except IdentityAccessDenied as exc:
             denied = exc
     if denied is not None:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from complaints.seed import database_is_empty, seed_province
 from complaints.tables import cases, identity_vault, metadata, petitioners, reception_entries
 from evidence import Keyring
+from signaling.outbox import metadata as signaling_metadata
 from tiepdan.db import make_engine
 
 pytestmark = pytest.mark.integration
@@ -17,6 +18,7 @@ async def test_seed_fills_an_empty_database_with_varied_cases(sqlite_url: str) -
     engine = make_engine(sqlite_url)
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(signaling_metadata.create_all)  # the seed announces what it writes
     assert await database_is_empty(engine)
     report = await seed_province(engine, Keyring.generate(dev=True), cases_count=60, today=date(2026, 11, 20))
     async with engine.connect() as conn:
