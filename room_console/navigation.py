@@ -27,6 +27,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("/ban-tiep-nhan", "nav.desk", Grant.INTAKE),
     NavItem("/follow-up", "nav.follow_up", Grant.DIRECTIVES),
     NavItem("/phien", "nav.live", Grant.SUBSCRIBE),
+    NavItem("/bien-ban", "nav.minutes", Grant.MINUTES),
     NavItem("/bang-so", "nav.board", Grant.QUEUE_BOARD),
     NavItem("/xem-lai", "nav.replay", any_of=frozenset({Grant.REPLAY, Grant.CONFIDENTIAL_REPLAY})),
     NavItem("/lich", "nav.calendar", Grant.MANAGE),  # planning needs manage (schedules.plan_session)

@@ -106,6 +106,9 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/invite/{token}", NO_BODY, PUBLIC),
     _row("POST", "/invite/{token}", SMALL_FORM, PUBLIC),
     _row("GET", "/tra-cuu", NO_BODY, PUBLIC),
+    _row("GET", "/xac-minh", NO_BODY, PUBLIC),  # verification of signed documents (views.document_verify)
+    _row("POST", "/xac-minh", UPLOAD, PUBLIC),  # a PDF to hash (not kept)
+    _row("GET", "/xac-minh/{document_id}", NO_BODY, PUBLIC),
     _row("GET", "/lich/ics/{kind}/{key}/{token}.ics", NO_BODY, PUBLIC),  # signed feed links (feed_links)
     _row("GET", "/static/{path:path}", NO_BODY, PUBLIC),
     _row("GET", "/healthz", NO_BODY, PUBLIC),
@@ -156,7 +159,10 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/xem-lai/{segment_id}", NO_BODY, SIGNED_IN),
     _row("GET", "/xem-lai/{segment_id}/tep/{name}", NO_BODY, SIGNED_IN),
     _row("GET", "/xem-lai/{segment_id}/ban-dung", NO_BODY, SIGNED_IN),
+    _row("POST", "/xem-lai/{segment_id}/dung-lai", SMALL_FORM, SIGNED_IN),  # compose again (a form)
     _row("GET", "/bang-so/{session_id}/{venue}", NO_BODY, SIGNED_IN),
+    _row("GET", "/bien-ban", NO_BODY, SIGNED_IN),  # the live minutes (room_console.views.minutes)
+    _row("GET", "/bien-ban/{session_id}/{case_id}", NO_BODY, SIGNED_IN),
     # -- the complaint API (a session or a service token) ---------------------------------------------
     _row("GET", "/api/openapi.json", NO_BODY, ACTOR),  # administrators only, and not in production
     _row("GET", "/api/cases", NO_BODY, ACTOR),
@@ -197,6 +203,11 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/api/replays/{segment_id}", NO_BODY, ACTOR),  # room_console.views.replay
     _row("POST", "/api/replays/{segment_id}/compose", SMALL_FORM, ACTOR),
     _row("GET", "/api/replays/{segment_id}/verification", NO_BODY, ACTOR),
+    _row("GET", "/api/minutes/{session_id}/{case_id}", NO_BODY, ACTOR),  # room_console.api.minutes
+    # the whole form: five texts of 10,000 characters, the attendees, directives and documents (~600 kB at most)
+    _row("PUT", "/api/minutes/{session_id}/{case_id}", DOCUMENT_JSON, ACTOR),
+    _row("GET", "/api/minutes/{session_id}/{case_id}/versions", NO_BODY, ACTOR),
+    _row("GET", "/api/minutes/{session_id}/{case_id}/versions/{version}", NO_BODY, ACTOR),
 ])
 
 Authenticate = Callable[[Request, Access], Awaitable[None]]

@@ -448,6 +448,7 @@ def install_console(app: FastAPI, options: ConsoleOptions) -> None:
         create_sessions_api_router,
         install_problem_handlers,
     )
+    from .api.minutes import create_minutes_api_router
     from .views import create_views_router
 
     app.include_router(create_console_router())
@@ -455,6 +456,7 @@ def install_console(app: FastAPI, options: ConsoleOptions) -> None:
     app.include_router(create_queue_api_router())
     app.include_router(create_roll_call_api_router())
     app.include_router(create_sessions_api_router())
+    app.include_router(create_minutes_api_router())
     app.include_router(create_views_router())
     install_problem_handlers(app)
     app.mount("/static", StaticFiles(packages=[("room_console", "static")]), name="static")

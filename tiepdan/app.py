@@ -26,6 +26,7 @@ from evidence import Keyring
 from room_console import install_console
 from room_console.actor import CurrentActor, require_any
 from room_console.api.venue_link import create_venue_link_api_router
+from room_console.views.document_verify import router as document_verify_router
 from room_console.views.replay import router as replay_views_router
 from signaling.bus import Bus
 from signaling.grants import Grant
@@ -36,6 +37,7 @@ from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
 from .link_wiring import wire_link_marks, wire_link_watch
+from .minutes_wiring import wire_minutes
 from .recording_wiring import wire_recordings
 from .replay_wiring import wire_replay
 from .room_wiring import wire_room_server
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await wire_console(app, services, stack)  # app.state.console, app.state.connect_tickets
             await wire_link_watch(services, stack)  # roles all, control: a lost venue's case pauses
             await wire_recordings(services, stack)  # roles all, control: segments kept, linked to cases
+            await wire_minutes(services, stack)  # roles all, control: a called case opens its minutes draft
             await wire_timekeeper(app, services, stack)  # roles all, control: sessions open and close on time
             await wire_replay(app, services, stack)  # app.state.replay; roles all, worker: the replay worker
             await wire_room_server(app, services, stack)  # app.state.room_server (roles all, media)
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   redoc_url=None)
     install_console(app, console_options(settings))
     app.include_router(replay_views_router)  # /xem-lai: auditors' replay pages (room_console/views/replay.py)
+    app.include_router(document_verify_router)  # /xac-minh: public verification of signed documents
     app.include_router(create_venue_link_api_router())  # the chair's «venue is back» (schedules.link_watch)
     if settings.mode != "production":
 

@@ -13,9 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from minutes.options import DocumentOptions
 from recorder.options import RecorderOptions
 from signaling.tokens import TokenOptions
 
@@ -105,6 +106,22 @@ class Settings(BaseSettings):
                                  "a queued replay job (a request in the same process wakes it at once)")
     replay_nice: int = Field(default=10, ge=0, le=19, description="niceness of the process composing a replay")
 
+    signer: Literal["none", "pkcs12", "pkcs11"] = Field(
+        default="none", description="who signs the minutes' documents (ký số): none (they stay unsigned drafts), "
+        "pkcs12 (a .p12/.pfx file) or pkcs11 (a USB token through its PKCS#11 module)")
+    signer_pkcs12_path: Path | None = Field(default=None, description="the PKCS#12 file (signer pkcs12)")
+    signer_pkcs11_module: str | None = Field(default=None, description="the token's PKCS#11 library, e.g. "
+                                             "/usr/lib/softhsm/libsofthsm2.so (signer pkcs11)")
+    signer_pkcs11_token_label: str | None = None
+    signer_pkcs11_key_label: str | None = Field(default=None, description="label of the key and its certificate")
+    signer_pin: SecretStr | None = Field(default=None, description="the token's user PIN or the PKCS#12 "
+                                         "passphrase (never logged); or signer_pin_file")
+    signer_pin_file: Path | None = Field(default=None, description="a file holding the PIN or passphrase "
+                                         "(first line), e.g. a systemd credential")
+    documents_dir: Path | None = Field(default=None, description="signed documents (default <data_dir>/documents)")
+    documents_location: str = Field(default="Việt Nam", max_length=200,
+                                    description="the place written into each signature")
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -143,6 +160,20 @@ class Settings(BaseSettings):
         return RecorderOptions(root=self.recording_dir or self.data_dir / "recordings",
                                enabled=self.recording_enabled, retention_days=self.recording_retention_days,
                                encrypt_all=self.recording_encrypt_all)
+
+    @cached_property
+    def document_options(self) -> DocumentOptions:
+        """The minutes' document options; the PIN from ``signer_pin`` or the first line of ``signer_pin_file``."""
+        secret = self.signer_pin.get_secret_value() if self.signer_pin is not None else None
+        if secret is None and self.signer_pin_file is not None:
+            lines = self.signer_pin_file.read_text("utf-8").splitlines()
+            secret = lines[0] if lines else ""
+        return DocumentOptions(
+            directory=self.documents_dir or self.data_dir / "documents", signer=self.signer,
+            pkcs12_path=self.signer_pkcs12_path, pkcs11_module=self.signer_pkcs11_module,
+            pkcs11_token_label=self.signer_pkcs11_token_label, pkcs11_key_label=self.signer_pkcs11_key_label,
+            secret=secret, public_url=self.public_url or f"http://{self.host}:{self.port}",
+            location=self.documents_location)
 
     @cached_property
     def token_options(self) -> TokenOptions:

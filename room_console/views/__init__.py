@@ -9,6 +9,7 @@ from .dossier import router as dossier_router
 from .follow_up import router as follow_up_router
 from .intake import router as intake_router
 from .live import router as live_router
+from .minutes import router as minutes_router
 from .planning import router as planning_router
 from .public import router as public_router
 from .venues_admin import router as venues_admin_router
@@ -19,6 +20,6 @@ __all__ = ["create_views_router"]
 def create_views_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     for sub in (cases_router, intake_router, follow_up_router, public_router, live_router, desk_router,
-                board_router, dossier_router, planning_router, venues_admin_router):
+                board_router, dossier_router, planning_router, venues_admin_router, minutes_router):
         router.include_router(sub)
     return router

@@ -1,0 +1,39 @@
+"""Wiring of the live minutes (:mod:`minutes.drafts`) into the app: for the roles where the minutes service
+runs (``all``, ``control``), a supervised loop (``minutes-drafts``) consumes the bus group ``minutes-drafts``
+and opens the draft of each called case. Control processes share the group, so one of them handles each
+event. The consumer is named after this process (host and pid).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+from complaints.workdays import default_calendar
+from minutes.drafts_consumer import DRAFTS_GROUP, drafts_handler, watch_drafts
+
+if TYPE_CHECKING:
+    from .app import Services
+
+__all__ = ["wire_minutes"]
+
+
+async def wire_minutes(services: Services, stack: AsyncExitStack, *, consumer: str | None = None) -> bool:
+    """Start the consumer under the process's supervisor when the role runs the minutes (stopped by
+    ``stack``); False for the other roles."""
+    if services.settings.process_role not in ("all", "control"):
+        return False
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    bus = services.bus
+    await bus.create_group(DRAFTS_GROUP)  # before the scheduler publishes: no call is missed
+    handler = drafts_handler(services.engine, default_calendar())
+    supervisor = services.supervisor
+    loop = supervisor.run("minutes-drafts", lambda: watch_drafts(bus, handler, consumer=name))
+
+    async def stop() -> None:
+        await supervisor.stop(loop)
+
+    stack.push_async_callback(stop)
+    return True
