@@ -9,13 +9,20 @@ its case:
   ``segment_closed`` arriving before its ``segment_opened`` (two consumers, a replay) writes the whole row
   and the late ``segment_opened`` only fills what is still missing; a second ``segment_closed`` of a closed
   segment changes nothing. Confidentiality only ever goes from false to true. When the case is on file the
-  row is linked to it (``case_id``) once, with one audit row (``recording.segment_linked``).
+  row is linked to it (``case_id``) once, with one audit row (``recording.segment_linked``). When a row of a
+  case becomes complete (closed, with its manifest's SHA-256), the case record's reference to it is written
+  if the case has a reception entry of that session (:func:`complaints.service.reference_segments`: a
+  segment closing after the minutes recorded the case joins its record then).
 * :func:`recordings_handler` is the thin bus consumer (each event once, :func:`signaling.consumers.idempotent`
   by ``event.key``); :func:`watch_recordings` consumes the group :data:`RECORDINGS_GROUP` until the bus
   closes (a supervised loop of the processes where the case store runs: embedded and control; with Redis
   the control processes share the group).
 * :func:`segments_of_session`, :func:`segments_of_case` and :func:`get_segment` are the queries of the
   auditor's pages.
+* :func:`cross_check_recordings` compares the rows with what the recordings volume holds (listed by
+  ``recorder.verify.recordings_on_disk``; this module never reads the volume): a signed head of a session's
+  chain put back to an older one, with the newest manifests deleted, passes on the disk alone, but the rows
+  recorded each closed case segment's manifest path and SHA-256 (``tiepdan verify``, the replay pages).
 
 Every path is checked before it is stored: the manifest's path (relative to the recordings root) and the
 files' paths (relative to the session's directory) are relative POSIX paths without ``..``; an event that
@@ -27,12 +34,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import RowMapping
@@ -45,6 +52,8 @@ from signaling.events import AnyEvent, SegmentClosed, SegmentOpened
 
 from .audit import append_audit
 from .errors import InvalidInput
+from .service.caller import SEGMENT_GRANTS, Caller
+from .service.segments import reference_segments
 from .tables import cases, recording_segments
 
 __all__ = [
@@ -232,6 +241,7 @@ async def record_segment_opened(conn: AsyncConnection, event: SegmentOpened, *,
         return RecordingOutcome.UNCHANGED
     await conn.execute(update(recording_segments).where(recording_segments.c.segment == event.segment)
                        .values(**changes))
+    await _reference_if_complete(conn, event.segment, actor)
     return RecordingOutcome.UPDATED
 
 
@@ -247,6 +257,7 @@ async def record_segment_closed(conn: AsyncConnection, event: SegmentClosed, *,
         if await _insert_linked(conn, {"segment": event.segment, "session": event.room, "case_id": case_id,
                                        "call_seq": event.call_seq, "confidential": event.confidential,
                                        "opened_at": opened_at, **values}, actor=actor):
+            await _reference_if_complete(conn, event.segment, actor)
             return RecordingOutcome.CREATED
         row = await _row(conn, event.segment, lock=True)
         if row is None:  # pragma: no cover - inserted by another transaction and deleted since
@@ -266,7 +277,18 @@ async def record_segment_closed(conn: AsyncConnection, event: SegmentClosed, *,
         changes["case_id"] = case_id
     await conn.execute(update(recording_segments).where(recording_segments.c.segment == event.segment)
                        .values(**changes))
+    await _reference_if_complete(conn, event.segment, actor)
     return RecordingOutcome.UPDATED
+
+
+async def _reference_if_complete(conn: AsyncConnection, segment: str, actor: str) -> None:
+    """A complete row of a case: its reference in the case record, when the case was received in the
+    session (:mod:`complaints.service.segments`; idempotent)."""
+    row = await _row(conn, segment)
+    if row is None or row["case_id"] is None or row["closed_at"] is None or not row["manifest_sha256"]:
+        return
+    caller = Caller(label=actor, name="Hệ thống ghi hình", grants=SEGMENT_GRANTS)
+    await reference_segments(conn, caller, row["case_id"], row["session"], now=datetime.now(UTC))
 
 
 def _same_session(row: RowMapping, session: str) -> None:
@@ -333,6 +355,125 @@ async def sessions_with_segments(conn: AsyncConnection) -> Sequence[tuple[str, i
 
 
 __all__ += ["sessions_with_segments"]
+
+
+# -- the cross-check with the recordings volume ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedManifest:
+    """What a row says of a segment's manifest (``manifest_path`` relative to the recordings root)."""
+
+    segment: str
+    session: str
+    manifest_path: str | None
+    manifest_sha256: str | None
+    closed: bool
+
+
+MismatchKind = Literal["db_only", "disk_only", "manifest_altered", "db_pending"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingMismatch:
+    """One difference between the case store and the volume, shaped like a finding of ``tiepdan verify``
+    (``path`` relative to the recordings root; ``detail`` in English, ids only)."""
+
+    kind: MismatchKind
+    path: str
+    detail: str
+
+    @property
+    def informational(self) -> bool:
+        return self.kind == "db_pending"
+
+
+async def recorded_manifests(conn: AsyncConnection, *, session: str | None = None) -> list[RecordedManifest]:
+    """Every segment row (of ``session`` only, when given) with its manifest, in a stable order."""
+    stmt = select(recording_segments.c.segment, recording_segments.c.session, recording_segments.c.manifest_path,
+                  recording_segments.c.manifest_sha256, recording_segments.c.closed_at)
+    if session is not None:
+        stmt = stmt.where(recording_segments.c.session == session)
+    rows = (await conn.execute(stmt.order_by(recording_segments.c.session, recording_segments.c.segment))).all()
+    return [RecordedManifest(segment=str(r.segment), session=str(r.session), manifest_path=r.manifest_path,
+                             manifest_sha256=r.manifest_sha256, closed=r.closed_at is not None) for r in rows]
+
+
+def compare_recordings(rows: Sequence[RecordedManifest], *, sessions: Mapping[str, bool],
+                       manifests: Mapping[str, str], segments: Mapping[str, str],
+                       case_segments: Mapping[str, str]) -> list[RecordingMismatch]:
+    """The differences between ``rows`` and the volume: ``sessions`` (session directory → its chain is closed),
+    ``manifests`` (every manifest file → SHA-256 of its bytes), ``segments`` (signed segment manifests →
+    segment id) and ``case_segments`` (those of them that are a case's: the case store must know them).
+    Pure: the caller chose which rows and which part of the volume to compare.
+
+    * a closed row whose manifest is missing: ``db_only`` (by the row's manifest path); present with other
+      bytes: ``manifest_altered``; a closed row without a manifest path (an older emitter) is looked up by
+      its segment id;
+    * an open row: its segment's manifest on disk is a close not recorded yet (``db_pending``); none while the
+      session's chain is closed, or no session directory at all, is ``db_only``;
+    * a signed case-segment manifest that no row names: ``disk_only``.
+    """
+    found: list[RecordingMismatch] = []
+    by_segment = {(path.split("/", 1)[0], segment): path for path, segment in segments.items()}
+    named: set[str] = set()
+    for row in rows:
+        on_disk = by_segment.get((row.session, row.segment))
+        unnamed = f"{row.session}/manifests/*-{row.segment}.json"
+        if row.closed and row.manifest_path:
+            named.add(row.manifest_path)
+            sha = manifests.get(row.manifest_path)
+            if sha is None:
+                found.append(RecordingMismatch("db_only", row.manifest_path, (
+                    f"segment {row.segment} closed with this manifest in the case store; it is not on disk")))
+            elif row.manifest_sha256 and sha != row.manifest_sha256:
+                found.append(RecordingMismatch("manifest_altered", row.manifest_path, (
+                    f"its bytes differ from what the case store recorded when segment {row.segment} closed")))
+        elif on_disk is not None:
+            named.add(on_disk)
+            if not row.closed:
+                found.append(RecordingMismatch("db_pending", on_disk, (
+                    f"the case store has not recorded the close of segment {row.segment} yet")))
+        elif row.closed:
+            found.append(RecordingMismatch("db_only", unnamed, (
+                f"segment {row.segment} closed in the case store; no manifest of it on disk")))
+        elif row.session not in sessions:
+            found.append(RecordingMismatch("db_only", unnamed, (
+                f"segment {row.segment} opened in the case store; its session has no directory on disk")))
+        elif sessions[row.session]:
+            found.append(RecordingMismatch("db_only", unnamed, (
+                f"segment {row.segment} opened in the case store; the session's closed chain has no manifest of it")))
+    rows_by_segment = {row.segment: row for row in rows}
+    for path, segment in sorted(case_segments.items()):
+        if path in named:
+            continue
+        known = rows_by_segment.get(segment)
+        if known is None or known.session != path.split("/", 1)[0]:
+            detail = f"the case store has no record of segment {segment}"
+        else:
+            detail = f"the case store records segment {segment} with another manifest ({known.manifest_path})"
+        found.append(RecordingMismatch("disk_only", path, detail))
+    return found
+
+
+async def cross_check_recordings(conn: AsyncConnection, *, scope: str | None, sessions: Mapping[str, bool],
+                                 manifests: Mapping[str, str], segments: Mapping[str, str],
+                                 case_segments: Mapping[str, str], only: str | None = None) -> list[RecordingMismatch]:
+    """:func:`compare_recordings` of the rows of session ``scope`` (None: every row, the whole root) with the
+    volume as ``recorder.verify.recordings_on_disk`` listed it; ``only``: keep what concerns that manifest."""
+    rows = await recorded_manifests(conn, session=scope)
+    if only is not None:
+        segment = segments.get(only)
+        rows = [r for r in rows if r.manifest_path == only or (segment is not None and r.segment == segment)]
+        segments = {only: segment} if segment is not None else {}
+        case_segments = {k: v for k, v in case_segments.items() if k == only}
+    found = compare_recordings(rows, sessions=sessions, manifests=manifests, segments=segments,
+                               case_segments=case_segments)
+    return [m for m in found if only is None or m.path == only]
+
+
+__all__ += ["MismatchKind", "RecordedManifest", "RecordingMismatch", "compare_recordings", "cross_check_recordings",
+            "recorded_manifests"]
 
 
 # -- the bus consumer ------------------------------------------------------------------------------

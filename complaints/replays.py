@@ -18,6 +18,9 @@ Theory of operation
     * :func:`report_progress` stores the progress (0.0 … 1.0) and the heartbeat of a running job.
     * :func:`finish_job` / :func:`fail_job` end a running job; :func:`retry_replay` queues a failed job
       again, or a done one whose file has gone (``force``).
+    * :func:`recompose_replay` (an auditor's "compose again", e.g. after a re-verification) queues a new
+      composite of a segment whose job is done or failed (audited ``replay.compose_forced``, with the state
+      and file it replaces); it refuses while the job is queued or running, and when there is none.
 
 Every change of state writes its audit row in the same transaction (actions ``replay.compose_*``);
 progress reports do not (a heartbeat a second is no access). Reasons and details carry ids and error
@@ -50,7 +53,7 @@ from .tables import cases, recording_segments, replay_jobs
 __all__ = ["replay_jobs", "ReplayJob", "JobState", "JOB_STATES", "request_replay", "retry_replay", "claim_next",
            "report_progress", "finish_job", "fail_job", "get_job", "job_for_segment", "jobs_for_segments",
            "WORKER_LOST", "ReplaySegment", "replay_segment", "replay_segments", "ACCESS_ACTIONS",
-           "record_replay_access"]
+           "record_replay_access", "recompose_replay", "jobs_in_state"]
 
 JobState = Literal["queued", "running", "done", "failed"]
 JOB_STATES: tuple[JobState, ...] = ("queued", "running", "done", "failed")
@@ -113,8 +116,15 @@ async def jobs_for_segments(conn: AsyncConnection, segments: list[str]) -> dict[
     return {row.segment: _job(row) for row in rows}
 
 
+async def jobs_in_state(conn: AsyncConnection, state: JobState) -> list[ReplayJob]:
+    """Every job in ``state``, oldest request first."""
+    rows = (await conn.execute(select(replay_jobs).where(replay_jobs.c.state == state)
+                               .order_by(replay_jobs.c.requested_at, replay_jobs.c.id))).all()
+    return [_job(row) for row in rows]
+
+
 async def _requeue(conn: AsyncConnection, job: ReplayJob, *, actor: str, now: datetime,
-                   allowed: tuple[JobState, ...]) -> ReplayJob:
+                   allowed: tuple[JobState, ...], action: str = "replay.compose_retried") -> ReplayJob:
     done = await conn.execute(
         update(replay_jobs).where(replay_jobs.c.id == job.id, replay_jobs.c.state.in_(allowed))
         .values(state="queued", progress=0.0, error=None, output_path=None, requested_by=actor, requested_at=now,
@@ -122,7 +132,8 @@ async def _requeue(conn: AsyncConnection, job: ReplayJob, *, actor: str, now: da
     if done.rowcount != 1:
         raise StaleVersion("Yêu cầu dựng bản xem lại vừa thay đổi, xin thử lại.", code="replay_job_changed")
     queued = await get_job(conn, job.id)
-    await _audit(conn, actor, "replay.compose_retried", queued, now, previous=job.state, reason=job.error)
+    await _audit(conn, actor, action, queued, now, previous=job.state, reason=job.error,
+                 **({"replaced": job.output_path} if job.output_path else {}))
     return queued
 
 
@@ -163,6 +174,24 @@ async def retry_replay(conn: AsyncConnection, job_id: int, *, actor: str, now: d
         raise InvalidInput("Chỉ yêu cầu dựng đã thất bại mới được thử lại.", code="replay_not_failed",
                            field="state")
     return await _requeue(conn, job, actor=actor, now=now, allowed=allowed)
+
+
+async def recompose_replay(conn: AsyncConnection, segment: str, *, actor: str, now: datetime) -> ReplayJob:
+    """Queue a new composite of ``segment`` whose job is done or failed (audited ``replay.compose_forced``).
+    The caller checked the grant and that the segment exists and is closed.
+
+    Raises :class:`NotFound` (``replay_not_composed``) when no composite was ever asked, and
+    :class:`StaleVersion` (``replay_busy``) while the job is queued or running: the composite being made
+    is the new one already."""
+    job = await job_for_segment(conn, segment)
+    if job is None:
+        raise NotFound("Đoạn ghi hình này chưa được dựng bản xem lại lần nào: hãy dùng nút «Dựng bản xem lại».",
+                       code="replay_not_composed")
+    if job.state in ("queued", "running"):
+        raise StaleVersion("Bản xem lại đang được dựng hoặc đang chờ dựng: chỉ dựng lại được khi đã xong "
+                           "hoặc đã thất bại.", code="replay_busy")
+    return await _requeue(conn, job, actor=actor, now=now, allowed=("done", "failed"),
+                          action="replay.compose_forced")
 
 
 async def _fail_stale(conn: AsyncConnection, *, now: datetime, stale_after_s: float, actor: str) -> None:

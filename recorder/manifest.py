@@ -32,6 +32,13 @@ The chain is per session rather than root-wide because sessions record at the sa
 each) and a root-wide chain would serialise every segment close of every room on one lock; the
 session-manifest chain ties the sessions together at the one moment that is rare (a session close).
 
+Every append also replaces the session's signed *head* (``<session>/chain-head.json``): the seq, file
+name and SHA-256 of the newest manifest of the chain. While a session is open no session manifest lists
+its manifests yet, so deleting the newest segment manifest would leave a whole chain behind; the head
+names it. A crash between a manifest and its head leaves the head one manifest behind, which verification
+accepts; an older head put back together with the deletion is caught only outside the volume (``tiepdan
+verify`` cross-checks the case store's ``recording_segments``, which recorded each case segment's manifest).
+
 Writes are atomic and never overwrite: the document is written to a temporary file in the same
 directory, fsynced, hard-linked to its final name (which fails if the name exists), and the
 directory is fsynced. Appends to one chain are serialised by an exclusive ``flock`` on
@@ -46,6 +53,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -63,6 +71,7 @@ from .model import ManifestRef, SegmentReport
 __all__ = [
     "FORMAT",
     "HEAD_NAME",
+    "SESSION_HEAD_NAME",
     "ManifestError",
     "ManifestKind",
     "StoredManifest",
@@ -80,6 +89,8 @@ __all__ = [
 
 FORMAT = 1
 HEAD_NAME = "sessions-head.json"
+#: The signed head of one session's chain, in the session's directory (beside ``manifests/``).
+SESSION_HEAD_NAME = "chain-head.json"
 MANIFESTS = "manifests"
 MEDIA = "media"
 ManifestKind = Literal["segment", "session", "tombstone"]
@@ -88,6 +99,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 _FILE_RE = re.compile(r"^(\d{5})-([A-Za-z0-9._-]{1,90})\.json$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _RESERVED = {"session", ".", ".."}
+
+log = logging.getLogger("recorder.manifest")
 
 
 class ManifestError(RecorderError):
@@ -246,7 +259,21 @@ def _append(session_dir: Path, keyring: Keyring, name: str, body: dict[str, Any]
         raw = _encode(envelope)
         path = folder / f"{seq:05d}-{name}.json"
         _write_new(path, raw)
-    return StoredManifest(path, seq, name, raw, envelope, manifest, True)
+        stored = StoredManifest(path, seq, name, raw, envelope, manifest, True)
+        _write_session_head(session_dir, keyring, stored)
+    return stored
+
+
+def _write_session_head(session_dir: Path, keyring: Keyring, newest: StoredManifest) -> None:
+    """Point the session's signed head at ``newest`` (under the chain's lock). A failure is logged, not
+    raised: the manifest is written, and a head one manifest behind is what a crash leaves too."""
+    head = {"format": FORMAT, "kind": "session_head", "session": session_dir.name, "seq": newest.seq,
+            "name": newest.name, "path": f"{MANIFESTS}/{newest.path.name}", "sha256": newest.sha256,
+            "entry_hash": entry_hash(newest.manifest), "written_at": time.time()}
+    try:
+        _replace(session_dir / SESSION_HEAD_NAME, _encode(sign_manifest(keyring, head)))
+    except OSError:
+        log.exception("the head of session %s not moved to manifest %d", session_dir.name, newest.seq)
 
 
 def check_file_path(session_dir: Path, rel: str) -> Path:

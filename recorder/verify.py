@@ -16,15 +16,28 @@ root (``<session>/media/<segment>/<venue>-<n>.webm``):
 ``chain_broken``      a manifest whose ``prev`` is not the hash of the manifest before it
 ``bad_signature``     a manifest signed by a key this keyring does not hold
 
+A session's signed head (``<session>/chain-head.json``, :mod:`recorder.manifest`) names the newest manifest
+of its chain: that manifest missing is ``manifest_removed`` by name (the newest segment manifest of a session
+still recording, which nothing else lists yet), the head itself missing or not verifying is
+``manifest_removed`` / ``manifest_altered``, and a head more than one manifest behind the chain (an older
+head put back) is ``chain_broken``.
+
 Informational findings (``ok`` stays True): ``expired`` (media deleted by retention, tombstoned),
 ``open`` (a session with no session manifest yet: still recording, or never closed) and ``pending``
 (a file of an open session that no manifest lists yet: it is being recorded).
+
+The disk cannot tell an older head put back together with the deletion of the manifests after it: the
+case store can (``recording_segments`` recorded each case segment's manifest path and SHA-256). This module
+does not read the database; :func:`recordings_on_disk` lists what a cross-check needs, and the cross-check
+(``complaints.recordings.cross_check_recordings``) adds ``db_only`` (the case store knows a segment manifest
+the disk lacks), ``disk_only`` (the reverse) and the informational ``db_pending`` (a close not recorded yet).
 
 Synchronous and blocking (it hashes every file): call it from a thread in an event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,6 +54,7 @@ from .manifest import (
     HEAD_NAME,
     MANIFESTS,
     MEDIA,
+    SESSION_HEAD_NAME,
     ManifestError,
     StoredManifest,
     check_file_path,
@@ -48,13 +62,14 @@ from .manifest import (
     read_manifest,
 )
 
-__all__ = ["Finding", "FindingKind", "INFORMATIONAL", "VerifyError", "VerifyReport", "verify_path"]
+__all__ = ["DiskRecordings", "Finding", "FindingKind", "INFORMATIONAL", "VerifyError", "VerifyReport",
+           "recordings_on_disk", "verify_path"]
 
 FindingKind = Literal[
     "altered", "truncated", "added", "removed", "manifest_altered", "manifest_removed", "chain_broken",
-    "bad_signature", "expired", "open", "pending",
+    "bad_signature", "expired", "open", "pending", "db_only", "disk_only", "db_pending",
 ]
-INFORMATIONAL: frozenset[str] = frozenset({"expired", "open", "pending"})
+INFORMATIONAL: frozenset[str] = frozenset({"expired", "open", "pending", "db_pending"})
 
 
 class VerifyError(RecorderError):
@@ -240,6 +255,8 @@ def _verify_session(session_dir: Path, keyring: Keyring, found: _Findings) -> _S
             elif hashlib.sha256(target.read_bytes()).hexdigest() != entry.get("sha256"):
                 found.add("manifest_altered", shown, f"its bytes differ from what {manifest.path.name} recorded")
 
+    _check_session_head(session_dir, keyring, by_seq, unreadable, last_seq, found)
+
     # Open or closed: a session is closed when its last manifest (tombstones aside) is a session manifest.
     tail = [m for m in sorted(by_seq.values(), key=lambda m: m.seq) if m.kind != "tombstone"]
     result.open = not tail or tail[-1].kind != "session"
@@ -285,6 +302,57 @@ def _verify_session(session_dir: Path, keyring: Keyring, found: _Findings) -> _S
         else:
             found.add("added", f"{prefix}/{rel}", "no manifest lists it")
     return result
+
+
+def _check_session_head(session_dir: Path, keyring: Keyring, by_seq: Mapping[int, StoredManifest],
+                        unreadable: set[int], last_seq: int, found: _Findings) -> None:
+    """The session's signed head against its chain (see the module doc)."""
+    prefix = session_dir.name
+    shown_head = f"{prefix}/{SESSION_HEAD_NAME}"
+    path = session_dir / SESSION_HEAD_NAME
+    if not path.exists():
+        if by_seq or unreadable:
+            found.add("manifest_removed", shown_head,
+                      "the session's signed head is missing: its newest manifest cannot be confirmed")
+        return
+    try:
+        envelope = _read_json(path)
+        if not isinstance(envelope, dict):
+            raise ValueError("not a signed document")
+    except (OSError, ValueError) as exc:
+        found.add("manifest_altered", shown_head, f"the session's head cannot be read: {exc}")
+        return
+    try:
+        head = verify_manifest(keyring, envelope)
+    except ManifestInvalid:
+        kid = envelope.get("kid")
+        if kid in {k.kid for k in keyring.signing_keys()}:
+            found.add("manifest_altered", shown_head, "the signature of the session's head does not verify")
+        else:
+            found.add("bad_signature", shown_head, f"the session's head is signed with key {kid!r}, "
+                      "which this keyring lacks")
+        return
+    try:
+        seq, rel, sha = int(head["seq"]), str(head["path"]), str(head["sha256"])
+    except (KeyError, TypeError, ValueError):
+        found.add("manifest_altered", shown_head, "the session's head does not name a manifest")
+        return
+    name = rel[len(MANIFESTS) + 1:]
+    if head.get("kind") != "session_head" or head.get("session") != prefix or not rel.startswith(f"{MANIFESTS}/") \
+            or "/" in name or not name.startswith(f"{seq:05d}-"):
+        found.add("manifest_altered", shown_head, "the session's head is not this session's (copied from elsewhere)")
+        return
+    shown = f"{prefix}/{rel}"
+    current = by_seq.get(seq)
+    if current is None:
+        if seq not in unreadable:  # an unreadable one is named already
+            found.add("manifest_removed", shown, f"the newest manifest of the chain (seq {seq}, named by the "
+                      "session's signed head), missing")
+    elif current.path.name != name or current.sha256 != sha:
+        found.add("manifest_altered", shown, "its bytes differ from what the session's signed head recorded")
+    if last_seq > seq + 1:
+        found.add("chain_broken", shown_head, f"the head names seq {seq} but the chain goes on to seq {last_seq}: "
+                  "an older head was put back")
 
 
 def _read_json(path: Path) -> Any:
@@ -377,3 +445,78 @@ def verify_path(path: Path, keyring: Keyring) -> VerifyReport:
     _verify_root_chain(path, keyring, sessions, found)
     return _report(found, sessions=len(sessions), manifests=sum(s.manifests for s in sessions),
                    files=sum(s.files for s in sessions), open_sessions=tuple(opened))
+
+
+@dataclass(frozen=True)
+class DiskRecordings:
+    """What the volume holds, for a cross-check against the case store (paths relative to the root).
+
+    ``scope``: the session verified (None: the whole root); ``only``: the one manifest verified, if any.
+    ``sessions``: each session directory in scope → True when its chain is closed (a session manifest).
+    ``manifests``: every manifest file in scope → the SHA-256 of its bytes (readable or not).
+    ``segments``: every segment manifest whose signature verifies → the segment id; ``case_segments``: those
+    of them that are a case's segment (the case store must know them; stretches between cases it never sees).
+    """
+
+    scope: str | None
+    only: str | None
+    sessions: Mapping[str, bool]
+    manifests: Mapping[str, str]
+    segments: Mapping[str, str]
+    case_segments: Mapping[str, str]
+
+
+def _session_on_disk(session_dir: Path, keyring: Keyring, manifests: dict[str, str], segments: dict[str, str],
+                     case_segments: dict[str, str]) -> bool:
+    folder = session_dir / MANIFESTS
+    kinds: list[tuple[int, str]] = []
+    if not folder.is_dir():
+        return False
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not path.name[:5].isdigit() or not path.name.endswith(".json"):
+            continue
+        rel = f"{session_dir.name}/{MANIFESTS}/{path.name}"
+        try:
+            stored = read_manifest(path, keyring)
+        except ManifestError:
+            with contextlib.suppress(OSError):
+                manifests[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            continue
+        manifests[rel] = stored.sha256
+        if not stored.signature_ok:
+            continue
+        kinds.append((stored.seq, stored.kind))
+        report = stored.manifest.get("report")
+        if stored.kind == "segment" and isinstance(report, Mapping):
+            segments[rel] = str(report.get("segment", stored.name))
+            if report.get("case") is not None:
+                case_segments[rel] = segments[rel]
+    tail = [kind for _, kind in sorted(kinds) if kind != "tombstone"]
+    return bool(tail) and tail[-1] == "session"
+
+
+def recordings_on_disk(path: Path, keyring: Keyring) -> DiskRecordings:
+    """The sessions, manifests and case segments under ``path`` (a root, a session or one manifest, as for
+    :func:`verify_path`), for ``complaints.recordings.cross_check_recordings``. Blocking."""
+    if not path.exists():
+        raise VerifyError(f"{path} does not exist")
+    manifests: dict[str, str] = {}
+    segments: dict[str, str] = {}
+    case_segments: dict[str, str] = {}
+    sessions: dict[str, bool] = {}
+    only: str | None = None
+    if path.is_file():
+        if path.parent.name != MANIFESTS or path.suffix != ".json":
+            raise VerifyError(f"{path} is not a manifest (<session>/manifests/NNNNN-*.json)")
+        session_dir = path.parent.parent
+        only = f"{session_dir.name}/{MANIFESTS}/{path.name}"
+        dirs = [session_dir]
+    elif _is_session_dir(path):
+        dirs = [path]
+    else:
+        dirs = [c for c in sorted(path.iterdir()) if c.is_dir() and not c.name.startswith(".") and _is_session_dir(c)]
+    for session_dir in dirs:
+        sessions[session_dir.name] = _session_on_disk(session_dir, keyring, manifests, segments, case_segments)
+    scope = dirs[0].name if path.is_file() or _is_session_dir(path) else None
+    return DiskRecordings(scope=scope, only=only, sessions=sessions, manifests=manifests, segments=segments,
+                          case_segments=case_segments)

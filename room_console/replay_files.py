@@ -11,6 +11,8 @@ which seeks by chunk (it decrypts only the chunks a range covers); plaintext nev
 
 Verification (:func:`recorder.verify.verify_path`) hashes every file of a session: it runs in a thread, one
 run per session at a time, and its result is kept until a manifest's or a media file's size or time changes.
+What the session's manifests say (:meth:`ReplayFiles.disk_recordings`, for the cross-check with the case
+store's rows) is read afresh each time: it hashes manifests only.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from starlette.responses import Response, StreamingResponse
 
 from evidence import Keyring
+
+if TYPE_CHECKING:
+    from recorder.verify import DiskRecordings
 
 __all__ = ["ReplayFiles", "ServedFile", "ByteRange", "parse_range", "ranged_response", "MEDIA_TYPES", "safe_name",
            "FileMissing", "RangeNotSatisfiable", "read_first"]
@@ -199,6 +204,15 @@ class ReplayFiles:
                                "informational": bool(getattr(f, "informational", False))}
                                for f in report.findings]}
         return fingerprint, result
+
+    async def disk_recordings(self, session: str) -> DiskRecordings:
+        """The session's manifests as :func:`recorder.verify.recordings_on_disk` lists them (in a thread)."""
+        from recorder.verify import recordings_on_disk
+
+        session_dir = self.session_dir(session)
+        if not session_dir.is_dir():
+            raise FileMissing(session)
+        return await asyncio.to_thread(recordings_on_disk, session_dir, self.keyring)
 
     async def verification(self, session: str) -> dict[str, Any]:
         """The verification of ``session`` (``{"ok", "findings": [{kind, path, detail}]}``), cached; one run per

@@ -9,11 +9,14 @@ on stdout: ``{"nice": n}`` once, ``{"progress": p}`` (0…1, at most ~4 a second
 ``{"done": path, "bytes": n, "seconds": s}`` (exit 0) or ``{"error": code, "detail": text}`` (exit 1). The
 keyring's passphrase, if any, comes in ``TIEPDAN_KEYRING_PASSPHRASE``.
 
-The file appears under its final name only when complete (written beside it, then renamed). With
-``--encrypt`` (a confidential segment) the plaintext MP4 exists in memory only: it is composed into a
-private directory on a RAM file system (``/dev/shm``), sealed with :class:`evidence.stream.EncryptingWriter`
-into ``<out>`` (the ``aad`` is ``out``, the path relative to the session's directory, as for recorded media)
-and deleted; without a RAM file system the job fails rather than write plaintext to disk.
+The file appears under its final name only when complete (written beside it as ``.<name>.<pid>.part…``,
+then renamed). With ``--encrypt`` (a confidential segment, and every segment under
+``TIEPDAN_RECORDING_ENCRYPT_ALL``) the plaintext MP4 exists in memory only: it is composed into a private
+directory on a RAM file system (``/dev/shm/tiepdan-replay-<pid>-…``), sealed with
+:class:`evidence.stream.EncryptingWriter` into ``<out>`` (the ``aad`` is ``out``, the path relative to the
+session's directory, as for recorded media) and deleted; without a RAM file system the job fails rather than
+write plaintext to disk. A child killed outright leaves its ``.part`` file and its RAM directory behind; both
+carry its pid, and the worker removes them (:func:`tiepdan.replay_worker.remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "RAM_DIR"]
+__all__ = ["main", "RAM_DIR", "RAM_PREFIX"]
 
 RAM_DIR = Path("/dev/shm")
+#: The RAM directory of a child is ``RAM_PREFIX<pid>-<random>`` under :data:`RAM_DIR`.
+RAM_PREFIX = "tiepdan-replay-"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 _COPY_BYTES = 1024 * 1024
 
@@ -109,7 +114,7 @@ def _compose(args: argparse.Namespace) -> dict[str, Any]:
     if args.encrypt:
         if not RAM_DIR.is_dir() or not _is_ram_fs(RAM_DIR):
             raise RuntimeError("no_ram_filesystem")
-        scratch = Path(tempfile.mkdtemp(prefix="tiepdan-replay-", dir=RAM_DIR))
+        scratch = Path(tempfile.mkdtemp(prefix=f"{RAM_PREFIX}{os.getpid()}-", dir=RAM_DIR))
         try:
             os.chmod(scratch, 0o700)
             plain = scratch / f"{args.segment}.mp4"

@@ -2,7 +2,8 @@
 that serves pages) and, for the roles ``all`` and ``worker``, the replay worker (:mod:`tiepdan.replay_worker`)
 as the supervised loop ``replay-worker``. The worker composes in a child process niced by
 ``TIEPDAN_REPLAY_NICE``; it polls for queued jobs every ``TIEPDAN_REPLAY_POLL_S`` and a request made in the
-same process wakes it at once. Scaled: the control and worker processes must mount the same recordings volume
+same process wakes it at once; composites are sealed as written under ``TIEPDAN_RECORDING_ENCRYPT_ALL``, like
+the recorded media. Scaled: the control and worker processes must mount the same recordings volume
 (``TIEPDAN_RECORDING_DIR``) as the media nodes.
 """
 
@@ -30,7 +31,8 @@ async def wire_replay(app: FastAPI, services: Services, stack: AsyncExitStack) -
     if settings.process_role in ("all", "worker"):
         worker = ReplayWorker(services.engine, ReplayWorkerOptions(
             root=root, keyring_path=settings.resolved_keyring_path, keyring_passphrase=settings.keyring_passphrase,
-            poll_s=settings.replay_poll_s, nice=settings.replay_nice))
+            poll_s=settings.replay_poll_s, nice=settings.replay_nice,
+            encrypt_all=settings.recorder_options.encrypt_all))
         supervisor = services.supervisor
         loop = supervisor.run("replay-worker", worker.run)
         running = worker

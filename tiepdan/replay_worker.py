@@ -9,9 +9,18 @@ with a reason (the child's error code, or how it died: ``compose_crashed: signal
 goes on with the next job. The CPU-heavy work never runs in this process: in the embedded default the loop
 lives beside the console and the media, the composing in its own lower-priority process.
 
-Output: ``<root>/<session>/replays/<segment>.mp4``, or ``….mp4.enc`` (sealed with the keyring's data key)
-for a confidential segment. Stopping the worker kills a running child and fails its job as
-``worker_stopped`` (an auditor may retry it).
+Output: ``<root>/<session>/replays/<segment>.mp4.enc``, sealed with the keyring's data key (composed in RAM,
+never in clear on disk) for a confidential segment and, under ``TIEPDAN_RECORDING_ENCRYPT_ALL`` (the
+default), for every segment; ``….mp4`` only when that setting is off. A new composite replaces the other
+variant of an earlier one. Stopping the worker kills a running child and fails its job as ``worker_stopped``
+(an auditor may retry it).
+
+Leftovers: a child killed outright (SIGKILL, the OOM killer) leaves its half-written ``replays/.<name>.<pid>.part…``
+and its RAM directory (``/dev/shm/tiepdan-replay-<pid>-…``). The worker removes them as soon as its child
+has died, and at its own start (:meth:`ReplayWorker.sweep`: after a worker was killed with its child) the
+partial files of every failed job and the RAM directories of children no longer alive; again every
+``sweep_every_s`` while idle (a dead worker's job is failed as ``worker_lost`` only once its heartbeat is
+``stale_after_s`` old, possibly after this worker started).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -34,9 +44,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from complaints.replays import ReplayJob, claim_next, fail_job, finish_job, replay_segment, report_progress
+from complaints.replays import (
+    ReplayJob,
+    claim_next,
+    fail_job,
+    finish_job,
+    jobs_in_state,
+    replay_segment,
+    report_progress,
+)
 
-__all__ = ["ReplayWorker", "ReplayWorkerOptions", "replay_output_path"]
+from .replay_child import RAM_DIR, RAM_PREFIX
+
+__all__ = ["ReplayWorker", "ReplayWorkerOptions", "remove_leftovers", "replay_output_path", "sweep_ram_dir"]
 
 log = logging.getLogger("tiepdan.replay_worker")
 
@@ -44,9 +64,58 @@ _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 _REPO = Path(__file__).resolve().parents[1]
 
 
-def replay_output_path(segment: str, *, confidential: bool) -> str:
-    """The composite's path relative to the session's directory."""
-    return f"replays/{segment}.mp4" + (".enc" if confidential else "")
+def replay_output_path(segment: str, *, sealed: bool) -> str:
+    """The composite's path relative to the session's directory (``.enc``: sealed)."""
+    return f"replays/{segment}.mp4" + (".enc" if sealed else "")
+
+
+def remove_leftovers(session_dir: Path, *, pid: int | None = None, segment: str | None = None,
+                     ram_dir: Path = RAM_DIR) -> list[Path]:
+    """Remove what a killed child left: its partial composites under ``replays/`` (of child ``pid``, or of
+    ``segment`` whoever wrote them) and, with ``pid``, its RAM directory. Returns what was removed."""
+    removed: list[Path] = []
+    replays = session_dir / "replays"
+    # the child's ".<name>.<pid>.part[.mp4]", and the composer's own ".<that>.part" beside it
+    patterns = ([f".*.{pid}.part*"] if pid is not None else []) + \
+        ([f".{segment}.mp4*.part*", f"..{segment}.mp4*.part*"] if segment else [])
+    if replays.is_dir():
+        for pattern in patterns:
+            for path in replays.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    if pid is not None and ram_dir.is_dir():
+        for path in ram_dir.glob(f"{RAM_PREFIX}{pid}-*"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: not ours to judge
+    return True
+
+
+def sweep_ram_dir(ram_dir: Path = RAM_DIR) -> list[Path]:
+    """Remove the RAM directories of replay children that are no longer alive (owned by this user)."""
+    removed: list[Path] = []
+    if not ram_dir.is_dir():
+        return removed
+    for path in ram_dir.glob(f"{RAM_PREFIX}*"):
+        pid_text = path.name[len(RAM_PREFIX):].split("-", 1)[0]
+        try:
+            owned = path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if owned and pid_text.isdigit() and not _alive(int(pid_text)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -59,6 +128,9 @@ class ReplayWorkerOptions:
     progress_interval_s: float = 1.0
     heartbeat_s: float = 10.0
     stale_after_s: float = 120.0
+    encrypt_all: bool = True
+    ram_dir: Path = RAM_DIR
+    sweep_every_s: float = 300.0
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     python: str = sys.executable
 
@@ -88,10 +160,36 @@ class ReplayWorker:
         self.closed = True
         await self._kill_child()
 
+    async def sweep(self) -> int:
+        """Remove the leftovers of killed children (module doc): partial files of failed jobs, RAM directories
+        of children no longer alive. Returns how many were removed."""
+        async with self._engine.connect() as conn:
+            failed = await jobs_in_state(conn, "failed")
+            sessions = {job.segment: await replay_segment(conn, job.segment) for job in failed}
+
+        def work() -> int:
+            count = len(sweep_ram_dir(self.options.ram_dir))
+            for segment, record in sessions.items():
+                if record is not None and _SAFE.match(record.session) and _SAFE.match(segment):
+                    count += len(remove_leftovers(self.options.root / record.session, segment=segment,
+                                                  ram_dir=self.options.ram_dir))
+            return count
+
+        removed = await asyncio.to_thread(work)
+        if removed:
+            log.warning("leftovers of killed replay children removed", extra={"ctx": {"count": removed}})
+        return removed
+
     async def run(self) -> None:
-        """The loop (supervised): claim, compose, repeat; waits ``poll_s`` (or a :meth:`wake`) when idle."""
+        """The loop (supervised): sweep leftovers once, then claim, compose, repeat; waits ``poll_s`` (or a
+        :meth:`wake`) when idle."""
+        await self.sweep()
+        swept_at = time.monotonic()
         while not self.closed:
             if not await self.run_once():
+                if time.monotonic() - swept_at >= self.options.sweep_every_s:
+                    await self.sweep()
+                    swept_at = time.monotonic()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.options.poll_s)
@@ -144,11 +242,12 @@ class ReplayWorker:
         session_dir = self.options.root / segment.session
         if not session_dir.is_dir():
             return "recording_missing", {}
-        out = replay_output_path(segment.segment, confidential=segment.confidential)
+        sealed = segment.confidential or self.options.encrypt_all
+        out = replay_output_path(segment.segment, sealed=sealed)
         args = [self.options.python, "-m", "tiepdan.replay_child", "--session-dir", str(session_dir),
                 "--segment", segment.segment, "--out", out, "--keyring", str(self.options.keyring_path),
                 "--nice", str(self.options.nice)]
-        if segment.confidential:
+        if sealed:
             args.append("--encrypt")
         env = dict(os.environ)
         env.pop("TIEPDAN_KEYRING_PASSPHRASE", None)
@@ -159,9 +258,17 @@ class ReplayWorker:
                                                      stderr=asyncio.subprocess.PIPE, env=env, cwd=str(_REPO))
         self._child = child
         try:
-            return await self._follow(job, child)
+            outcome = await self._follow(job, child)
         finally:
             self._child = None
+            if child.returncode != 0:  # killed, failed or still running (then killed by _follow): its leftovers
+                await self._kill_child_of(child)
+                await asyncio.to_thread(remove_leftovers, session_dir, pid=child.pid, ram_dir=self.options.ram_dir)
+        if outcome is not None and outcome[0] is None:
+            # the new composite replaces an earlier one of the other variant (.mp4 <-> .mp4.enc)
+            other = out[:-4] if sealed else out + ".enc"
+            await asyncio.to_thread((session_dir / other).unlink, missing_ok=True)
+        return outcome
 
     async def _follow(self, job: ReplayJob,
                       child: asyncio.subprocess.Process) -> tuple[str | None, dict[str, Any]] | None:
@@ -222,8 +329,12 @@ class ReplayWorker:
         return f"compose_crashed: {how}" + (f" ({last})" if last else ""), {}
 
     async def _kill_child(self) -> None:
-        child = self._child
-        if child is None or child.returncode is not None:
+        if self._child is not None:
+            await self._kill_child_of(self._child)
+
+    @staticmethod
+    async def _kill_child_of(child: asyncio.subprocess.Process) -> None:
+        if child.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             child.kill()

@@ -1,6 +1,7 @@
 /* A segment's replay page (room_console/views/replay.py): the composite's job (state and progress, polled
  * once a second while it is queued or running), the "compose" button that queues it, the composite's player
- * once it is done, and the verification of the session (fetched once). The server enforces every grant and
+ * once it is done, the "compose again" form once it is done or failed, and the verification of the session
+ * (fetched once). The server enforces every grant and
  * writes the audit rows; this script only shows what it answers.
  */
 'use strict';
@@ -14,7 +15,7 @@
   const $ = (testid) => root.querySelector('[data-testid="' + testid + '"]');
   const el = {
     state: $('replay-job-state'), progress: $('replay-progress'), compose: $('replay-compose'),
-    video: $('replay-composite-video'), download: $('replay-composite-download'),
+    video: $('replay-composite-video'), download: $('replay-composite-download'), recompose: $('replay-recompose'),
     verify: $('replay-verify-result'), findings: $('replay-verify-findings'),
   };
   let timer = null;
@@ -35,6 +36,8 @@
     el.state.dataset.state = state;
     el.progress.value = job ? job.progress : 0;
     el.compose.hidden = state === 'queued' || state === 'running' || state === 'done';
+    // "compose again" (a form posted to the server) once the composite is done or has failed
+    el.recompose.hidden = !(state === 'done' || state === 'failed');
     if (answer.composite && el.video.hidden) {
       el.video.src = answer.composite;
       el.video.hidden = false;

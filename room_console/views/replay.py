@@ -8,8 +8,15 @@
   composite. Both answer ``Range`` requests (206) and take ``?tai=1`` for a download. A request without a
   range or from byte 0 (a player starting, a download) is an audit event (``replay.segment`` /
   ``replay.download``: who, segment, file); the further ranges a player asks while playing are not.
+* ``POST /xem-lai/{segment}/dung-lai`` (a form with the CSRF token): compose again a segment whose composite
+  is done or failed (e.g. after a re-verification; audited ``replay.compose_forced``); refused (409) while
+  its job is queued or running, before any composite was asked, and for a segment still recording.
 * ``POST /api/replays/{segment}/compose``: queue the composite (idempotent; a failed job is retried);
-  ``GET /api/replays/{segment}``: the job (state, progress); ``GET /api/replays/{segment}/verification``.
+  ``GET /api/replays/{segment}``: the job (state, progress); ``GET /api/replays/{segment}/verification``:
+  ``tiepdan verify`` of the session and its cross-check with the case store's rows.
+
+Venues are shown by name: the names the session announced (``session_venues``), else the venue table's, the
+id only as secondary information (and alone when no name is known).
 
 Who sees what: without either grant, 403. A segment is confidential when it was recorded as such (phiên kín)
 or its case is confidential by the rule of :mod:`complaints.confidentiality` (a denunciation: the rule, not
@@ -22,23 +29,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from complaints.errors import NotFound, StaleVersion
+from complaints.recordings import cross_check_recordings
 from complaints.replays import (
     ReplayJob,
     ReplaySegment,
     job_for_segment,
     jobs_for_segments,
+    recompose_replay,
     record_replay_access,
     replay_segment,
     replay_segments,
     request_replay,
 )
 from evidence import DecryptionFailed
+from schedules import calls, list_venues
 from signaling.grants import Grant
 
 from ..actor import Actor, CurrentActor, require_any
@@ -54,7 +67,7 @@ from ..replay_files import (
     read_first,
     safe_name,
 )
-from ..routes import Console, CurrentUser, render_error_text, render_page
+from ..routes import Console, CurrentUser, SignedIn, render_error_text, render_page
 from .common import actor_of
 
 __all__ = ["router"]
@@ -111,22 +124,38 @@ def _time(value: float | None) -> str:
     return f"{whole // 3600:d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
-def _venue_names(segment: ReplaySegment) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for item in segment.files:
-        venue = str(item.get("venue", ""))
-        names.setdefault(venue, str(item.get("venue_name") or venue))
-    return names
+async def _venue_names(conn: AsyncConnection, sessions: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Per session: venue id → name, as the session announced it (``session_venues``), else as the venue
+    table has it."""
+    table = {venue.id: venue.name for venue in await list_venues(conn)}
+    named: dict[str, dict[str, str]] = {}
+    for session in dict.fromkeys(sessions):
+        named[session] = {**table, **await calls.venue_names(conn, session)}
+    return named
 
 
-def _tracks(segment: ReplaySegment) -> list[dict[str, Any]]:
+def _venue(names: dict[str, str], venue: Any) -> dict[str, str] | None:
+    """A venue as shown: its name, and its id as secondary information (``name`` is the id when unknown)."""
+    if venue is None or venue == "":
+        return None
+    ident = str(venue)
+    name = names.get(ident)
+    return {"id": ident, "name": name or ident, "known": "1" if name else ""}
+
+
+def _venues_of(segment: ReplaySegment, names: dict[str, str]) -> list[dict[str, str]]:
+    seen = dict.fromkeys(str(item.get("venue", "")) for item in segment.files)
+    return [v for v in (_venue(names, ident) for ident in seen) if v is not None]
+
+
+def _tracks(segment: ReplaySegment, names: dict[str, str]) -> list[dict[str, Any]]:
     tracks = []
     for item in segment.files:
         path = str(item.get("path", ""))
         name = path.rsplit("/", 1)[-1]
         if not safe_name(name):
             continue
-        tracks.append({"name": name, "venue": str(item.get("venue", "")),
+        tracks.append({"name": name, "venue": _venue(names, item.get("venue")),
                        "url": f"/xem-lai/{segment.segment}/tep/{name}",
                        "t0": _time(float(item.get("t0", 0.0)) - (segment.media_t0 or 0.0)),
                        "duration": _time(float(item.get("duration", 0.0))),
@@ -141,12 +170,12 @@ _JOB_STATES = {"queued": "replay.list.job.queued", "running": "replay.list.job.r
                "done": "replay.list.job.done", "failed": "replay.list.job.failed"}
 
 
-def _spans(items: tuple[dict[str, Any], ...], t0: float) -> list[dict[str, Any]]:
+def _spans(items: tuple[dict[str, Any], ...], t0: float, names: dict[str, str]) -> list[dict[str, Any]]:
     shown = []
     for item in items:
         end = item.get("end")
         reason = str(item.get("reason") or "")
-        shown.append({"venue": item.get("venue"), "start": _time(float(item.get("start", 0.0)) - t0),
+        shown.append({"venue": _venue(names, item.get("venue")), "start": _time(float(item.get("start", 0.0)) - t0),
                       "end": "—" if end is None else _time(float(end) - t0),
                       "reason": t(_GAP_REASONS[reason]) if reason in _GAP_REASONS else reason})
     return shown
@@ -167,6 +196,7 @@ async def replay_list(console: Console, signed: CurrentUser) -> Response:
     async with console.engine.connect() as conn:
         segments = await replay_segments(conn)
         jobs = await jobs_for_segments(conn, [s.segment for s in segments if _may_see(actor, s)])
+        names = await _venue_names(conn, (s.session for s in segments if _may_see(actor, s)))
     sessions: dict[str, list[dict[str, Any]]] = {}
     for segment in segments:
         rows = sessions.setdefault(segment.session, [])
@@ -178,28 +208,63 @@ async def replay_list(console: Console, signed: CurrentUser) -> Response:
                      "tracking_code": segment.tracking_code, "confidential": segment.confidential,
                      "closed": segment.closed, "duration": _time(segment.duration_s),
                      "opened_at": segment.opened_at, "tracks": len(segment.files),
+                     "venues": _venues_of(segment, names.get(segment.session, {})),
                      "composite": t(_JOB_STATES[job.state] if job is not None else "replay.list.job.none")})
     return render_page(console, "replay/list.html", signed, sessions=sessions)
 
 
+async def _render_segment(console: ConsoleContext, signed: SignedIn, segment: ReplaySegment, *, status: int = 200,
+                          error: str = "", ok: str = "") -> Response:
+    async with console.engine.connect() as conn:
+        job = await job_for_segment(conn, segment.segment)
+        names = (await _venue_names(conn, [segment.session]))[segment.session]
+    t0 = segment.media_t0 or 0.0
+    config = {"segment": segment.segment, "status": f"/api/replays/{segment.segment}",
+              "compose": f"/api/replays/{segment.segment}/compose",
+              "verification": f"/api/replays/{segment.segment}/verification"}
+    return render_page(console, "replay/segment.html", signed, status=status, segment=segment, config=config,
+                       job=_job_json(job, segment), tracks=_tracks(segment, names),
+                       speakers=_spans(segment.speakers, t0, names), gaps=_spans(segment.gaps, t0, names),
+                       venues=_venues_of(segment, names), duration=_time(segment.duration_s),
+                       recompose=f"/xem-lai/{segment.segment}/dung-lai",
+                       may_recompose=job is not None and job.state in ("done", "failed") and segment.closed,
+                       error=error, ok=ok, messages={k: t(k) for k in _JS_KEYS})
+
+
 @router.get("/xem-lai/{segment_id}")
-async def replay_page(console: Console, signed: CurrentUser, segment_id: str) -> Response:
+async def replay_page(request: Request, console: Console, signed: CurrentUser, segment_id: str) -> Response:
     actor = actor_of(signed)
     try:
         segment = await _segment_for(console, actor, segment_id)
     except _Hidden:
         return render_error_text(404, t("replay.error.unknown"))
-    async with console.engine.connect() as conn:
-        job = await job_for_segment(conn, segment.segment)
-    t0 = segment.media_t0 or 0.0
-    names = _venue_names(segment)
-    config = {"segment": segment.segment, "status": f"/api/replays/{segment.segment}",
-              "compose": f"/api/replays/{segment.segment}/compose",
-              "verification": f"/api/replays/{segment.segment}/verification"}
-    return render_page(console, "replay/segment.html", signed, segment=segment, config=config,
-                       job=_job_json(job, segment), tracks=_tracks(segment), speakers=_spans(segment.speakers, t0),
-                       gaps=_spans(segment.gaps, t0), venue_names=names, duration=_time(segment.duration_s),
-                       messages={k: t(k) for k in _JS_KEYS})
+    ok = t("replay.recompose.ok") if request.query_params.get("ok") == "recompose" else ""
+    return await _render_segment(console, signed, segment, ok=ok)
+
+
+@router.post("/xem-lai/{segment_id}/dung-lai")
+async def replay_recompose(request: Request, console: Console, signed: CurrentUser, segment_id: str) -> Response:
+    """Compose a segment again (a console form; the CSRF token is checked by the middleware)."""
+    actor = actor_of(signed)
+    try:
+        segment = await _segment_for(console, actor, segment_id)
+    except _Hidden:
+        return render_error_text(404, t("replay.error.unknown"))
+    if not segment.closed:
+        return await _render_segment(console, signed, segment, status=409, error=t("replay.error.open"))
+    try:
+        async with console.engine.begin() as conn:
+            job = await recompose_replay(conn, segment.segment, actor=actor.label, now=_now(console))
+    except NotFound:
+        return await _render_segment(console, signed, segment, status=409,
+                                     error=t("replay.recompose.not_composed"))
+    except StaleVersion:
+        return await _render_segment(console, signed, segment, status=409, error=t("replay.recompose.busy"))
+    log.info("replay composed again", extra={"ctx": {"segment": segment.segment, "job": job.id}})
+    notify = _files(request).notify
+    if notify is not None:
+        notify()
+    return RedirectResponse(f"/xem-lai/{segment.segment}?ok=recompose", status_code=303)
 
 
 _JS_KEYS = ("replay.job.none", "replay.job.queued", "replay.job.running", "replay.job.done", "replay.job.failed",
@@ -312,8 +377,14 @@ async def replay_verification(request: Request, console: Console, actor: Current
         segment = await _segment_for(console, actor, segment_id)
     except _Hidden:
         return _not_found_json()
+    files = _files(request)
     try:
-        result = await _files(request).verification(segment.session)
+        result = await files.verification(segment.session)
+        disk = await files.disk_recordings(segment.session)
+        async with console.engine.connect() as conn:
+            mismatches = await cross_check_recordings(conn, scope=segment.session, sessions=disk.sessions,
+                                                      manifests=disk.manifests, segments=disk.segments,
+                                                      case_segments=disk.case_segments)
     except FileMissing:
         return JSONResponse({"error": "recording_missing", "message": t("replay.error.file_missing")},
                             status_code=404)
@@ -321,4 +392,7 @@ async def replay_verification(request: Request, console: Console, actor: Current
         log.exception("verification failed", extra={"ctx": {"session": segment.session}})
         return JSONResponse({"error": "verification_failed", "message": t("replay.verify.error"),
                              "detail": type(exc).__name__}, status_code=500)
-    return JSONResponse(result, headers={"cache-control": "no-store"})
+    findings = [*result["findings"], *({"kind": m.kind, "path": m.path, "detail": m.detail,
+                                        "informational": m.informational} for m in mismatches)]
+    ok = bool(result["ok"]) and all(m.informational for m in mismatches)
+    return JSONResponse({"ok": ok, "findings": findings}, headers={"cache-control": "no-store"})

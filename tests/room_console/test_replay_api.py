@@ -1,11 +1,13 @@
 """The auditor's replay pages over HTTP (room_console/views/replay.py): the list, a segment's page, byte
 ranges of plain and sealed tracks, audit rows of every replay start and download, grants (a confidential
 segment is 404 to whoever lacks ``confidential_replay``), path traversal, a missing file, composing requests
-and the verification of the session. The recordings are real: WebM files muxed with PyAV and signed
-manifests written by recorder.manifest."""
+(and composing again, a form refused while a job runs), a composite sealed as written and served by range,
+venues shown by name, and the verification of the session with its cross-check against the case store. The
+recordings are real: WebM files muxed with PyAV and signed manifests written by recorder.manifest."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -13,7 +15,7 @@ import math
 from array import array
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,10 +23,11 @@ import av
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from complaints.replays import claim_next, finish_job
+from complaints.enums import ReceptionForm, ReceptionType
+from complaints.replays import claim_next, finish_job, job_for_segment
 from complaints.tables import audit_events, recording_segments, replay_jobs
 from evidence import Keyring
 from evidence.stream import EncryptingWriter
@@ -32,7 +35,11 @@ from recorder.manifest import write_segment_manifest
 from recorder.model import SegmentReport, SpeakerSpan, TrackFile
 from room_console.accounts import add_user
 from room_console.context import ConsoleContext
+from schedules import VenueChoice, VenueDraft, ensure_venues, plan_session
+from signaling.grants import Grant
+from tests.conftest import _fresh_pg_database
 from tiepdan.app import create_app
+from tiepdan.replay_worker import ReplayWorker, ReplayWorkerOptions
 
 from ._helpers import PASSWORD, page_token, sign_in
 
@@ -54,8 +61,9 @@ def _yuv(colour: tuple[int, int, int]) -> tuple[int, int, int]:
     return y, u, v
 
 
+@functools.cache
 def webm_bytes(seconds: float = 2.0, colour: tuple[int, int, int] = (200, 30, 30), fps: int = 15) -> bytes:
-    """A WebM (VP8 160×120 + Opus mono) of a solid colour and a tone, muxed in memory."""
+    """A WebM (VP8 160×120 + Opus mono) of a solid colour and a tone, muxed in memory (once per process)."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="webm") as out:
         video = out.add_stream("libvpx", rate=fps)
@@ -138,9 +146,20 @@ async def insert_segment(engine: AsyncEngine, report: SegmentReport, *, case_id:
 
 
 @pytest.fixture
-async def app(make_settings, sqlite_url: str, tmp_path: Path) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyped-def]
+def app_database(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """SQLite; a test parametrized ``indirect`` with "postgresql" gets a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return sqlite_url
+    return _fresh_pg_database(request.getfixturevalue("pg_url"))
+
+
+BOTH_DATABASES = pytest.mark.parametrize("app_database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+async def app(make_settings, app_database: str, tmp_path: Path) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyped-def]
     # the control role: no replay worker in this process, so a queued job stays queued
-    application = create_app(make_settings(database_url=sqlite_url, recording_dir=tmp_path / "rec",
+    application = create_app(make_settings(database_url=app_database, recording_dir=tmp_path / "rec",
                                            process_role="control"))
     async with application.router.lifespan_context(application):
         ctx: ConsoleContext = application.state.console
@@ -174,6 +193,10 @@ class Client:
 
     async def post(self, url: str) -> httpx.Response:
         return await self.http.post(url, headers={"x-csrf-token": self.csrf}, json={})
+
+    async def submit(self, url: str, *, csrf: bool = True) -> httpx.Response:
+        """A console form posted as a browser does (the CSRF token a hidden field)."""
+        return await self.http.post(url, data={"csrf_token": self.csrf if csrf else ""})
 
 
 async def signed(app: FastAPI, username: str) -> Client:
@@ -335,3 +358,119 @@ async def test_compose_request_is_idempotent_and_the_composite_is_served_when_do
     assert rows[-1][2]["kind"] == "composite"
     async with ctx.engine.connect() as conn:
         assert len((await conn.execute(select(replay_jobs.c.id))).all()) == 1
+
+
+async def test_venues_are_shown_by_name_with_the_id_as_secondary(app: FastAPI, recorded: dict[str, Recorded]) -> None:
+    ctx: ConsoleContext = app.state.console
+    at = datetime.fromtimestamp(NOW, UTC)
+    async with ctx.engine.begin() as conn:  # the venue table, and the session's own name for one of them
+        await ensure_venues(conn, [VenueDraft("tinh", "Trụ sở Tiếp công dân tỉnh"), VenueDraft("xa-b", "Xã Bình")],
+                            actor="user:admin", grants=frozenset({Grant.MANAGE}), clock=lambda: at)
+        await plan_session(conn, session_id=SESSION, day=date(2026, 12, 6), form=ReceptionForm.ONLINE,
+                           kind=ReceptionType.AD_HOC, venues_chosen=[VenueChoice("tinh"),
+                                                                      VenueChoice("xa-b", name="Xã Bình Minh")],
+                           opens_at=time(13, 30), closes_at=time(16, 30), actor="user:admin",
+                           grants=frozenset({Grant.MANAGE}), clock=lambda: at)
+    auditor = await signed(app, "thanhtra")
+    listing = (await auditor.get("/xem-lai")).text
+    assert 'data-venue="tinh">Trụ sở Tiếp công dân tỉnh</span>' in listing
+    assert 'data-venue="xa-b">Xã Bình Minh</span>' in listing and "Mã điểm cầu: xa-b" in listing
+    page = (await auditor.get("/xem-lai/c1-case1")).text
+    assert "Điểm cầu Trụ sở Tiếp công dân tỉnh: từ" in page and "Điểm cầu Xã Bình Minh: từ" in page  # tracks
+    speakers = page[page.index('data-testid="replay-speakers"'):]
+    assert 'data-venue="tinh">Trụ sở Tiếp công dân tỉnh</span> <small class="hint">(tinh)</small>' in speakers
+    gaps = page[page.index('data-testid="replay-gaps"'):]
+    assert 'data-venue="xa-b">Xã Bình Minh</span> <small class="hint">(xa-b)</small>' in gaps
+    assert ">xa-b<" not in page and ">tinh<" not in page  # never an id alone where a name is known
+    async with ctx.engine.begin() as conn:  # a venue nobody named: its id, once
+        await conn.execute(update(recording_segments).where(recording_segments.c.segment == "c1-case1").values(
+            gaps_json=json.dumps([{"venue": "xa-moi", "start": 10.5, "end": 11.0, "reason": "link_lost"}])))
+    unnamed = (await auditor.get("/xem-lai/c1-case1")).text
+    assert 'data-venue="xa-moi">xa-moi</span></td>' in unnamed
+
+
+@BOTH_DATABASES
+async def test_compose_again_is_a_form_refused_while_a_job_runs_and_audited(
+        app: FastAPI, recorded: dict[str, Recorded]) -> None:
+    ctx: ConsoleContext = app.state.console
+    auditor = await signed(app, "thanhtra")
+    url = "/xem-lai/c1-case1/dung-lai"
+    never = await auditor.submit(url)
+    assert never.status_code == 409 and "chưa được dựng bản xem lại lần nào" in never.text
+    assert (await auditor.post("/api/replays/c1-case1/compose")).json()["job"]["state"] == "queued"
+    page = (await auditor.get("/xem-lai/c1-case1")).text
+    assert 'data-testid="replay-recompose" hidden' in page and 'name="csrf_token"' in page
+    queued = await auditor.submit(url)
+    assert queued.status_code == 409 and "đang được dựng hoặc đang chờ dựng" in queued.text
+    now = datetime.fromtimestamp(NOW, UTC)
+    async with ctx.engine.begin() as conn:
+        job = await claim_next(conn, worker="test", now=now)
+        assert job is not None
+    running = await auditor.submit(url)
+    assert running.status_code == 409 and "đang được dựng" in running.text
+    async with ctx.engine.begin() as conn:
+        await finish_job(conn, job.id, output_path="replays/c1-case1.mp4.enc", now=now)
+    assert 'data-testid="replay-recompose" hidden' not in (await auditor.get("/xem-lai/c1-case1")).text
+    assert (await auditor.submit(url, csrf=False)).status_code == 403  # no token: refused before anything
+    chair, venue = await signed(app, "chutri"), await signed(app, "diemcau")
+    assert (await chair.submit("/xem-lai/c2-case2/dung-lai")).status_code == 404  # confidential: not confirmed
+    assert (await venue.submit(url)).status_code == 403
+    async with ctx.engine.connect() as conn:
+        assert (await job_for_segment(conn, "c1-case1")).state == "done"  # type: ignore[union-attr]
+    again = await auditor.submit(url)
+    assert again.status_code == 303 and again.headers["location"] == "/xem-lai/c1-case1?ok=recompose"
+    async with ctx.engine.connect() as conn:
+        queued_again = await job_for_segment(conn, "c1-case1")
+    assert queued_again is not None and (queued_again.state, queued_again.output_path) == ("queued", None)
+    assert "Đã gửi yêu cầu dựng lại" in (await auditor.get(again.headers["location"])).text
+    rows = await audit_rows(app, "c1-case1")
+    forced = [(actor, detail) for action, actor, detail in rows if action == "replay.compose_forced"]
+    assert len(forced) == 1 and forced[0][0].startswith("user:")
+    assert forced[0][1]["previous"] == "done" and forced[0][1]["replaced"] == "replays/c1-case1.mp4.enc"
+
+
+async def test_the_composite_is_sealed_on_disk_and_decrypted_by_range(app: FastAPI, recorded: dict[str, Recorded],
+                                                                      tmp_path: Path) -> None:
+    ctx: ConsoleContext = app.state.console
+    auditor = await signed(app, "thanhtra")
+    assert (await auditor.post("/api/replays/c1-case1/compose")).status_code == 202
+    worker = ReplayWorker(ctx.engine, ReplayWorkerOptions(root=tmp_path / "rec", poll_s=60,
+                                                          keyring_path=tmp_path / "data" / "keys" / "keyring.json"))
+    try:  # the worker of the default settings (TIEPDAN_RECORDING_ENCRYPT_ALL), one job
+        assert await worker.run_once() is True
+    finally:
+        await worker.close()
+    status = (await auditor.get("/api/replays/c1-case1")).json()
+    assert status["job"]["state"] == "done", status
+    sealed = recorded["open"].session_dir / "replays" / "c1-case1.mp4.enc"
+    assert [p.name for p in sealed.parent.iterdir()] == [sealed.name]
+    for path in (tmp_path / "rec").rglob("*"):  # no MP4 box in clear anywhere on the volume
+        assert not path.is_file() or b"ftyp" not in path.read_bytes(), path
+    url = status["composite"]
+    head = await auditor.get(url, headers={"range": "bytes=4-7"})
+    assert head.status_code == 206 and head.content == b"ftyp" and head.headers["content-type"] == "video/mp4"
+    whole = await auditor.get(url)
+    size = len(whole.content)
+    assert whole.status_code == 200 and whole.headers["content-length"] == str(size)
+    tail = await auditor.get(url, headers={"range": f"bytes={size - 1000}-"})
+    assert tail.status_code == 206 and tail.content == whole.content[-1000:]
+    assert tail.headers["content-range"] == f"bytes {size - 1000}-{size - 1}/{size}"
+    with av.open(io.BytesIO(whole.content)) as container:
+        assert sorted(st.codec_context.name for st in container.streams) == ["aac", "h264"]
+    # the whole read is a replay start; the ranges further in are a player seeking
+    assert [d["file"] for a, _, d in await audit_rows(app, "c1-case1") if a == "replay.segment"] == ["c1-case1.mp4"]
+
+
+@BOTH_DATABASES
+async def test_the_verification_names_what_the_case_store_recorded_and_the_disk_lacks(
+        app: FastAPI, recorded: dict[str, Recorded]) -> None:
+    ctx: ConsoleContext = app.state.console
+    async with ctx.engine.begin() as conn:
+        await conn.execute(update(recording_segments).where(recording_segments.c.segment == "c1-case1").values(
+            manifest_path=f"{SESSION}/manifests/00009-c1-case1.json", manifest_sha256="a" * 64))
+    auditor = await signed(app, "thanhtra")
+    result = (await auditor.get("/api/replays/c1-case1/verification")).json()
+    assert result["ok"] is False
+    assert {"kind": "db_only", "path": f"{SESSION}/manifests/00009-c1-case1.json", "informational": False,
+            "detail": "segment c1-case1 closed with this manifest in the case store; it is not on disk"} \
+        in result["findings"]
