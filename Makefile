@@ -33,8 +33,20 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
+# The suite in two runs: unit and integration tests on $(PYTEST_WORKERS) workers (pytest-xdist; each worker
+# has its own PostgreSQL database, Redis prefix, ports and data directories), then media, browser and system
+# tests one at a time, since they judge media and pages in real time. Both runs go even when the first
+# fails, so one `make test` reports everything. PYTEST_ARGS=... runs one pytest with those arguments instead.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
+ifdef PYTEST_ARGS
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+else
+	@status=0; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --kinds unit,integration || status=$$?; \
+	$(BIN)/python -m pytest --kinds media,browser,system || status=$$?; \
+	exit $$status
+endif
 
 test: $(STAMP) system-packages services lint typecheck imports pytest
 

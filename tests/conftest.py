@@ -116,37 +116,54 @@ def module_pg_url(pg_url: str) -> str:
 
 
 def _fresh_pg_database(base: str) -> str:
+    """A PostgreSQL database of a test's own: a role and its schema in the run's database.
+
+    The role logs in (trust auth) with ``search_path`` set to its schema alone, so everything the test and
+    the servers it starts create lands there, and nothing of another test is visible. A schema costs
+    milliseconds where ``CREATE DATABASE`` + ``DROP DATABASE`` cost about a second on a busy machine, for
+    some 260 tests. The run's database is dropped at the end (``pg_url``), then the roles."""
     import asyncpg
 
-    name = f"tiepdan_test_{RUN_ID}_{secrets.token_hex(3)}"
+    database = base.rsplit("/", 1)[1]
+    role = f"tiepdan_t_{RUN_ID}_{secrets.token_hex(3)}"
 
     async def create() -> None:
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=database)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+            await conn.execute(f'ALTER ROLE "{role}" SET search_path = "{role}"')
+            await conn.execute(f'CREATE SCHEMA "{role}" AUTHORIZATION "{role}"')
         finally:
             await conn.close()
 
     asyncio.run(create())
-    _created_pg.append(name)
-    return base.rsplit("/", 1)[0] + "/" + name
+    _created_pg_roles.append(role)
+    return f"postgresql+asyncpg://{role}@{PG_HOST}:{PG_PORT}/{database}"
 
 
-_created_pg: list[str] = []
+def pg_schema_of(url: str) -> str:
+    """The schema (and role) of a URL from :func:`_fresh_pg_database`."""
+    return url.split("://", 1)[1].split("@", 1)[0]
+
+
+_created_pg_roles: list[str] = []
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _drop_per_test_pg_databases() -> Iterator[None]:
+def _drop_per_test_pg_roles() -> Iterator[None]:
     yield
-    if not _created_pg:
+    if not _created_pg_roles:
         return
     import asyncpg
 
     async def drop() -> None:
         conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
         try:
-            for name in _created_pg:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # the run's database, where the roles own their schemas, is gone by now (pg_url is torn down
+            # first); in case it is not, drop it here
+            await conn.execute(f'DROP DATABASE IF EXISTS "tiepdan_test_{RUN_ID}" WITH (FORCE)')
+            for role in _created_pg_roles:
+                await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await conn.close()
 

@@ -355,10 +355,38 @@ def live_server(server_factory: Callable[..., LiveServer]) -> LiveServer:
 # -- Chromium ---------------------------------------------------------------------------------------
 
 
+#: The kinds of test (pyproject.toml's markers); each test is of exactly one, its closest such marker.
+KINDS = ("unit", "integration", "media", "browser", "system")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kinds", default=",".join(KINDS), metavar="KIND,...",
+                     help="run only tests of these kinds (closest marker among " + ", ".join(KINDS) + "); "
+                     "`make pytest` runs unit,integration on two workers, then the rest one at a time")
+
+
+def kind_of(item: pytest.Item) -> str | None:
+    """The kind of a test: the closest of :data:`KINDS` among its markers (a test's own marker wins over
+    its module's ``pytestmark``; a parameter's over both)."""
+    return next((mark.name for mark in item.iter_markers() if mark.name in KINDS), None)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items if kind_of(item) is None]
+    if unmarked:
+        raise pytest.UsageError("every test needs one of the markers " + ", ".join(KINDS) + "; these have none:\n  "
+                                + "\n  ".join(unmarked))
+    wanted = {kind.strip() for kind in str(config.getoption("--kinds")).split(",") if kind.strip()}
+    if not wanted <= set(KINDS):
+        unknown = ", ".join(sorted(wanted - set(KINDS)))
+        raise pytest.UsageError(f"--kinds takes some of {', '.join(KINDS)}, not {unknown}")
+    if wanted != set(KINDS):
+        deselected = [item for item in items if kind_of(item) not in wanted]
+        items[:] = [item for item in items if kind_of(item) in wanted]
+        config.hook.pytest_deselected(items=deselected)
     # Playwright's sync API keeps its event loop set on the main thread while the session browser is
     # open, and async tests cannot start a loop then: every ``browser`` test runs after the others.
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    items.sort(key=lambda item: kind_of(item) == "browser")
 
 
 def ensure_chromium() -> str:

@@ -23,6 +23,8 @@ from evidence import Keyring
 from signaling.grants import ROLE_GRANTS, Role
 from tiepdan.db import make_engine
 
+from ..conftest import pg_schema_of
+
 pytestmark = pytest.mark.integration
 
 NAME = "Đặng Thị Hồng Nhung"
@@ -86,8 +88,8 @@ async def test_no_identity_in_clear_in_the_database(engine: AsyncEngine, databas
         raw = b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if Path(p).exists())
     else:
         dbname = database_url.rsplit("/", 1)[1]
-        raw = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", dbname], capture_output=True,
-                             check=True, timeout=60).stdout
+        raw = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-n", pg_schema_of(database_url),
+                              dbname], capture_output=True, check=True, timeout=60).stdout
     for needle in _forms(NAME) + _forms(ID_NUMBER) + _forms("Tiên Du"):
         assert needle not in raw, needle
 
