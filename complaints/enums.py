@@ -166,6 +166,9 @@ class ReceptionOutcome(LabelledEnum):
     MEET_LEADER = ("meet_leader", "Yêu cầu gặp lãnh đạo")
     MORE_INFORMATION = ("more_information", "Bổ sung thông tin")
     REFUSED = ("refused", "Từ chối tiếp")
+    # A denunciation raised in an online session is heard in a closed segment or rescheduled in person: the
+    # denouncer's identity is secret (Luật Tố cáo Điều 9 k1b, 47 k2, 56; domain.md §6.3).
+    RESCHEDULE_IN_PERSON = ("reschedule_in_person", "Hẹn tiếp trực tiếp")
 
     @property
     def register_column(self) -> int | None:

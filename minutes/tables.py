@@ -102,3 +102,95 @@ minutes_draft_versions = sa.Table(
 )
 
 __all__ += ["minutes_drafts", "minutes_draft_versions"]
+
+# -- read-back, confirmation, approval and closing (revision 0016) -----------------------------------------
+# The read-back of a draft (minutes.approval): the version shown to the citizen with its content hash, the
+# citizen's confirmation (a signature drawn on screen, kept in ``minutes_signatures`` with its SHA-256, or the
+# secretary's note "confirmed verbally" at a recording time), the chair's approval bound to the confirmed hash,
+# and the ``case.closed`` the scheduler announced. ``problems`` lists, field by field, why the case could not be
+# written yet. ``minutes_case_records`` is what closing wrote into the complaint database (minutes.closing):
+# one row per draft, so a replayed event or a second approval never writes twice.
+minutes_signatures = sa.Table(
+    "minutes_signatures", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("draft_id", sa.String(36), sa.ForeignKey("minutes_drafts.id"), nullable=False, index=True),
+    sa.Column("readback_sha256", sa.String(64), nullable=False),    # the content the citizen confirmed
+    sa.Column("sha256", sa.String(64), nullable=False),             # of the PNG below
+    sa.Column("png", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("submitted_by", sa.String(200), nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+minutes_approvals = sa.Table(
+    "minutes_approvals", metadata,
+    sa.Column("draft_id", sa.String(36), sa.ForeignKey("minutes_drafts.id"), primary_key=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.String(36), nullable=False, index=True),
+    sa.Column("readback_version", sa.Integer, nullable=True),
+    sa.Column("readback_sha256", sa.String(64), nullable=True),
+    sa.Column("requested_by", sa.String(200), nullable=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("confirmation", sa.String(16), nullable=True),       # signature | verbal
+    sa.Column("confirmed_sha256", sa.String(64), nullable=True),
+    sa.Column("confirmed_by", sa.String(200), nullable=True),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("signature_id", sa.String(36), sa.ForeignKey("minutes_signatures.id"), nullable=True),
+    sa.Column("verbal_media_s", sa.Integer, nullable=True),        # the recording time of the verbal confirmation
+    sa.Column("approved_sha256", sa.String(64), nullable=True),
+    sa.Column("approved_by", sa.String(200), nullable=True),
+    sa.Column("approved_name", sa.String(200), nullable=True),      # recorded as the officer of the reception
+    sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("case_closed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("case_closed_by", sa.String(200), nullable=True),
+    sa.Column("problems", sa.JSON, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("confirmation IS NULL OR confirmation IN ('signature', 'verbal')", name="confirmation"),
+    sa.CheckConstraint("confirmation IS NULL OR confirmed_sha256 IS NOT NULL", name="confirmed_hash"),
+    sa.CheckConstraint("confirmation <> 'signature' OR signature_id IS NOT NULL", name="signature"),
+    sa.CheckConstraint("confirmation <> 'verbal' OR verbal_media_s IS NOT NULL", name="verbal"),
+)
+
+minutes_case_records = sa.Table(
+    "minutes_case_records", metadata,
+    sa.Column("draft_id", sa.String(36), sa.ForeignKey("minutes_drafts.id"), primary_key=True),
+    sa.Column("case_id", sa.String(36), nullable=False, index=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),     # the minutes as approved
+    sa.Column("draft_version", sa.Integer, nullable=False),
+    sa.Column("reception_id", sa.String(36), nullable=False),
+    sa.Column("decision_id", sa.String(36), nullable=False),
+    sa.Column("directives", sa.JSON, nullable=False),               # the directive ids, in the minutes' order
+    sa.Column("segments", sa.JSON, nullable=False),                 # the recording segments of the case's call(s)
+    sa.Column("recorded_by", sa.String(200), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+__all__ += ["minutes_signatures", "minutes_approvals", "minutes_case_records"]
+
+
+# -- the case timeline (revision 0017) ---------------------------------------------------------------------
+# One row per event of a case's timeline (minutes.timeline): the queue's calls, the room's floor, venue links and
+# closed segments, the recorder's segments. ``case_id``/``call_seq`` of a room event and every row's ``segment``,
+# ``segment_t0`` and ``media_at`` (seconds on the recording's session clock) are its placement, settled again
+# whenever an event of the session arrives. A closed segment's row keeps no venue. The key is the event id.
+minutes_timeline = sa.Table(
+    "minutes_timeline", metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),                # the event's type
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("case_id", sa.String(36), nullable=True, index=True),
+    sa.Column("call_seq", sa.Integer, nullable=True),
+    sa.Column("venue", sa.String(64), nullable=True),
+    sa.Column("segment", sa.String(80), nullable=True),
+    sa.Column("segment_t0", sa.Float, nullable=True),
+    sa.Column("segment_opened_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("media_at", sa.Float, nullable=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_minutes_timeline_session_occurred", "session_id", "occurred_at"),
+)
+
+__all__ += ["minutes_timeline"]

@@ -28,6 +28,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("/follow-up", "nav.follow_up", Grant.DIRECTIVES),
     NavItem("/phien", "nav.live", Grant.SUBSCRIBE),
     NavItem("/bien-ban", "nav.minutes", Grant.MINUTES),
+    NavItem("/van-ban", "nav.documents", any_of=frozenset({Grant.MINUTES, Grant.APPROVE})),
     NavItem("/bang-so", "nav.board", Grant.QUEUE_BOARD),
     NavItem("/xem-lai", "nav.replay", any_of=frozenset({Grant.REPLAY, Grant.CONFIDENTIAL_REPLAY})),
     NavItem("/lich", "nav.calendar", Grant.MANAGE),  # planning needs manage (schedules.plan_session)

@@ -163,6 +163,13 @@ ROUTE_LIMITS = RouteLimits([
     _row("GET", "/bang-so/{session_id}/{venue}", NO_BODY, SIGNED_IN),
     _row("GET", "/bien-ban", NO_BODY, SIGNED_IN),  # the live minutes (room_console.views.minutes)
     _row("GET", "/bien-ban/{session_id}/{case_id}", NO_BODY, SIGNED_IN),
+    _row("GET", "/van-ban", NO_BODY, SIGNED_IN),  # the signed documents (room_console.views.documents)
+    _row("GET", "/van-ban/{session_id}", NO_BODY, SIGNED_IN),
+    _row("POST", "/van-ban/{session_id}/bien-ban/{case_id}", SMALL_FORM, SIGNED_IN),  # issue a case's minutes
+    _row("POST", "/van-ban/{session_id}/thong-bao", SMALL_FORM, SIGNED_IN),  # issue the conclusion notice
+    _row("POST", "/van-ban/tai-lieu/{document_id}/ky-lai", SMALL_FORM, SIGNED_IN),  # sign a kept draft again
+    _row("GET", "/van-ban/tai-lieu/{document_id}/ban-goc", NO_BODY, SIGNED_IN),  # the signed original
+    _row("GET", "/van-ban/tai-lieu/{document_id}/ban-cong-khai", NO_BODY, SIGNED_IN),  # the public twin
     # -- the complaint API (a session or a service token) ---------------------------------------------
     _row("GET", "/api/openapi.json", NO_BODY, ACTOR),  # administrators only, and not in production
     _row("GET", "/api/cases", NO_BODY, ACTOR),
@@ -208,6 +215,13 @@ ROUTE_LIMITS = RouteLimits([
     _row("PUT", "/api/minutes/{session_id}/{case_id}", DOCUMENT_JSON, ACTOR),
     _row("GET", "/api/minutes/{session_id}/{case_id}/versions", NO_BODY, ACTOR),
     _row("GET", "/api/minutes/{session_id}/{case_id}/versions/{version}", NO_BODY, ACTOR),
+    # read-back, confirmation and approval (room_console.api.minutes_approval); a signature: one PNG of 256 KB
+    _row("GET", "/api/minutes-approval/{session_id}", NO_BODY, ACTOR),
+    _row("GET", "/api/minutes-approval/{session_id}/{case_id}", NO_BODY, ACTOR),
+    _row("POST", "/api/minutes-approval/{session_id}/{case_id}/readback", SMALL_FORM, ACTOR),
+    _row("POST", "/api/minutes-approval/{session_id}/{case_id}/signature", JSON_BODY, ACTOR),
+    _row("POST", "/api/minutes-approval/{session_id}/{case_id}/verbal", SMALL_FORM, ACTOR),
+    _row("POST", "/api/minutes-approval/{session_id}/{case_id}/approve", SMALL_FORM, ACTOR),
 ])
 
 Authenticate = Callable[[Request, Access], Awaitable[None]]

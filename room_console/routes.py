@@ -449,6 +449,7 @@ def install_console(app: FastAPI, options: ConsoleOptions) -> None:
         install_problem_handlers,
     )
     from .api.minutes import create_minutes_api_router
+    from .api.minutes_approval import create_minutes_approval_router
     from .views import create_views_router
 
     app.include_router(create_console_router())
@@ -457,6 +458,7 @@ def install_console(app: FastAPI, options: ConsoleOptions) -> None:
     app.include_router(create_roll_call_api_router())
     app.include_router(create_sessions_api_router())
     app.include_router(create_minutes_api_router())
+    app.include_router(create_minutes_approval_router())
     app.include_router(create_views_router())
     install_problem_handlers(app)
     app.mount("/static", StaticFiles(packages=[("room_console", "static")]), name="static")

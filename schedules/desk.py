@@ -7,11 +7,14 @@
    and the second takes the next ticket number, with no deadlock between their reads and writes;
 2. checks that the session is today's and is published, open or in progress, and that the venue is one
    of the session's;
-3. records the petition through :func:`complaints.intake.record_intake` (same rules as the intake page:
-   a new case or an existing one; a denunciation is sealed by the case store's confidentiality rule),
-   announcing a new case (``case.created``) or a case that became confidential (``case.updated``);
+3. records the petition through the case store's service, :func:`complaints.service.record_intake` (same
+   rules as the intake page: a new case or an existing one; a denunciation is sealed by the case store's
+   confidentiality rule), which writes its audit row (``case.intake``) and announces it: ``case.created``
+   for a new case, else ``case.petition_added`` and, when the case became confidential, ``case.updated``;
 4. writes the reception entry (lượt tiếp) of the session with the triage outcome, and for a refusal
-   its written reason (LTCD Điều 9), for a forwarded petition the receiving body;
+   its written reason (LTCD Điều 9), for a forwarded petition the receiving body, through
+   :func:`complaints.service.add_reception` (audit row ``case.reception``, ``case.reception_recorded``);
+   the desk officer (``officer``, else the actor's label) is the entry's officer;
 5. only for "đề xuất lãnh đạo tiếp", issues the next ticket (:func:`schedules.tickets.issue_ticket`)
    with the priority grounds: those declared at the desk, plus "elderly" computed from the birth
    date on the session's day; a denunciation (any case confidential by the case store's rule) must
@@ -33,15 +36,14 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from complaints.cases import add_reception_entry, get_case
+from complaints.cases import get_case
 from complaints.confidentiality import is_confidential
 from complaints.enums import LabelledEnum, PetitionKind, ReceptionOutcome
-from complaints.intake import Intake, IntakeResult, record_intake
+from complaints.intake import Intake, IntakeResult
+from complaints.service import Caller, add_reception, record_intake
 from complaints.tables import cases
 from evidence import Keyring
-from signaling.events import CaseCreated, CaseUpdated
 from signaling.grants import Grant
-from signaling.outbox import add_to_outbox
 
 from ._clock import VIETNAM_TZ, local_day
 from ._service import Clock, audit, now_of, require_grant
@@ -183,21 +185,14 @@ async def register_at_desk(conn: AsyncConnection, keyring: Keyring, reg: DeskReg
     issues = reg.triage is Triage.PROPOSE_LEADER
     if issues and reg.intake.petition.kind is PetitionKind.DENUNCIATION:
         check_handling(True, reg.handling)  # before anything is written
+    caller = Caller(label=actor, name=reg.officer or actor, grants=frozenset(grants), venue=reg.venue)
     intake = replace(reg.intake, venue=reg.venue, reception=None)
-    result = await record_intake(conn, keyring, intake, actor=actor, grants=grants, now=now)
+    result = await record_intake(conn, keyring, caller, intake, now=now)
+    entry_id, nth = await add_reception(
+        conn, keyring, caller, result.case_id, received_on=now.date(), reception_type=record.session.kind,
+        form=record.session.form, with_petition=True, now=now, petitioner_id=result.petitioner_id,
+        session_id=record.id, host=record.host, venue=reg.venue, outcome=reg.triage.reception_outcome, notes=notes)
     case = await get_case(conn, result.case_id)
-    if result.new_case:
-        await add_to_outbox(conn, CaseCreated(case=case.id, by=actor, kind=case.kind.value, status=case.status.value,
-                                              confidential=case.confidential, venue=case.venue, occurred_at=now))
-    elif result.became_confidential:
-        await add_to_outbox(conn, CaseUpdated(
-            case=case.id, by=actor, case_version=case.version, changed=("confidential",), kind=case.kind.value,
-            status=case.status.value, subject_area=case.subject_area, confidential=True, occurred_at=now))
-    entry_id, nth = await add_reception_entry(
-        conn, result.case_id, received_on=now.date(), reception_type=record.session.kind, form=record.session.form,
-        with_petition=True, now=now, keyring=keyring, actor=actor, petitioner_id=result.petitioner_id,
-        session_id=record.id, host=record.host, venue=reg.venue, officer=reg.officer,
-        outcome=reg.triage.reception_outcome, notes=notes)
     ticket = None
     handling = None
     if issues:

@@ -27,6 +27,7 @@ from room_console import install_console
 from room_console.actor import CurrentActor, require_any
 from room_console.api.venue_link import create_venue_link_api_router
 from room_console.views.document_verify import router as document_verify_router
+from room_console.views.documents import router as documents_router
 from room_console.views.replay import router as replay_views_router
 from signaling.bus import Bus
 from signaling.grants import Grant
@@ -36,6 +37,7 @@ from signaling.supervisor import Backoff, Supervisor
 from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
+from .documents_wiring import wire_documents
 from .link_wiring import wire_link_marks, wire_link_watch
 from .minutes_wiring import wire_minutes
 from .recording_wiring import wire_recordings
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await wire_link_watch(services, stack)  # roles all, control: a lost venue's case pauses
             await wire_recordings(services, stack)  # roles all, control: segments kept, linked to cases
             await wire_minutes(services, stack)  # roles all, control: a called case opens its minutes draft
+            wire_documents(app, services)  # app.state.documents: issue, sign, read the minutes' documents
             await wire_timekeeper(app, services, stack)  # roles all, control: sessions open and close on time
             await wire_replay(app, services, stack)  # app.state.replay; roles all, worker: the replay worker
             await wire_room_server(app, services, stack)  # app.state.room_server (roles all, media)
@@ -146,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_console(app, console_options(settings))
     app.include_router(replay_views_router)  # /xem-lai: auditors' replay pages (room_console/views/replay.py)
     app.include_router(document_verify_router)  # /xac-minh: public verification of signed documents
+    app.include_router(documents_router)  # /van-ban: the secretary's and the chair's signed documents
     app.include_router(create_venue_link_api_router())  # the chair's «venue is back» (schedules.link_watch)
     if settings.mode != "production":
 

@@ -32,7 +32,11 @@ What it does, in order:
    connection and the chair's), that every ticket was called in the published order, that every page saw
    each number, that the called venue got the floor and that each case ended with the floor back at the
    main venue (:func:`call_problems`); exits 0 only when every check passes. Otherwise prints the
-   console's address and runs until Ctrl-C, then ends the case being heard and closes the session.
+   console's address and runs until Ctrl-C, then ends the case being heard and closes the session;
+7. ``--headless``: issues the session's conclusion notice (thông báo kết luận) from the minutes of the called
+   cases and checks with pyHanko's validator that the signed original and its public twin validate (against
+   the local test CA of :mod:`tiepdan.dev_signer` when no signer is configured: :mod:`tiepdan.demo_documents`);
+   exits 0 only when they do.
 
 All bots and the SFU use loopback only (aioice never offers 127.0.0.1 by itself: the demo lets it), unless
 ``--lan`` (then venues on the network could reach the SFU).
@@ -155,6 +159,9 @@ MESSAGES: dict[str, str] = {
     "recording_ok": "tiepdan demo: đạt — {count} vụ việc đã gọi đều có đoạn ghi hình ({files} tệp), bản ghi hình "
                     "và biên bản toàn vẹn (chữ ký, mã băm)",
     "recording_bad": "tiepdan demo: KHÔNG ĐẠT — bản ghi hình: {problem}",
+    "notice_ok": "tiepdan demo: đạt — thông báo kết luận của phiên đã được ký số ({number}, mã {id}); chữ ký của "
+                 "bản gốc và bản công khai hợp lệ",
+    "notice_bad": "tiepdan demo: KHÔNG ĐẠT — thông báo kết luận: {problem}",
     "failed": "tiepdan demo: lỗi: {error}",
     "stopping": "tiepdan demo: đang dừng…",
 }
@@ -640,7 +647,8 @@ async def _run(settings: Settings, options: DemoOptions, loops: list[VenueLoop],
             if server_task.done():
                 raise RuntimeError("the server stopped during the demo")
             status = _report(bots, loops, session, time.monotonic() - started, _cpu_seconds() - cpu_started)
-            return max(status, await _check_recordings(app, settings, room, bots[0]))
+            status = max(status, await _check_recordings(app, settings, room, bots[0]))
+            return max(status, await _check_notice(app, room))
         password = await _demo_account(app, DEMO_CHAIR, "Chủ trì phiên trình diễn", "chair")
         say("chair", url=base, room=room, username=DEMO_CHAIR, password=password)
         say("stop")
@@ -695,6 +703,19 @@ async def _check_recordings(app: Any, settings: Settings, room: str, observer: V
     if check.problems:
         return 1
     say("recording_ok", count=len(check.segments), files=check.files)
+    return 0
+
+
+async def _check_notice(app: Any, room: str) -> int:
+    """Headless: the session's conclusion notice is issued and its signatures validate."""
+    from .demo_documents import issue_session_notice
+
+    check = await issue_session_notice(app, room)
+    for problem in check.problems:
+        say("notice_bad", problem=problem)
+    if check.problems or check.record is None:
+        return 1
+    say("notice_ok", number=check.record.number_symbol, id=check.record.id)
     return 0
 
 

@@ -1,7 +1,8 @@
 """Wiring of the live minutes (:mod:`minutes.drafts`) into the app: for the roles where the minutes service
 runs (``all``, ``control``), a supervised loop (``minutes-drafts``) consumes the bus group ``minutes-drafts``
-and opens the draft of each called case. Control processes share the group, so one of them handles each
-event. The consumer is named after this process (host and pid).
+and opens the draft of each called case; a second (``minutes-timeline``) consumes ``minutes-timeline`` and
+keeps each case's timeline (:mod:`minutes.timeline`). Control processes share each group, so one of them
+handles each event. The consumer is named after this process (host and pid).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from complaints.workdays import default_calendar
+from minutes.closing_consumer import CLOSING_GROUP, closing_handler, watch_closing
 from minutes.drafts_consumer import DRAFTS_GROUP, drafts_handler, watch_drafts
+from minutes.timeline import TIMELINE_GROUP, timeline_handler, watch_timeline
 
 if TYPE_CHECKING:
     from .app import Services
@@ -28,11 +31,19 @@ async def wire_minutes(services: Services, stack: AsyncExitStack, *, consumer: s
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
     bus = services.bus
     await bus.create_group(DRAFTS_GROUP)  # before the scheduler publishes: no call is missed
+    await bus.create_group(TIMELINE_GROUP)
+    await bus.create_group(CLOSING_GROUP)  # case.closed notes the close and writes the approved minutes
     handler = drafts_handler(services.engine, default_calendar())
     supervisor = services.supervisor
     loop = supervisor.run("minutes-drafts", lambda: watch_drafts(bus, handler, consumer=name))
+    timeline = timeline_handler(services.engine)
+    timeline_loop = supervisor.run("minutes-timeline", lambda: watch_timeline(bus, timeline, consumer=name))
+    closing = closing_handler(services.engine, services.keyring, default_calendar())
+    closing_loop = supervisor.run("minutes-closing", lambda: watch_closing(bus, closing, consumer=name))
 
     async def stop() -> None:
+        await supervisor.stop(closing_loop)
+        await supervisor.stop(timeline_loop)
         await supervisor.stop(loop)
 
     stack.push_async_callback(stop)

@@ -396,4 +396,85 @@
       });
     }
   }
+
+  // -- a closed segment (phiên kín) asked from the minutes --------------------------------------------------
+  // The same request as the live page's: a short connection to the live room (/ws, docs/protocol.md) that
+  // joins, sends closed_segment.request{venue} and leaves once the room shows it requested. The chair confirms
+  // it on the live page, as always.
+  const cs = root.querySelector('[data-testid="minutes-cs"]');
+  if (cs) {
+    const csButton = cs.querySelector('[data-action="cs-request"]');
+    const csVenue = cs.querySelector('[data-testid="minutes-cs-venue"]');
+    const csStatus = cs.querySelector('[data-testid="minutes-cs-status"]');
+    const csText = function (name, state) {
+      csStatus.textContent = msg(name);
+      csStatus.dataset.state = state;
+    };
+    csButton.addEventListener("click", async function () {
+      const venue = csVenue.value;
+      csButton.disabled = true;
+      csText("cs_sending", "sending");
+      let socket = null;
+      const finish = function (name, stateName) {
+        csText(name, stateName);
+        csButton.disabled = false;
+        if (socket && socket.readyState === WebSocket.OPEN) {
+          socket.send(JSON.stringify({ type: "leave" }));
+        }
+        socket = null;
+      };
+      let response;
+      try {
+        response = await fetch("/api/live/connect-ticket", {
+          method: "POST", credentials: "same-origin", cache: "no-store",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify({ room: config.session }),
+        });
+      } catch (err) {
+        finish("cs_failed", "failed");
+        return;
+      }
+      if (!response.ok) {
+        finish(response.status === 404 ? "cs_no_room" : "cs_failed", "failed");
+        return;
+      }
+      const ticket = (await response.json()).connect_ticket;
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      socket = new WebSocket(scheme + "//" + location.host + "/ws?room=" + encodeURIComponent(config.session) +
+                             "&connect=" + encodeURIComponent(ticket));
+      const ws = socket;
+      const timer = setTimeout(function () { if (socket === ws) { finish("cs_failed", "failed"); } }, 15000);
+      ws.addEventListener("open", function () {
+        ws.send(JSON.stringify({ type: "join", protocol: 1, id: "minutes-join" }));
+      });
+      ws.addEventListener("message", function (event) {
+        if (socket !== ws) { return; }
+        let m;
+        try { m = JSON.parse(event.data); } catch (err) { return; }
+        const shown = function (segment) {
+          if (!segment || segment.venue !== venue) { return false; }
+          clearTimeout(timer);
+          finish(segment.state === "active" ? "cs_active" : "cs_requested", segment.state);
+          return true;
+        };
+        if (m.type === "welcome") {
+          if (m.status !== "admitted") { clearTimeout(timer); finish("cs_lobby", "failed"); return; }
+          if (shown(m.room ? m.room.closed_segment : null)) { return; }
+          ws.send(JSON.stringify({ type: "closed_segment.request", venue: venue, id: "minutes-cs" }));
+        } else if (m.type === "closed_segment.changed") {
+          shown(m.closed_segment);
+        } else if (m.type === "error" && (m.ref === "minutes-cs" || m.ref === "minutes-join")) {
+          clearTimeout(timer);
+          csText("cs_failed", "failed");
+          csStatus.textContent = m.message || msg("cs_failed");
+          csButton.disabled = false;
+          ws.send(JSON.stringify({ type: "leave" }));
+          socket = null;
+        }
+      });
+      ws.addEventListener("close", function () {
+        if (socket === ws) { clearTimeout(timer); finish("cs_failed", "failed"); }
+      });
+    });
+  }
 })();

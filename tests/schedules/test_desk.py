@@ -5,6 +5,7 @@ registration writes (reception entry, ticket, audit row and outbox events, in on
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -15,13 +16,13 @@ from complaints.enums import PetitionerType, PetitionKind, PetitionSource
 from complaints.intake import Intake
 from complaints.petitioners import NewPetitioner
 from complaints.petitions import NewPetition
-from complaints.tables import audit_events
+from complaints.tables import audit_events, reception_entries
 from evidence import Keyring
 from schedules import PriorityGround, VenueChoice, publish_session
 from schedules.desk import DeskRegistration, Triage, register_at_desk
 from schedules.errors import NotPermitted, SessionNotToday, TicketsNotIssued
 
-from .conftest import ACTOR, ADMIN, CALENDAR, CHAIR, DESK, FakeClock, add_venues, outbox_events, plan
+from .conftest import ACTOR, ADMIN, CALENDAR, CHAIR, DESK, FakeClock, add_venues, audit_actions, outbox_events, plan
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +97,28 @@ async def test_the_desk_registers_only_on_the_session_day_and_in_a_published_or_
         done = await register_at_desk(conn, RING, desk(date(1980, 1, 1), Triage.EXPLAIN), actor=ACTOR, grants=DESK,
                                       clock=clock)
     assert done.ticket is None and done.reception_nth == 1
+
+
+async def test_the_desk_writes_through_the_case_store_service_with_its_audit_rows_and_events(
+        engine: AsyncEngine, clock: FakeClock) -> None:
+    await published(engine, clock)
+    clock.set_local(DAY, 7)
+    async with engine.begin() as conn:
+        first = await register_at_desk(conn, RING, desk(date(1980, 1, 1), Triage.EXPLAIN, officer="Cán bộ Hà"),
+                                       actor=ACTOR, grants=DESK, clock=clock)
+    case_id = first.intake.case_id
+    again = desk(date(1980, 1, 1))
+    async with engine.begin() as conn:  # the same citizen comes back: a second petition of the same case
+        await register_at_desk(conn, RING, replace(again, intake=Intake(
+            petition=again.intake.petition, petitioner_id=first.intake.petitioner_id, case_id=case_id)),
+            actor=ACTOR, grants=DESK, clock=clock)
+    case_events = [e.type for e in await outbox_events(engine)
+                   if e.type.startswith("case.") and getattr(e, "case", None) == case_id]
+    assert case_events == ["case.created", "case.reception_recorded", "case.petition_added",
+                           "case.reception_recorded"]
+    actions = [a for a, _kind, target in await audit_actions(engine) if target == case_id]
+    assert actions == ["case.intake", "case.reception", "desk.registered"] * 2
+    async with engine.connect() as conn:
+        officers = (await conn.execute(select(reception_entries.c.officer).where(
+            reception_entries.c.case_id == case_id).order_by(reception_entries.c.nth))).scalars().all()
+    assert officers == ["Cán bộ Hà", ACTOR]  # the desk officer, else the actor's label

@@ -49,6 +49,7 @@ def test_headless_demo_calls_every_ticket_in_the_published_order_and_every_venue
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
     assert "đạt — mọi điểm cầu đã nhận hình của mọi điểm cầu khác" in result.stderr
     assert "KHÔNG ĐẠT" not in result.stderr
+    assert "thông báo kết luận của phiên đã được ký số" in result.stderr  # and pyHanko validated it
 
     # the session: eight citizens (one per commune) registered at the desk, the elderly one (3) and the
     # disabled one (4) first in the published order, called in that order, every page saw every number

@@ -1,12 +1,14 @@
 """The console as a person's browser uses it, for bots: sign in with a console account, then call the JSON
-APIs with the session cookie and the page's CSRF token — the desk officer's page (``/api/desk/*``) and the
-chair's queue controls (``/api/sessions/{id}/queue``) and roll call (``/api/sessions/{id}/roll-call``).
+APIs with the session cookie and the page's CSRF token — the desk officer's page (``/api/desk/*``), the
+chair's queue controls (``/api/sessions/{id}/queue``), roll call (``/api/sessions/{id}/roll-call``) and
+approval of the minutes (``/api/minutes-approval/…/approve``); the secretary's bot is
+:mod:`tiepdan.bots.secretary_bot`.
 
 :class:`ConsoleClient` signs in like the login form (``GET /login`` for the form's token, ``POST /login``),
 reads the CSRF token from the ``<meta name="csrf-token">`` of a signed-in page and sends it as
-``X-CSRF-Token`` on every ``POST``. :class:`DeskBot` registers citizens (:class:`DemoCitizen`: a chip ID
+``X-CSRF-Token`` on every ``POST`` and ``PUT``. :class:`DeskBot` registers citizens (:class:`DemoCitizen`: a chip ID
 card's QR string, as the desk's USB scanner types it) and :class:`ChairBot` records the roll call, reads the
-queue and acts on it.
+queue, acts on it and approves the minutes.
 A refused request raises :class:`ConsoleRefused` with the status and the problem's ``error`` code.
 """
 
@@ -77,6 +79,13 @@ class ConsoleClient:
         response = await self.http.post(url, json=payload, headers={"x-csrf-token": self.csrf})
         if response.status_code != ok:
             raise ConsoleRefused(f"POST {url}", response.status_code, _code(response))
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def put_json(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        response = await self.http.put(url, json=payload, headers={"x-csrf-token": self.csrf})
+        if response.status_code != 200:
+            raise ConsoleRefused(f"PUT {url}", response.status_code, _code(response))
         body: dict[str, Any] = response.json()
         return body
 
@@ -164,3 +173,9 @@ class ChairBot:
                                              {"expected_version": self.version})
         self.version = int(answer["version"])
         return answer
+
+    async def approve(self, case_id: str, confirmed_sha256: str) -> dict[str, Any]:
+        """Approve the minutes of ``case_id`` the citizen confirmed (``/api/minutes-approval/…/approve``,
+        grant ``approve``): the approval's state (``recorded`` once the case is written)."""
+        return await self.client.post_json(f"/api/minutes-approval/{self.session_id}/{case_id}/approve",
+                                           {"confirmed_sha256": confirmed_sha256})

@@ -1,0 +1,260 @@
+"""Building the signed documents from the live minutes: a case's biên bản (:class:`CaseMinutesDoc`) from its
+draft, and a session's thông báo kết luận (:class:`ConclusionNoticeDoc`) from the drafts of its cases.
+
+Theory of operation
+-------------------
+The minutes do not read the session table (``schedules`` is not imported here): the caller passes what the
+document prints of the session as :class:`SessionFacts` (its id, title, day, host and venue names).
+
+* **Track.** Nothing in the schedule records whether the host is a Party or a State official: the host is a
+  leader id (a position slug such as ``bi-thu-tinh-uy``). :func:`track_for_host` decides: a host whose id
+  names a Party office (``bi-thu``, ``tinh-uy``, ``dang-uy``, ``thanh-uy``, ``ban-noi-chinh``, ``ubkt``) or
+  no host named yet → :attr:`Track.PARTY` (the product's first use: the Provincial Party Secretary's
+  sessions, organised by Ban Nội chính); any other host (e.g. ``chu-tich-ubnd-tinh``) → :attr:`Track.STATE`.
+  Each track has its issuing body (:class:`Issuer`: :data:`PARTY_ISSUER`, :data:`STATE_ISSUER`).
+* **Numbering.** The số is left blank (the clerk, văn thư, numbers the document in the register); the ký hiệu
+  is the issuer's.
+* **People.** The biên bản names the citizens of the case (name, ID number, address, phone, birth year): the
+  registered petitioners and, for a denunciation, the identity the secretary typed into the minutes. A
+  sealed identity is opened for the document by the minutes service (audited ``identity.view``, purpose
+  ``biên bản``): it goes only into the original, which the store keeps encrypted and the console gives only
+  to holders of ``identity_read`` ("MẬT"); the public twin scrubs it. The notice receives the sealed
+  identities too, only so that the renderer can scrub them from every text: it never prints them
+  (:func:`minutes.documents.render_html`).
+* **Texts** are taken as the secretary typed them (the renderer escapes them); the directives name their
+  units by name, with the deadline the draft computed in working days.
+
+Every function reads within the caller's transaction and writes only the audit rows of the identity views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from complaints.cases import get_case
+from complaints.errors import NotFound
+from complaints.tables import petition_parties, petitioners, petitions, units
+from complaints.vault import read_identity
+from evidence import Keyring
+from signaling.grants import Grant
+
+from .documents import (
+    CaseMinutesDoc,
+    Citizen,
+    ConclusionNoticeDoc,
+    DirectiveLine,
+    DocumentHeader,
+    NoticeCase,
+    Official,
+    SignatureBlock,
+    Track,
+)
+from .drafts import VIETNAM_TZ, Author, Draft, load_draft
+from .drafts_content import MinutesContent
+from .tables import minutes_drafts
+
+__all__ = ["Issuer", "PARTY_ISSUER", "STATE_ISSUER", "SessionFacts", "NothingToIssue", "case_minutes_doc",
+           "conclusion_notice_doc", "issuer_for", "track_for_host"]
+
+_PARTY_MARKERS = ("bi-thu", "tinh-uy", "dang-uy", "thanh-uy", "huyen-uy", "ban-noi-chinh", "ubkt")
+_IMPLIED_READ = frozenset({Grant.IDENTITY_READ})  # the document's own use of a sealed identity (module doc)
+
+
+class NothingToIssue(NotFound):
+    """No minutes to build the document from (the case was not called in the session, or no case was)."""
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """The body that issues the documents of one track, and who signs them."""
+
+    track: Track
+    parent_body: str
+    issuing_body: str
+    issuing_body_title: str     # the body in a sentence ("Ban Nội chính Tỉnh ủy")
+    minutes_symbol: str
+    notice_symbol: str
+    place: str
+    host_position: str          # the host's office, as the notice names it
+    signature: SignatureBlock
+    recipients: tuple[str, ...] = field(default=())
+
+
+PARTY_ISSUER = Issuer(
+    track=Track.PARTY, parent_body="TỈNH ỦY BẮC NINH", issuing_body="BAN NỘI CHÍNH",
+    issuing_body_title="Ban Nội chính Tỉnh ủy", minutes_symbol="BB/BNCTU", notice_symbol="TB/BNCTU",
+    place="Bắc Ninh", host_position="Bí thư Tỉnh ủy",
+    signature=SignatureBlock("T/L BAN THƯỜNG VỤ", "TRƯỞNG BAN NỘI CHÍNH", ""),
+    recipients=("Thường trực Tỉnh ủy (để b/c)",))
+STATE_ISSUER = Issuer(
+    track=Track.STATE, parent_body="UBND TỈNH BẮC NINH", issuing_body="BAN TIẾP CÔNG DÂN",
+    issuing_body_title="Ban Tiếp công dân tỉnh", minutes_symbol="BB-BTCD", notice_symbol="TB-BTCD",
+    place="Bắc Ninh", host_position="Chủ tịch UBND tỉnh",
+    signature=SignatureBlock("TL. CHỦ TỊCH", "TRƯỞNG BAN TIẾP CÔNG DÂN", ""),
+    recipients=("Chủ tịch UBND tỉnh (để b/c)",))
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the documents print of a reception session (the caller reads it from ``schedules``)."""
+
+    session_id: str
+    title: str
+    day: date
+    host: str | None
+    venues: Mapping[str, str]   # venue id → the name the session announced, in the session's order
+
+
+def track_for_host(host: str | None) -> Track:
+    """The track of a session's documents, from its host's id (see the module docstring)."""
+    if host is None or any(marker in host.lower() for marker in _PARTY_MARKERS):
+        return Track.PARTY
+    return Track.STATE
+
+
+def issuer_for(host: str | None) -> Issuer:
+    return PARTY_ISSUER if track_for_host(host) is Track.PARTY else STATE_ISSUER
+
+
+def _header(issuer: Issuer, symbol: str, today: date) -> DocumentHeader:
+    return DocumentHeader(track=issuer.track, parent_body=issuer.parent_body, issuing_body=issuer.issuing_body,
+                          number="", symbol=symbol, place=issuer.place, issued_on=today)
+
+
+async def _unit_names(conn: AsyncConnection, ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    return {uid: name for uid, name in await conn.execute(select(units.c.id, units.c.name).where(units.c.id.in_(ids)))}
+
+
+def _directives(content: MinutesContent, names: Mapping[str, str]) -> tuple[DirectiveLine, ...]:
+    return tuple(DirectiveLine(unit=names.get(d.unit, d.unit), content=d.content, deadline=d.deadline)
+                 for d in content.directives if d.unit or d.content.strip())
+
+
+def _handed(content: MinutesContent) -> tuple[str, ...]:
+    lines = []
+    for item in content.documents:
+        if not item.title.strip():
+            continue
+        details = [f"{item.pages} trang" if item.pages is not None else "", "bản chính" if item.original else "bản sao"]
+        text = f"{item.title.strip()} ({', '.join(d for d in details if d)})"
+        lines.append(text + (f" — {item.note.strip()}" if item.note.strip() else ""))
+    return tuple(lines)
+
+
+async def _citizens(conn: AsyncConnection, keyring: Keyring, draft: Draft, *, actor: str) -> tuple[Citizen, ...]:
+    """The case's petitioners as the original prints them; sealed identities opened (audited)."""
+    parties = select(petition_parties.c.petitioner_id) \
+        .join(petitions, petitions.c.id == petition_parties.c.petition_id).where(petitions.c.case_id == draft.case_id)
+    rows = list((await conn.execute(select(petitioners).where(petitioners.c.id.in_(parties))
+                                    .order_by(petitioners.c.handle))).mappings())
+    sealed_own = (await conn.execute(select(minutes_drafts.c.sealed_petitioner)
+                                     .where(minutes_drafts.c.id == draft.id))).scalar_one_or_none()
+    if sealed_own is not None and all(r["id"] != sealed_own for r in rows):
+        rows += list((await conn.execute(select(petitioners).where(petitioners.c.id == sealed_own))).mappings())
+    people = []
+    for row in rows:
+        if row["sealed"]:
+            identity = await read_identity(conn, keyring, row["id"], actor=actor, grants=_IMPLIED_READ,
+                                           purpose="biên bản tiếp công dân")
+            born = identity.birth_date[:4] if identity.birth_date else ""
+            people.append(Citizen(full_name=identity.full_name or identity.organisation_name or "",
+                                  id_number=identity.id_number or "", address=identity.address_detail or "",
+                                  phone=identity.phone or "", birth_year=int(born) if born.isdigit() else None))
+        else:
+            birth = row["birth_date"]
+            people.append(Citizen(full_name=row["full_name"] or row["organisation_name"] or "",
+                                  id_number=row["id_number"] or "", address=row["address_detail"] or "",
+                                  phone=row["phone"] or "", birth_year=birth.year if birth else None))
+    return tuple(people)
+
+
+async def case_minutes_doc(conn: AsyncConnection, keyring: Keyring, *, session: SessionFacts, case_id: str,
+                           author: Author, secretary: Official, today: date,
+                           issuer: Issuer | None = None) -> CaseMinutesDoc:
+    """The biên bản of ``case_id`` in ``session`` from its draft as saved last. Raises :class:`NothingToIssue`
+    (no draft: the case was not called in the session) and ``DraftForbidden`` (no minutes/approve grant)."""
+    try:
+        draft = await load_draft(conn, session_id=session.session_id, case_id=case_id, author=author)
+    except NotFound:
+        raise NothingToIssue("Vụ việc chưa được gọi trong phiên này: chưa có biên bản để phát hành.") from None
+    issuer = issuer or issuer_for(session.host)
+    case = await get_case(conn, case_id)
+    content = draft.content
+    names = await _unit_names(conn, {d.unit for d in content.directives if d.unit})
+    attendees = tuple(Official(name=a.people.strip(), position=session.venues.get(a.venue, a.venue))
+                      for a in content.attendees if a.people.strip())
+    venue = session.venues.get(draft.venue or "", draft.venue or "")
+    discussion = "\n\n".join(t for t in (content.prior_handling.strip(), content.discussion.strip()) if t)
+    direction = content.handling_direction.label_vi if content.handling_direction is not None else ""
+    return CaseMinutesDoc(
+        header=_header(issuer, issuer.minutes_symbol, today), session_id=session.session_id,
+        session_title=session.title or "phiên tiếp công dân", held_at=draft.opened_at, venue=venue,
+        case_id=case_id, tracking_code=case.tracking_code, petition_kind=case.kind,
+        hosts=(Official(name=f"Đồng chí {issuer.host_position}", position="chủ trì buổi tiếp"),),
+        attendees=attendees, petitioners=await _citizens(conn, keyring, draft, actor=author.label),
+        identity_sealed=draft.holds_identity, request=content.citizen_request, local_report=content.local_report,
+        discussion=discussion, conclusion=content.conclusion, handling_direction=direction,
+        directives=_directives(content, names), documents_received=_handed(content),
+        confirmation="Đã cấp giấy biên nhận tài liệu cho công dân." if content.receipt_issued else "",
+        secretary=secretary, signature=SignatureBlock("", "NGƯỜI CHỦ TRÌ", ""),
+        recipients=("Công dân", *(names.get(d.unit, d.unit) for d in content.directives if d.unit),
+                    "Lưu hồ sơ vụ việc"),
+    )
+
+
+async def _session_drafts(conn: AsyncConnection, session_id: str) -> Sequence[tuple[str, int | None]]:
+    rows = (await conn.execute(select(minutes_drafts.c.case_id, minutes_drafts.c.call_seq)
+                               .where(minutes_drafts.c.session_id == session_id)
+                               .order_by(minutes_drafts.c.opened_at, minutes_drafts.c.id))).all()
+    ordered = sorted(rows, key=lambda r: (r.call_seq is None, r.call_seq or 0))
+    return [(r.case_id, r.call_seq) for r in ordered]
+
+
+async def conclusion_notice_doc(conn: AsyncConnection, keyring: Keyring, *, session: SessionFacts, author: Author,
+                                today: date, issuer: Issuer | None = None) -> ConclusionNoticeDoc:
+    """The thông báo kết luận of ``session``: its cases in call order with their requests, conclusions and
+    directives. Raises :class:`NothingToIssue` when no case was called in it."""
+    cases_called = await _session_drafts(conn, session.session_id)
+    if not cases_called:
+        raise NothingToIssue("Phiên chưa có vụ việc nào được gọi: chưa có nội dung để ra thông báo kết luận.")
+    issuer = issuer or issuer_for(session.host)
+    items: list[NoticeCase] = []
+    bodies: dict[str, None] = {}
+    for order, (case_id, _) in enumerate(cases_called, start=1):
+        draft = await load_draft(conn, session_id=session.session_id, case_id=case_id, author=author)
+        case = await get_case(conn, case_id)
+        names = await _unit_names(conn, {d.unit for d in draft.content.directives if d.unit})
+        bodies.update(dict.fromkeys(names.values()))
+        items.append(NoticeCase(
+            order=order, tracking_code=case.tracking_code,
+            venue=session.venues.get(draft.venue or "", draft.venue or ""), petition_kind=case.kind,
+            petitioners=await _citizens(conn, keyring, draft, actor=author.label),
+            identity_sealed=draft.holds_identity, content=draft.content.citizen_request,
+            conclusion=draft.content.conclusion, directives=_directives(draft.content, names)))
+    held = session.day
+    return ConclusionNoticeDoc(
+        header=_header(issuer, issuer.notice_symbol, today),
+        subject=(f"Kết luận của đồng chí {issuer.host_position} tại {session.title or 'buổi tiếp công dân'} "
+                 f"ngày {held:%d/%m/%Y}"),
+        session_id=session.session_id, held_on=held, host=Official(name=f"đồng chí {issuer.host_position}"),
+        venues=tuple(session.venues.values()), attending_bodies=tuple(bodies),
+        cases=tuple(items),
+        closing=f"{issuer.issuing_body_title} thông báo để các cơ quan, đơn vị, địa phương biết, thực hiện.",
+        signature=issuer.signature,
+        recipients=(*issuer.recipients, *bodies, "Lưu Văn phòng"),
+    )
+
+
+def vietnam_today(now: datetime) -> date:
+    """The day in Vietnam at ``now`` (an aware datetime)."""
+    return now.astimezone(VIETNAM_TZ).date()
+
+
+__all__ += ["vietnam_today"]
