@@ -1,7 +1,8 @@
 /* A segment's replay page (room_console/views/replay.py): the composite's job (state and progress, polled
  * once a second while it is queued or running), the "compose" button that queues it, the composite's player
  * once it is done, the "compose again" form once it is done or failed, and the verification of the session
- * (fetched once). The server enforces every grant and
+ * (fetched once). A link ending in #t=<seconds> (the case timeline on the minutes page) starts every player
+ * of the page at that moment of the segment. The server enforces every grant and
  * writes the audit rows; this script only shows what it answers.
  */
 'use strict';
@@ -88,6 +89,17 @@
       el.verify.textContent = T('replay.verify.error');
       el.verify.dataset.ok = 'error';
     }
+  }
+
+  // #t=<seconds since the segment's start>: each player starts there once it knows its duration
+  const moment = /^#t=(\d+(?:\.\d+)?)$/.exec(window.location.hash);
+  if (moment) {
+    const at = Number(moment[1]);
+    root.querySelectorAll('video').forEach((video) => {
+      const seek = () => { video.currentTime = Math.min(at, Number.isFinite(video.duration) ? video.duration : at); };
+      if (video.readyState >= 1) seek(); else video.addEventListener('loadedmetadata', seek, { once: true });
+    });
+    root.dataset.startAt = String(at);
   }
 
   show(JSON.parse(root.dataset.job));

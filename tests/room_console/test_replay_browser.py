@@ -82,6 +82,17 @@ def test_auditor_plays_a_venue_track_and_the_composite_and_the_audit_log_gains_t
     page.wait_for_selector(composite, state="visible")
     assert page.evaluate(PLAYS, composite) > 0.5
 
+    # a link of the case timeline (#t=<seconds>) starts the page's players at that moment
+    page.goto("about:blank")  # a new load, not a same-document jump to the fragment
+    page.goto(live_server.url(f"/xem-lai/{segment}#t=1.5"))
+    starts = page.evaluate("""async (selector) => {
+      const video = document.querySelector(selector);
+      if (video.readyState < 1) await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve));
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+      return video.currentTime;
+    }""", track)
+    assert 1.4 <= starts <= 1.6
+
     rows = run_coroutine(_replays(url, segment))
     kinds = [(detail["kind"], detail["file"]) for _, _, detail in rows]
     assert ("track", "tinh-1.webm") in kinds and ("composite", f"{segment}.mp4") in kinds
