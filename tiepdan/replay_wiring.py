@@ -38,8 +38,12 @@ async def wire_replay(app: FastAPI, services: Services, stack: AsyncExitStack) -
         running = worker
 
         async def stop() -> None:
+            # an idle loop ends on its own between two polls (never cancelled inside a database call);
+            # one composing is cancelled after the grace: its child is killed and its job failed as stopped
+            running.closed = True
+            running.wake()
+            await supervisor.stop(loop, grace_s=2.0)
             await running.close()
-            await supervisor.stop(loop)
 
         stack.push_async_callback(stop)
     app.state.replay = ReplayFiles(root=root, keyring=services.keyring,
