@@ -174,6 +174,11 @@ class CaseMinutesDoc:
     recipients: tuple[str, ...]
     verification_url: str = ""
     edition: Edition = Edition.FULL
+    # How the read-back was confirmed (a signature drawn on screen and its hash, or aloud at a recording time)
+    # and the chair's approval (who, when): sentences printed after the content; "" prints the plain
+    # read-back sentence and no approval line (minutes.issuing fills both from minutes.approval).
+    readback: str = ""
+    approval: str = ""
     kind: DocumentKind = field(default=DocumentKind.CASE_MINUTES, init=False)
 
 

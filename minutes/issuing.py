@@ -23,6 +23,12 @@ document prints of the session as :class:`SessionFacts` (its id, title, day, hos
   (:func:`minutes.documents.render_html`).
 * **Texts** are taken as the secretary typed them (the renderer escapes them); the directives name their
   units by name, with the deadline the draft computed in working days.
+* **Confirmation and approval** (:mod:`minutes.approval`) are stated only for the content as it is printed:
+  a confirmation or an approval of another version (the draft was saved since) counts as none. The biên bản
+  says how the citizen confirmed the read-back — a signature drawn on screen (when, and the SHA-256 of the
+  kept PNG) or aloud (when, and the time in the case's recording where it can be heard) — with the SHA-256 of
+  the confirmed content, then who approved it as chair and when; otherwise that it is not confirmed or not
+  approved yet.
 
 Every function reads within the caller's transaction and writes only the audit rows of the identity views.
 """
@@ -31,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,6 +49,8 @@ from complaints.vault import read_identity
 from evidence import Keyring
 from signaling.grants import Grant
 
+from .approval import format_media_time
+from .closing import content_sha256
 from .documents import (
     CaseMinutesDoc,
     Citizen,
@@ -56,7 +64,7 @@ from .documents import (
 )
 from .drafts import VIETNAM_TZ, Author, Draft, load_draft
 from .drafts_content import MinutesContent
-from .tables import minutes_drafts
+from .tables import minutes_approvals, minutes_drafts, minutes_signatures
 
 __all__ = ["Issuer", "PARTY_ISSUER", "STATE_ISSUER", "SessionFacts", "NothingToIssue", "case_minutes_doc",
            "conclusion_notice_doc", "issuer_for", "track_for_host"]
@@ -175,6 +183,39 @@ async def _citizens(conn: AsyncConnection, keyring: Keyring, draft: Draft, *, ac
     return tuple(people)
 
 
+def _at(value: datetime) -> str:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: naive, written in UTC
+    return aware.astimezone(VIETNAM_TZ).strftime("%H giờ %M, ngày %d/%m/%Y")
+
+
+async def _confirmation(conn: AsyncConnection, draft: Draft, issuer: Issuer) -> tuple[str, str]:
+    """The read-back sentence and the approval sentence of the biên bản (see the module docstring)."""
+    row = (await conn.execute(select(minutes_approvals).where(minutes_approvals.c.draft_id == draft.id))
+           ).mappings().first()
+    digest = content_sha256(draft.content)
+    if row is None or row["confirmation"] is None or row["confirmed_sha256"] != digest \
+            or row["confirmed_at"] is None:
+        read = row is not None and row["readback_sha256"] == digest
+        readback = ("Biên bản đã được đọc lại cho công dân nghe; công dân chưa xác nhận." if read
+                    else "Biên bản chưa được đọc lại và chưa được công dân xác nhận.")
+    else:
+        when = _at(row["confirmed_at"])
+        if row["confirmation"] == "signature":
+            signature = (await conn.execute(select(minutes_signatures.c.sha256).where(
+                minutes_signatures.c.id == row["signature_id"]))).scalar_one()
+            how = (f"công dân đã ký xác nhận trên màn hình lúc {when} (chữ ký lưu kèm hồ sơ, mã SHA-256 của chữ ký: "
+                   f"{signature})")
+        else:
+            how = (f"công dân đã xác nhận bằng lời lúc {when}, tại thời điểm "
+                   f"{format_media_time(int(row['verbal_media_s']))} của bản ghi hình vụ việc")
+        readback = (f"Biên bản đã được đọc lại cho công dân nghe; {how}. Nội dung được xác nhận có mã SHA-256: "
+                    f"{digest}.")
+    if row is None or row["approved_sha256"] != digest or row["approved_at"] is None:
+        return readback, "Biên bản chưa được người chủ trì phê duyệt."
+    chair = (row["approved_name"] or "").strip() or f"Đồng chí {issuer.host_position}"
+    return readback, f"{chair}, người chủ trì, đã phê duyệt biên bản lúc {_at(row['approved_at'])}."
+
+
 async def case_minutes_doc(conn: AsyncConnection, keyring: Keyring, *, session: SessionFacts, case_id: str,
                            author: Author, secretary: Official, today: date,
                            issuer: Issuer | None = None) -> CaseMinutesDoc:
@@ -193,6 +234,7 @@ async def case_minutes_doc(conn: AsyncConnection, keyring: Keyring, *, session: 
     venue = session.venues.get(draft.venue or "", draft.venue or "")
     discussion = "\n\n".join(t for t in (content.prior_handling.strip(), content.discussion.strip()) if t)
     direction = content.handling_direction.label_vi if content.handling_direction is not None else ""
+    readback, approval = await _confirmation(conn, draft, issuer)
     return CaseMinutesDoc(
         header=_header(issuer, issuer.minutes_symbol, today), session_id=session.session_id,
         session_title=session.title or "phiên tiếp công dân", held_at=draft.opened_at, venue=venue,
@@ -206,6 +248,7 @@ async def case_minutes_doc(conn: AsyncConnection, keyring: Keyring, *, session: 
         secretary=secretary, signature=SignatureBlock("", "NGƯỜI CHỦ TRÌ", ""),
         recipients=("Công dân", *(names.get(d.unit, d.unit) for d in content.directives if d.unit),
                     "Lưu hồ sơ vụ việc"),
+        readback=readback, approval=approval,
     )
 
 

@@ -29,7 +29,7 @@ __all__ = [
     "ClosedSegmentEnded", "CaseRecorded", "UserDisabled", "LoginSessionEnded", "VenueInfo", "UnmuteRequested",
     "CaseCreated", "CaseUpdated", "HandlingDecisionRecorded", "DirectiveIssued", "DirectiveReported",
     "PetitionAdded", "ReceptionRecorded", "DelegationRecorded", "AttachmentAdded", "PetitionerRegistered",
-    "DocumentIssued",
+    "DocumentIssued", "SegmentReferenced",
 ]
 
 
@@ -674,6 +674,21 @@ class AttachmentAdded(_CaseFileEvent):
         return f"attachment:{self.attachment}:added"
 
 
+class SegmentReferenced(_CaseFileEvent):
+    """A recording segment of the case's reception in ``session`` became part of the case record
+    (``segment_refs``), with its manifest's SHA-256."""
+
+    type: Literal["case.segment_referenced"] = "case.segment_referenced"
+    segment: str = Field(pattern=r"^[A-Za-z0-9._-]{1,80}$")   # the recorder's segment id
+    session: _Ref
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    confidential: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"segment:{self.segment}:referenced"
+
+
 class PetitionerRegistered(Event):
     """A petitioner record was registered on its own (not through an intake); ``sealed``: a denouncer's."""
 
@@ -753,7 +768,7 @@ AnyEvent = Annotated[
     | CaseRecorded | UserDisabled | LoginSessionEnded
     | CaseCreated | CaseUpdated | HandlingDecisionRecorded | DirectiveIssued | DirectiveReported
     | PetitionAdded | ReceptionRecorded | DelegationRecorded | AttachmentAdded | PetitionerRegistered
-    | DocumentIssued,
+    | DocumentIssued | SegmentReferenced,
     Field(discriminator="type"),
 ]
 

@@ -14,7 +14,7 @@ which grants) and the use case's data, and in that one transaction
 4. puts its event into the outbox (:mod:`signaling.outbox`; ``signaling.events``: ``CaseCreated``,
    ``CaseUpdated``, ``PetitionAdded``, ``ReceptionRecorded``, ``DelegationRecorded``,
    ``AttachmentAdded``, ``PetitionerRegistered``, ``HandlingDecisionRecorded``, ``DirectiveIssued``,
-   ``DirectiveReported``).
+   ``DirectiveReported``, ``SegmentReferenced``).
 
 So the change, its audit row and its announcement commit together or not at all: a failure of any
 of them rolls the whole back. Errors are :mod:`complaints.errors` types with Vietnamese messages.
@@ -37,6 +37,7 @@ from .caller import (
     DIRECTIVE_GRANTS,
     INTAKE_GRANTS,
     RECEPTION_GRANTS,
+    SEGMENT_GRANTS,
     Caller,
     require,
 )
@@ -44,6 +45,7 @@ from .cases import ensure_case_visible, record_case_view, record_handling_decisi
 from .directives import issue_directive, report_on_directive
 from .intake import add_petition, add_reception, record_delegation, record_intake, register_petitioner
 from .public import PublicStatus, public_status
+from .segments import reference_segments
 
 __all__ = [
     "AddedAttachment",
@@ -55,6 +57,7 @@ __all__ = [
     "INTAKE_GRANTS",
     "PublicStatus",
     "RECEPTION_GRANTS",
+    "SEGMENT_GRANTS",
     "WRITES",
     "add_attachment",
     "add_petition",
@@ -67,6 +70,7 @@ __all__ = [
     "record_delegation",
     "record_handling_decision",
     "record_intake",
+    "reference_segments",
     "register_petitioner",
     "report_on_directive",
     "require",
@@ -88,4 +92,5 @@ WRITES: dict[str, frozenset[str]] = {
     "report_on_directive": frozenset({"case.directive_reported"}),
     "add_attachment": frozenset({"case.attachment_added"}),
     "seal_pending": frozenset({"case.updated"}),
+    "reference_segments": frozenset({"case.segment_referenced"}),
 }

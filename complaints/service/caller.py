@@ -21,7 +21,7 @@ from signaling.grants import Grant
 from ..errors import NotAuthorized
 
 __all__ = ["Caller", "CASE_VIEW_GRANTS", "CASE_EDIT_GRANTS", "DECISION_GRANTS", "DIRECTIVE_GRANTS", "INTAKE_GRANTS",
-           "RECEPTION_GRANTS", "require"]
+           "RECEPTION_GRANTS", "SEGMENT_GRANTS", "require"]
 
 # Seeing cases in full (search, case file): the people who handle them.
 CASE_VIEW_GRANTS = frozenset({Grant.INTAKE, Grant.MINUTES, Grant.REPORTS, Grant.APPROVE})
@@ -35,6 +35,9 @@ DIRECTIVE_GRANTS = frozenset({Grant.DIRECTIVES})
 INTAKE_GRANTS = frozenset({Grant.INTAKE})
 # A reception entry (lượt tiếp): intake staff, and the secretary of a session's minutes.
 RECEPTION_GRANTS = frozenset({Grant.INTAKE, Grant.MINUTES})
+# Referencing a case's recording segments in its record: the minutes writer, and the recordings consumer
+# acting for it (complaints.service.segments).
+SEGMENT_GRANTS = frozenset({Grant.MINUTES})
 
 
 @dataclass(frozen=True)

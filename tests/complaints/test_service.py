@@ -34,7 +34,15 @@ from complaints.intake import Intake, IntakeReception
 from complaints.petitioners import NewPetitioner
 from complaints.petitions import NewPetition
 from complaints.service import WRITES, Caller
-from complaints.tables import audit_events, cases, directives, petition_parties, petitioners, petitions
+from complaints.tables import (
+    audit_events,
+    cases,
+    directives,
+    petition_parties,
+    petitioners,
+    petitions,
+    recording_segments,
+)
 from complaints.tables import metadata as complaints_metadata
 from complaints.workdays import default_calendar
 from evidence import Keyring
@@ -114,7 +122,8 @@ async def _legacy_case(conn: AsyncConnection) -> str:
 
 def _public_coroutines() -> dict[str, Any]:
     found = {}
-    for module in (service.intake, service.cases, service.directives, service.attachments, service.public):
+    for module in (service.intake, service.cases, service.directives, service.attachments, service.public,
+                   service.segments):
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.iscoroutinefunction(obj):
@@ -171,6 +180,14 @@ async def test_every_service_write_audits_and_announces_its_event(engine: AsyncE
     sealed = await j.run("seal_pending", lambda c: service.seal_pending(c, keyring, Caller.system("system:seal", ()),
                                                                            now=NOW))
     assert [case for case, _ in sealed] == [legacy]
+    async with engine.begin() as conn:  # a complete segment of the case in the session of its reception
+        await conn.execute(recording_segments.insert().values(
+            segment=f"c1-{case_id}", session="phien-2026-11-20", case_id=case_id, call_seq=1, confidential=False,
+            manifest_path="phien-2026-11-20/manifests/0001.json", manifest_sha256="ab" * 32, files_json="[]",
+            speakers_json="[]", gaps_json="[]", opened_at=NOW, closed_at=NOW))
+    minutes_writer = Caller(label="service:minutes", name="Thư ký", grants=frozenset({Grant.MINUTES}))
+    assert await j.run("reference_segments", lambda c: service.reference_segments(
+        c, minutes_writer, case_id, "phien-2026-11-20", now=NOW)) == (f"c1-{case_id}",)
 
     assert set(j.events) == set(WRITES)
     for name, types in j.events.items():
