@@ -4,14 +4,16 @@ Compose (``--part compose``): a case of ``--minutes`` (default 10) with 9 venues
 about 1.5 Mbit/s (a moving test pattern of its own hue) with an Opus tone, is composed by
 ``recorder.compose.compose_segment`` into one MP4 (H.264 + AAC) with the default options; the speaker changes
 every 20 s. Reported: wall time, speed as a multiple of real time (case duration / wall time), CPU seconds of
-the compositor and of its venue decoders. The input is generated once (a loop of ``--loop`` seconds per venue,
-encoded with libvpx by the ffmpeg command line, then repeated by remuxing with PyAV: every repetition starts on
-a keyframe) and cached under ``<tmp>/tiepdan-bench-recorder/``.
+the compositor and of its venue decoders, and their sum per case-second (the figure that holds on a shared
+machine: on 2 idle cores the speed is at most 2 / that). The input is generated once (a loop of ``--loop``
+seconds per venue, encoded with libvpx by the ffmpeg command line, then repeated by remuxing with PyAV: every
+repetition starts on a keyframe) and cached under ``<tmp>/tiepdan-bench-recorder/``.
 
 Recording (``--part recording``): runs ``bench/recording_cpu.py`` when it is present. ``--part all``: both.
 
 Usage: ``.venv/bin/python bench/recorder.py [--part compose|recording|all] [--minutes 10] [--fps 15]
-[--preset veryfast] [--nice 0]``. Results are printed (JSON last); the ones recorded are in ``bench/README.md``.
+[--preset veryfast] [--crf 26] [--interpolation AREA] [--nice 0]``. Results are printed (JSON last); the ones
+recorded are in ``bench/README.md``.
 """
 
 # ruff: noqa: E402 - the path fix below must come before the first import that loads ``recorder``
@@ -121,7 +123,7 @@ def prepare_case(minutes: float, loop_s: int) -> tuple[Path, SegmentReport]:
 def bench_compose(args: argparse.Namespace) -> dict[str, object]:
     session_dir, report = prepare_case(args.minutes, args.loop)
     out = Path(tempfile.mkdtemp(prefix="tiepdan-compose-")) / "c1-bench.mp4"
-    options = ComposeOptions(fps=args.fps, preset=args.preset)
+    options = ComposeOptions(fps=args.fps, preset=args.preset, crf=args.crf, interpolation=args.interpolation)
     marks: list[tuple[float, float]] = []
     load_before = os.getloadavg()
     self_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -136,8 +138,10 @@ def bench_compose(args: argparse.Namespace) -> dict[str, object]:
     cpu_kids = (kids_after.ru_utime + kids_after.ru_stime) - (kids_before.ru_utime + kids_before.ru_stime)
     figures: dict[str, object] = {
         "case_s": report.duration, "venues": len(report.files), "fps": args.fps, "preset": args.preset,
+        "crf": args.crf, "interpolation": args.interpolation,
         "wall_s": round(wall, 1), "speed_x_realtime": round(report.duration / wall, 2),
         "cpu_compositor_s": round(cpu_self, 1), "cpu_decoders_s": round(cpu_kids, 1),
+        "cpu_s_per_case_s": round((cpu_self + cpu_kids) / report.duration, 3),
         "output_mbytes": round(result.size / 1e6, 1), "frames": result.frames,
         "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -153,6 +157,9 @@ def main() -> int:
     parser.add_argument("--loop", type=int, default=6, help="seconds of each venue's encoded loop (default 6)")
     parser.add_argument("--fps", type=int, default=ComposeOptions.fps)
     parser.add_argument("--preset", default=ComposeOptions.preset)
+    parser.add_argument("--crf", type=int, default=ComposeOptions.crf)
+    parser.add_argument("--interpolation", default=ComposeOptions.interpolation,
+                        help="libswscale filter into the tiles (AREA, BILINEAR, FAST_BILINEAR, BICUBIC, POINT)")
     parser.add_argument("--nice", type=int, default=0)
     args = parser.parse_args()
     if args.nice:

@@ -9,10 +9,17 @@ caller nices it. Theory of operation:
    timeline, who is large at each output tick.
 3. One process per venue (``recorder._venue_reader``) decodes that venue's files (decrypting confidential
    ones with ``evidence.stream``), and streams per chunk of ticks its pictures already scaled to its tile
-   and its sound as PCM on the session clock.
+   (only the frames shown: every VP8 frame is decoded, one in two is scaled at 15 fps) and its sound as
+   PCM on the session clock.
 4. This process pastes the pictures (a neutral card where a venue has no media), blits the pre-rendered
-   names and clock (``recorder.overlay``), encodes H.264; mixes the venues' sound (libavfilter ``amix``)
-   and encodes AAC; writes to a temporary file renamed over ``out`` only when complete.
+   names and clock (``recorder.overlay``; the whole composite costs ~1 ms a frame, so it stays in Pillow
+   on YUV 4:2:0 planes: no colour conversion between decoder and encoder), mixes the venues' sound
+   (libavfilter ``amix``); an encoder thread (``_Encoder``) encodes H.264 and AAC and muxes meanwhile;
+   the output is a temporary file renamed over ``out`` only when complete.
+
+Where the time goes (9 venues of VP8 720p30, 15 fps out; ~0.75 CPU-s per case-second in all on the shared
+2-core machine): VP8 decoding ~0.3 (it cannot be skipped: every frame is a reference), x264 ~0.15,
+scaling ~0.06, the rest (audio, pipes, Pillow, starting the processes) ~0.1–0.2; see ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import logging
 import math
 import multiprocessing
 import os
+import queue
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -50,9 +59,22 @@ _SAMPLE_RATE = 48000
 
 @dataclass(frozen=True)
 class ComposeOptions:
-    """``fps``: output frame rate (15 is plenty for people speaking and halves the scaling and encoding
-    of 30); ``preset``/``crf``: libx264's speed and quality; ``min_hold``/``min_span``: see
-    ``recorder.layout``; ``stale_s``: a venue whose last picture is older than this shows its card."""
+    """``fps``: output frame rate; ``preset``/``crf``: libx264's speed and quality; ``interpolation``:
+    libswscale's filter for scaling each venue into its tile; ``min_hold``/``min_span``: see
+    ``recorder.layout``; ``stale_s``: a venue whose last picture is older than this shows its card.
+
+    The defaults are the ones measured best for 9 venues of VP8 720p30 on 2 cores (``bench/recorder.py``,
+    ``bench/README.md``, 2026-12-06):
+
+    * ``fps=15``: half of the cameras' 30, so every second decoded frame is shown (even motion); 12 would
+      save a fifth of the scaling and encoding but show frames 2 and 3 apart in turn (judder).
+    * ``preset="veryfast"``: ``superfast`` saves ~0.05 CPU-s per case-second (of ~0.76) but writes 2.3×
+      the bytes at the same ``crf`` (and ``ultrafast`` 3×); with the decoders and scalers made cheaper the
+      work already fits 2× real time on 2 free cores (up to 2.6×) without giving that up.
+    * ``interpolation="AREA"``: for the 5× reduction to a small tile as sharp as ``BILINEAR`` (SSIM
+      against Lanczos 0.989 vs 0.991), better for the large tile (0.998 vs 0.997), and cheaper: with the
+      reader's one reused scaler 0.41 ms a small tile and 0.82 ms the large (``BILINEAR`` 0.61 and 0.91;
+      ``BILINEAR`` with a new scaler per frame, as before: 1.1–1.4 and 1.5–1.6 ms)."""
 
     width: int = 1280
     height: int = 720
@@ -64,7 +86,7 @@ class ComposeOptions:
     min_span: float = 1.0
     stale_s: float = 2.0
     chunk_s: float = 1.0
-    interpolation: str = "BILINEAR"
+    interpolation: str = "AREA"
     verify_inputs: bool = True
 
     def __post_init__(self) -> None:
@@ -330,11 +352,69 @@ def compose_segment(session_dir: Path, segment: str, out: Path, *, keyring: Keyr
                          width=layout.width, height=layout.height, venues=tuple(order))
 
 
+class _Encoder:
+    """Encodes and muxes in a thread of its own, so that the next frame is composed while x264 works on
+    this one (PyAV releases the GIL inside the codec). ``put`` hands over a frame (or the audio frames of a
+    chunk) and blocks while ``depth`` items wait; the thread's failure is raised in the caller at the next
+    ``put`` or at ``finish``."""
+
+    def __init__(self, container: Any, video: Any, audio: Any, depth: int = 8) -> None:
+        self.container, self.video, self.audio = container, video, audio
+        self.items: queue.Queue[tuple[Any, Any] | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="compose-encoder", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (item := self.items.get()) is not None:
+                stream, frame = item
+                for packet in stream.encode(frame):
+                    self.container.mux(packet)
+        except BaseException as exc:  # handed to the compositor's thread
+            self.error = exc
+
+    def put(self, stream: Any, frame: Any) -> None:
+        self._send((stream, frame))
+
+    def _send(self, item: tuple[Any, Any] | None) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Flush both encoders and wait for the last packet to be muxed."""
+        self._send((self.video, None))
+        self._send((self.audio, None))
+        self._send(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abandon(self) -> None:
+        """Stop without flushing (a failure or a cancellation): the thread ends after its current item."""
+        if not self.thread.is_alive():
+            return
+        while True:
+            try:
+                self.items.get_nowait()
+            except queue.Empty:
+                break
+        self.items.put(None)
+        self.thread.join()
+
+
 def _render(readers: _Readers, tmp: Path, order: Sequence[str], shown: Sequence[str], layout: Layout,
             plan: FloorPlan, overlays: _Overlays, options: ComposeOptions, start: float, ticks: int,
             chunk_ticks: int, progress: Callable[[float], None] | None) -> int:
     fps = options.fps
     container = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
+    encoder: _Encoder | None = None
     try:
         video = container.add_stream("libx264", rate=fps, options={"preset": options.preset,
                                                                      "crf": str(options.crf)})
@@ -347,6 +427,7 @@ def _render(readers: _Readers, tmp: Path, order: Sequence[str], shown: Sequence[
         background = Planes.blank(layout.width, layout.height)
         written = 0
         chunks = math.ceil(ticks / chunk_ticks)
+        encoder = _Encoder(container, video, audio)
         for chunk in range(chunks):
             received = [readers.receive(index, chunk) for index in range(len(order))]
             first = chunk * chunk_ticks
@@ -369,20 +450,17 @@ def _render(readers: _Readers, tmp: Path, order: Sequence[str], shown: Sequence[
                 frame = canvas.to_frame()
                 frame.pts = tick
                 frame.time_base = Fraction(1, fps)
-                for packet in video.encode(frame):
-                    container.mux(packet)
+                encoder.put(video, frame)
                 written += 1
             pcm_start = first * _SAMPLE_RATE // fps
             for mixed in mixer.mix([pcm for _, pcm in received], pcm_start):
-                for packet in audio.encode(mixed):
-                    container.mux(packet)
+                encoder.put(audio, mixed)
             if progress is not None:
                 progress(min(0.999, (chunk + 1) / chunks))
-        for packet in video.encode(None):
-            container.mux(packet)
-        for packet in audio.encode(None):
-            container.mux(packet)
+        encoder.finish()
     finally:
+        if encoder is not None:
+            encoder.abandon()
         container.close()
     return written
 
