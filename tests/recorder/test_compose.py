@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import subprocess
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -237,6 +238,8 @@ def test_progress_may_cancel_and_leaves_no_decoder_or_file(three_venues: tuple[P
         compose_segment(session_dir, "c1-vv1", tmp_path / "o.mp4", keyring=keyring, report=rep, progress=cancel,
                         options=OPTIONS)
     assert list(tmp_path.iterdir()) == [] and multiprocessing.active_children() == []
+    assert not [t for t in threading.enumerate() if t.name == "compose-encoder"]  # the encoder thread ended
+
 
 @pytest.mark.media
 def test_undecodable_input_fails_with_the_venue_named(keyring: Keyring, tmp_path: Path) -> None:
