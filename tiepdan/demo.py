@@ -26,12 +26,23 @@ What it does, in order:
    hold the floor (``--headless``: what is left of ``--duration`` shared by the cases; otherwise
    ``--rotate`` seconds, 15 by default) and presses "end case": the room gives the floor to the called
    commune and back to the main venue. Interactive runs register a new batch when the queue is empty, and
-   the chair bot stops calling once a person chairs the room (the console's chair page);
+   the chair bot stops calling once a person chairs the room (the console's chair page). While each case is
+   heard, a **secretary bot** (a ``secretary`` account, same way: :mod:`tiepdan.bots.secretary_bot`) finds the
+   draft the call opened on the minutes list, saves the minutes once (the request, the local report, the
+   conclusion, the handling direction, the outcome and a directive to one of the units with a deadline in
+   working days; a database with no unit gets the sample province's: :mod:`tiepdan.demo_minutes`), reads
+   them back and marks them confirmed verbally with the time in the recording; the chair bot approves them
+   through the chair's API, before "end case" for the 1st, 3rd … case and after it for the others (the
+   closing writes the case when both the approval and ``case.closed`` are there, whichever comes second);
 6. ``--headless``: prints per bot how many frames it decoded from each other venue (the decoded picture's
    centre colour names the venue) and checks, from the messages every page received (each venue bot's
    connection and the chair's), that every ticket was called in the published order, that every page saw
    each number, that the called venue got the floor and that each case ended with the floor back at the
-   main venue (:func:`call_problems`); exits 0 only when every check passes. Otherwise prints the
+   main venue (:func:`call_problems`), that every called case has a verified recording segment
+   (:mod:`tiepdan.demo_recording`) and that every called case landed in the complaint database from its
+   approved minutes: the record of the closing, the reception entry of the session, the handling decision,
+   the directive to a unit with its deadline and the reference to its verified segment
+   (:func:`tiepdan.demo_minutes.check_cases`); exits 0 only when every check passes. Otherwise prints the
    console's address and runs until Ctrl-C, then ends the case being heard and closes the session;
 7. ``--headless``: issues the session's conclusion notice (thông báo kết luận) from the minutes of the called
    cases and checks with pyHanko's validator that the signed original and its public twin validate (against
@@ -75,7 +86,9 @@ from signaling.grants import Grant, Role
 from .bots.console import ChairBot, ConsoleClient, ConsoleRefused, DemoCitizen, DeskBot, QueueTicket
 from .bots.loops import PALETTE, LoopSpec, VenueLoop, render_tone, render_venue_loop
 from .bots.media import Clip
+from .bots.secretary_bot import SecretaryBot, TakenMinutes
 from .bots.venue_bot import Message, RequestRefused, VenueBot
+from .demo_minutes import check_cases, ensure_units
 from .session_cli import open_unless_known
 from .settings import Settings
 
@@ -87,9 +100,10 @@ log = logging.getLogger("tiepdan.demo")
 ROOM = "phien-trinh-dien"
 #: the console account a person uses to chair the demo (interactive runs)
 DEMO_CHAIR = "chutri-demo"
-#: the console accounts of the bots: the desk officer and the chair's queue controls
+#: the console accounts of the bots: the desk officer, the chair's queue controls and the secretary
 DEMO_DESK_BOT = "may-tiep-nhan-demo"
 DEMO_CHAIR_BOT = "may-chu-tri-demo"
+DEMO_SECRETARY_BOT = "may-thu-ky-demo"
 #: who the demo acts as when it opens, records the roll call and closes the session itself
 DEMO_ACTOR = "service:demo"
 _DEMO_GRANTS = frozenset({Grant.MANAGE, Grant.CALL_QUEUE})
@@ -100,6 +114,9 @@ CITIZENS = 6
 HEADLESS_LINK_LOST_AFTER_S = 20.0
 #: how long the demo waits for a page to see what it is waiting for (the checks say what was missed)
 _SEEN_WITHIN_S = 10.0
+#: how long "end case" waits for the secretary's minutes of the case (confirmed 0–9 s after the call on a 2-core
+#: machine at load 15: the draft opens on the bus)
+_MINUTES_WITHIN_S = 20.0
 
 #: the main venue first, then the communes (venue id, name)
 DEMO_VENUES: tuple[tuple[str, str], ...] = (
@@ -159,6 +176,13 @@ MESSAGES: dict[str, str] = {
     "recording_ok": "tiepdan demo: đạt — {count} vụ việc đã gọi đều có đoạn ghi hình ({files} tệp), bản ghi hình "
                     "và biên bản toàn vẹn (chữ ký, mã băm)",
     "recording_bad": "tiepdan demo: KHÔNG ĐẠT — bản ghi hình: {problem}",
+    "minutes": "tiepdan demo: thư ký ghi biên bản vụ việc số {number} (phiên bản {version}; chỉ đạo giao {unit}), "
+               "đọc lại cho công dân; công dân xác nhận bằng lời tại {media} trong bản ghi hình",
+    "approved": "tiepdan demo: chủ trì phê duyệt biên bản vụ việc số {number} {when}",
+    "minutes_failed": "tiepdan demo: biên bản vụ việc số {number} chưa hoàn tất: {error}",
+    "cases_ok": "tiepdan demo: đạt — {count} vụ việc đã gọi đều đã vào cơ sở dữ liệu từ biên bản được phê duyệt: "
+                "lượt tiếp, hướng xử lý, {directives} ý kiến chỉ đạo giao đơn vị có thời hạn{recording}",
+    "cases_bad": "tiepdan demo: KHÔNG ĐẠT — {problem}",
     "notice_ok": "tiepdan demo: đạt — thông báo kết luận của phiên đã được ký số ({number}, mã {id}); chữ ký của "
                  "bản gốc và bản công khai hợp lệ",
     "notice_bad": "tiepdan demo: KHÔNG ĐẠT — thông báo kết luận: {problem}",
@@ -536,24 +560,62 @@ async def press(chair: ChairBot, action: str, *, attempts: int = 3) -> dict[str,
     raise AssertionError("unreachable")
 
 
+async def _minutes_of(task: asyncio.Task[TakenMinutes], number: int) -> TakenMinutes | None:
+    """The secretary's minutes of case ``number`` once read back and confirmed (bounded); None, said, when
+    they are not (the cases check names the case)."""
+    try:
+        taken = await asyncio.wait_for(task, timeout=_MINUTES_WITHIN_S)
+    except (TimeoutError, ConsoleRefused, httpx.HTTPError, ConnectionError, KeyError, ValueError) as exc:
+        say("minutes_failed", number=number, error=f"{type(exc).__name__}: {exc}")
+        return None
+    say("minutes", number=number, version=taken.version, unit=taken.unit_name, media=taken.media_time)
+    return taken
+
+
+async def _approve(chair: ChairBot, taken: TakenMinutes, number: int, *, ended: bool) -> None:
+    try:
+        await chair.approve(taken.case_id, taken.confirmed_sha256)
+    except (ConsoleRefused, httpx.HTTPError) as exc:
+        say("minutes_failed", number=number, error=f"{type(exc).__name__}: {exc}")
+        return
+    say("approved", number=number, when="sau khi kết thúc vụ việc" if ended else "trước khi kết thúc vụ việc")
+
+
 async def _hear(chair: ChairBot, session: _Session, bots: Mapping[str, VenueBot], order: Sequence[QueueTicket],
-                hold: float, stop: Callable[[], bool]) -> None:
+                hold: float, stop: Callable[[], bool], secretary: SecretaryBot | None = None) -> None:
     """The chair calls each waiting ticket ("call next"), the called venue holds the floor ``hold`` seconds,
-    then "end case"; until the queue is empty or ``stop()``."""
-    for _ in order:
+    then "end case"; until the queue is empty or ``stop()``. Meanwhile the ``secretary`` takes the case's
+    minutes; "end case" waits for them (bounded), and the chair approves them before the end of every other
+    case (the 1st, 3rd …) and after it for the rest."""
+    for index, _ in enumerate(order):
         if stop():
             return
         marks = {venue: len(bot.messages) for venue, bot in bots.items()}
         answer = await press(chair, "call-next")
+        called_at = time.monotonic()
         current = answer["current"]
         number, venue = int(current["ticket_no"]), str(current["venue"])
         say("called", number=number, name=session.names.get(venue, venue))
-        if venue in bots:
-            await _floor_at(bots[venue], venue, marks[venue])
-        await asyncio.sleep(hold)
-        marks = {v: len(bot.messages) for v, bot in bots.items()}
-        await press(chair, "end")
-        say("ended", number=number)
+        minutes = None if secretary is None else asyncio.create_task(
+            secretary.take_minutes(venue, session.names.get(venue, venue), called_at=called_at),
+            name=f"demo-minutes-{number}")
+        try:
+            if venue in bots:
+                await _floor_at(bots[venue], venue, marks[venue])
+            await asyncio.sleep(hold)
+            taken = None if minutes is None else await _minutes_of(minutes, number)
+            approve_first = index % 2 == 0
+            if taken is not None and approve_first:
+                await _approve(chair, taken, number, ended=False)
+            marks = {v: len(bot.messages) for v, bot in bots.items()}
+            await press(chair, "end")
+            say("ended", number=number)
+            if taken is not None and not approve_first:
+                await _approve(chair, taken, number, ended=True)
+        finally:
+            if minutes is not None and not minutes.done():
+                minutes.cancel()
+                await asyncio.gather(minutes, return_exceptions=True)
         await _floor_at(bots[session.main], session.main, marks[session.main])
 
 
@@ -630,6 +692,10 @@ async def _run(settings: Settings, options: DemoOptions, loops: list[VenueLoop],
         clients.append(desk_client)
         chair_client = await _signed_in(app, local, DEMO_CHAIR_BOT, "Chủ trì (máy demo)", "chair")
         clients.append(chair_client)
+        await ensure_units(app.state.services.engine)
+        secretary_client = await _signed_in(app, local, DEMO_SECRETARY_BOT, "Thư ký (máy demo)", "secretary")
+        clients.append(secretary_client)
+        secretary = SecretaryBot(secretary_client, room, main=specs[0].venue)
         session = _Session(room, specs[0].venue, {s.venue: s.name for s in specs}, [], [])
         desk, chair = DeskBot(desk_client), ChairBot(chair_client, room)
         communes = [(s.venue, s.name) for s in specs[1:]]
@@ -642,17 +708,18 @@ async def _run(settings: Settings, options: DemoOptions, loops: list[VenueLoop],
             say("order", order=_numbers(order))
             left = options.duration - (time.monotonic() - started)
             hold = options.rotate_s or max(1.0, left / max(1, len(order)))
-            await _hear(chair, session, by_venue, order, hold, stop=lambda: server_task.done())
+            await _hear(chair, session, by_venue, order, hold, stop=lambda: server_task.done(), secretary=secretary)
             await _settle(bots, session)
             if server_task.done():
                 raise RuntimeError("the server stopped during the demo")
             status = _report(bots, loops, session, time.monotonic() - started, _cpu_seconds() - cpu_started)
-            status = max(status, await _check_recordings(app, settings, room, bots[0]))
+            recorded, verified = await _check_recordings(app, settings, room, bots[0])
+            status = max(status, recorded, await _check_cases(app, room, verified))
             return max(status, await _check_notice(app, room))
         password = await _demo_account(app, DEMO_CHAIR, "Chủ trì phiên trình diễn", "chair")
         say("chair", url=base, room=room, username=DEMO_CHAIR, password=password)
         say("stop")
-        hearing = asyncio.create_task(_keep_hearing(desk, chair, session, by_venue, specs, bots[0],
+        hearing = asyncio.create_task(_keep_hearing(desk, chair, secretary, session, by_venue, specs, bots[0],
                                                     options.rotate_s or 15.0), name="demo-hearing")
         await _wait_for_stop(server_task)
         say("stopping")
@@ -669,8 +736,9 @@ async def _run(settings: Settings, options: DemoOptions, loops: list[VenueLoop],
         await asyncio.gather(server_task, return_exceptions=True)
 
 
-async def _keep_hearing(desk: DeskBot, chair: ChairBot, session: _Session, bots: Mapping[str, VenueBot],
-                        specs: Sequence[LoopSpec], chair_bot: VenueBot, hold: float) -> None:
+async def _keep_hearing(desk: DeskBot, chair: ChairBot, secretary: SecretaryBot, session: _Session,
+                        bots: Mapping[str, VenueBot], specs: Sequence[LoopSpec], chair_bot: VenueBot,
+                        hold: float) -> None:
     """Interactive: register a batch (the roll call after the first), hear it, again, until a person chairs
     the room."""
     stop = functools.partial(_someone_else_chairs, chair_bot)
@@ -683,26 +751,44 @@ async def _keep_hearing(desk: DeskBot, chair: ChairBot, session: _Session, bots:
             order = await chair.published_order()
             session.published.extend(order)
             say("order", order=_numbers(order))
-            await _hear(chair, session, bots, order, hold, stop)
+            await _hear(chair, session, bots, order, hold, stop, secretary)
         say("person_chairs")
     except (ConsoleRefused, httpx.HTTPError, ConnectionError) as exc:  # a person acted on the queue meanwhile
         say("failed", error=f"{type(exc).__name__}: {exc}")
 
 
-async def _check_recordings(app: Any, settings: Settings, room: str, observer: VenueBot) -> int:
-    """Headless, when the server records: every call the pages saw has a closed, verified segment."""
+async def _check_recordings(app: Any, settings: Settings, room: str,
+                            observer: VenueBot) -> tuple[int, dict[str, list[str]] | None]:
+    """Headless, when the server records: every call the pages saw has a closed, verified segment. The status
+    and the closed segments checked per case (None: the server does not record)."""
     if not settings.recorder_options.enabled:
-        return 0
+        return 0, None
     from .demo_recording import check_recordings
 
     services = app.state.services
     called = [int(m["call"]["call_seq"]) for m in observer.messages if m["type"] == "case.called"]
     check = await check_recordings(services.engine, services.keyring, settings.recorder_options.root, room, called)
+    verified: dict[str, list[str]] = {}
+    for segment in check.segments:
+        if segment.case_id is not None:
+            verified.setdefault(segment.case_id, []).append(segment.segment)
     for problem in check.problems:
         say("recording_bad", problem=problem)
     if check.problems:
-        return 1
+        return 1, verified
     say("recording_ok", count=len(check.segments), files=check.files)
+    return 0, verified
+
+
+async def _check_cases(app: Any, room: str, verified: dict[str, list[str]] | None) -> int:
+    """Headless: every called case landed in the complaint database from its approved minutes."""
+    check = await check_cases(app.state.services.engine, room, verified=verified)
+    for problem in check.problems:
+        say("cases_bad", problem=problem)
+    if check.problems:
+        return 1
+    say("cases_ok", count=len(check.landed), directives=sum(c.directives for c in check.landed),
+        recording="" if verified is None else " và đoạn ghi hình đã kiểm tra toàn vẹn")
     return 0
 
 

@@ -62,6 +62,19 @@ def test_headless_demo_calls_every_ticket_in_the_published_order_and_every_venue
     assert "chủ trì đã điểm danh 9 điểm cầu" in result.stderr
     assert "đạt — 8 số được gọi đúng thứ tự đã công bố; mọi trang (9) đã thấy từng số" in result.stderr
 
+    # issue #12 step 9: while each case is heard the secretary bot writes its minutes, reads them back and notes
+    # the citizen's verbal confirmation; the chair bot approves before the end of the 1st, 3rd … case and after
+    # it for the others; every called case then landed in the complaint database with its directive and its
+    # verified recording segment
+    minuted = [int(n) for n in re.findall(r"thư ký ghi biên bản vụ việc số (\d+) \(phiên bản \d+; chỉ đạo giao "
+                                          r"[^)]+\), đọc lại cho công dân; công dân xác nhận bằng lời tại \d\d:\d\d",
+                                          result.stderr)]
+    assert minuted == [3, 4, 1, 2, 5, 6, 7, 8]
+    approved = re.findall(r"chủ trì phê duyệt biên bản vụ việc số (\d+) (trước|sau) khi kết thúc", result.stderr)
+    assert approved == [(str(n), "trước" if i % 2 == 0 else "sau") for i, n in enumerate(minuted)]
+    assert ("đạt — 8 vụ việc đã gọi đều đã vào cơ sở dữ liệu từ biên bản được phê duyệt: lượt tiếp, hướng xử lý, "
+            "8 ý kiến chỉ đạo giao đơn vị có thời hạn và đoạn ghi hình đã kiểm tra toàn vẹn") in result.stderr
+
     rows = _table(result.stdout)
     venues = [venue for venue, _ in DEMO_VENUES]
     assert list(rows) == venues
@@ -285,3 +298,197 @@ async def test_demo_refuses_a_floor_time_that_is_not_positive_before_rendering(m
         with pytest.raises(ValueError, match="--rotate phải lớn hơn 0"):
             await run_demo(make_settings(), DemoOptions(headless=True, rotate_s=rotate))
     assert not (tmp_path / "data" / "demo").exists()  # refused before rendering anything
+
+
+# -- the secretary bot ----------------------------------------------------------------------------------
+
+_LIST_PAGE = ('<a href="/bien-ban/phien-trinh-dien/{case}" data-testid="minutes-open">TD-1</a>'
+              '<a href="/bien-ban/phien-khac/case-x">TD-2</a>')
+_MINUTES_PAGE = ('<select><option value="">Chọn</option><option value="wrong">not in the template</option></select>'
+                 '<template id="directive-row"><select data-key="unit"><option value="">— Chọn —</option>'
+                 '<option value="so-xd">Sở Xây dựng</option><option value="so-nnmt">Sở Nông nghiệp &amp; Môi '
+                 'trường</option></select></template>')
+
+
+@pytest.mark.unit
+async def test_the_secretary_bot_finds_the_called_cases_draft_writes_it_once_reads_it_back_and_notes_the_time(
+        ) -> None:
+    """Through the secretary's pages and JSON only: the draft of the called venue (not one handled before, not
+    another session's or another venue's), one PUT on the version read with content the closing accepts, the
+    read-back of that version, then "confirmed verbally" at the time since the call."""
+    import httpx
+
+    from complaints.workdays import default_calendar
+    from minutes.closing import missing_fields
+    from minutes.drafts_content import MinutesContent
+    from tiepdan.bots.console import ConsoleClient, ConsoleRefused
+    from tiepdan.bots.secretary_bot import SecretaryBot
+
+    now = [100.0]
+    polls = [0]
+    asked: list[str] = []
+    saved: list[dict[str, Any]] = []
+    drafts = {"case-old": ("xa-tien-du", "closed"), "case-b": ("xa-que-vo", "open"), "case-a": ("xa-tien-du", "open")}
+
+    def draft(case: str) -> dict[str, Any]:
+        venue, state = drafts[case]
+        return {"session": "phien-trinh-dien", "case": case, "version": 1, "state": state,
+                "content": {"attendees": [{"venue": venue, "people": ""}], "citizen_request": "Đề nghị cấp sổ đỏ",
+                            "prior_handling": "Tiếp lần đầu."}}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        asked.append(f"{method} {path}")
+        if method != "GET":
+            assert request.headers["x-csrf-token"] == "token"
+        if path == "/bien-ban":
+            polls[0] += 1  # the call's draft opens on the bus: the second look finds it
+            cases = ["case-old"] + (["case-b", "case-a"] if polls[0] > 1 else [])
+            return httpx.Response(200, text="".join(_LIST_PAGE.format(case=c) for c in cases))
+        if path == "/bien-ban/phien-trinh-dien/case-a":
+            return httpx.Response(200, text=_MINUTES_PAGE)
+        if path.startswith("/api/minutes/phien-trinh-dien/") and method == "GET":
+            return httpx.Response(200, json=draft(path.rsplit("/", 1)[1]))
+        if path == "/api/minutes/phien-trinh-dien/case-a" and method == "PUT":
+            body = json.loads(request.content)
+            saved.append(body)
+            return httpx.Response(200, json={"version": 2, "created": True})
+        if path.endswith("/case-a/readback"):
+            assert json.loads(request.content) == {"version": 2}
+            now[0] = 172.5  # the read-back and the citizen's "yes" take a minute
+            return httpx.Response(200, json={"readback_sha256": "a" * 64, "state": "readback"})
+        if path.endswith("/case-a/verbal"):
+            assert json.loads(request.content) == {"readback_sha256": "a" * 64, "media_time": "01:12"}
+            return httpx.Response(200, json={"confirmed_sha256": "a" * 64, "state": "confirmed"})
+        return httpx.Response(409, json={"error": "conflict"})
+
+    client = ConsoleClient("http://console.test", transport=httpx.MockTransport(answer))
+    client.csrf = "token"
+    secretary = SecretaryBot(client, "phien-trinh-dien", main="tru-so-tinh", clock=lambda: now[0])
+    try:
+        taken = await secretary.take_minutes("xa-tien-du", "Xã Tiên Du", called_at=100.0)
+        assert (taken.case_id, taken.version, taken.confirmed_sha256, taken.media_time) == ("case-a", 2, "a" * 64,
+                                                                                             "01:12")
+        assert (taken.unit, taken.unit_name) == ("so-xd", "Sở Xây dựng")  # from the directive row, unescaped
+        assert secretary.units == [("so-xd", "Sở Xây dựng"), ("so-nnmt", "Sở Nông nghiệp & Môi trường")]
+        assert asked.count("PUT /api/minutes/phien-trinh-dien/case-a") == 1
+        # a closed draft and another venue's are each looked at once and passed over
+        assert asked.count("GET /api/minutes/phien-trinh-dien/case-old") == 1
+        assert asked.count("GET /api/minutes/phien-trinh-dien/case-b") == 1
+        assert polls[0] == 2
+        [body] = saved
+        assert body["base_version"] == 1 and body["client"]
+        content = MinutesContent.model_validate(body["content"])  # the form's own model: no unknown field
+        assert content.citizen_request == "Đề nghị cấp sổ đỏ" and content.prior_handling == "Tiếp lần đầu."
+        assert {a.venue for a in content.attendees} == {"tru-so-tinh", "xa-tien-du"}
+        assert content.local_report and content.discussion and "Sở Xây dựng" in content.conclusion
+        [directive] = content.directives
+        assert (directive.unit, directive.working_days) == ("so-xd", 15) and directive.content
+        # what the closing demands before it writes the case: nothing is missing
+        day = date(2026, 12, 10)
+        assert missing_fields(content, issued_on=day, today=day, calendar=default_calendar(),
+                              known_units=frozenset({"so-xd"})) == []
+
+        # the next call: the same venue again finds nothing new (case-a is handled); the bot gives up in time
+        now[0] = 0.0
+
+        def later() -> float:
+            now[0] += 10.0
+            return now[0]
+
+        secretary.clock = later
+        with pytest.raises(TimeoutError):
+            await secretary.take_minutes("xa-tien-du", "Xã Tiên Du", called_at=0.0, timeout=15.0)
+        # a refusal is raised with its status and code, never swallowed
+        drafts["case-c"] = ("xa-gia-binh", "open")
+        secretary.clock = lambda: now[0]
+        with pytest.raises(ConsoleRefused) as refused:
+            await secretary.client.put_json("/api/minutes/phien-trinh-dien/case-c", {"base_version": 1})
+        assert (refused.value.status, refused.value.code) == (409, "conflict")
+    finally:
+        await client.close()
+
+
+# -- the cases check ------------------------------------------------------------------------------------
+
+@pytest.mark.integration
+async def test_the_cases_check_passes_a_case_written_from_the_bots_minutes_and_names_each_that_did_not_land(
+        database_url: str) -> None:
+    """The secretary bot's minutes, confirmed, approved and closed by the real service, land completely; a case
+    the chair did not approve, one with no minutes, and one whose segment the recording check did not verify
+    are each named. A database without an active unit gets the sample units once."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from complaints.seed import UNITS
+    from complaints.tables import recording_segments, units
+    from evidence import Keyring
+    from minutes.approval import approve, confirm_verbally, request_readback
+    from minutes.closing_consumer import closing_handler
+    from minutes.drafts import load_draft, open_draft
+    from signaling.events import CaseClosed
+    from tests.minutes._approvals import CAL, CHAIR, SECRETARY, save
+    from tests.minutes._drafts import NOW, SESSION, VENUE, create_tables, register_case
+    from tiepdan.bots.secretary_bot import minutes_content
+    from tiepdan.db import make_engine
+    from tiepdan.demo_minutes import check_cases, ensure_units
+
+    engine = make_engine(database_url)
+    keyring = Keyring.generate(dev=True)
+    later = NOW + timedelta(minutes=30)
+    try:
+        await create_tables(engine)
+        ids: list[str] = []
+        for seq in (1, 2, 3):
+            async with engine.begin() as conn:
+                case_id = await register_case(conn, keyring)
+                ids.append(case_id)
+                if seq == 3:
+                    continue  # called, but no draft opened
+                await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=seq, venue=VENUE, calendar=CAL,
+                                 now=NOW)
+                await conn.execute(recording_segments.insert().values(
+                    segment=f"c{seq}-{case_id}", session=SESSION, case_id=case_id, call_seq=seq, confidential=False,
+                    files_json="[]", speakers_json="[]", gaps_json="[]", opened_at=NOW))
+                draft = await load_draft(conn, session_id=SESSION, case_id=case_id, author=SECRETARY)
+            content = minutes_content(draft.content.model_dump(mode="json"), venue=VENUE, venue_name="Xã Tiên Du",
+                                      main="tru-so-tinh", unit="ubnd-tien-du", unit_name="UBND xã Tiên Du")
+            version = await save(engine, keyring, case_id, 1, content)
+            async with engine.begin() as conn:
+                read = await request_readback(conn, session_id=SESSION, case_id=case_id, version=version,
+                                              author=SECRETARY, now=NOW + timedelta(minutes=10))
+                assert read.readback_sha256 is not None
+                await confirm_verbally(conn, session_id=SESSION, case_id=case_id, readback_sha256=read.readback_sha256,
+                                       media_time="00:02", author=SECRETARY, now=NOW + timedelta(minutes=11))
+                if seq == 1:  # the chair approves the first only
+                    approved = await approve(conn, session_id=SESSION, case_id=case_id,
+                                             confirmed_sha256=read.readback_sha256, author=CHAIR, name="Chủ trì",
+                                             keyring=keyring, calendar=CAL, now=later)
+                    assert approved.problems == () and approved.state == "approved"
+            await closing_handler(engine, keyring, CAL, clock=lambda: later)(CaseClosed(
+                session=SESSION, case=case_id, ticket_no=seq, venue=VENUE, call_seq=seq, by="user:chutri"))
+        called = [(10 + n, case_id) for n, case_id in enumerate(ids, start=1)]
+        first, second, third = ids
+
+        check = await check_cases(engine, SESSION, verified={first: [f"c1-{first}"]}, called=called, timeout_s=0)
+        assert check.called == 3
+        assert [(c.ticket_no, c.case_id, c.directives, c.segments) for c in check.landed] == [
+            (11, first, 1, (f"c1-{first}",))]
+        assert len(check.problems) == 2
+        assert check.problems[0].startswith("vụ việc số 12 (TD-") and "chủ trì chưa phê duyệt" in check.problems[0]
+        assert check.problems[1].startswith("vụ việc số 13 (TD-") and "không có biên bản" in check.problems[1]
+
+        unverified = await check_cases(engine, SESSION, verified={}, called=called[:1], timeout_s=0)
+        assert unverified.landed == () and unverified.problems == (
+            f"vụ việc số 11 ({check.landed[0].tracking_code}): đoạn ghi hình c1-{first} chưa được kiểm tra toàn vẹn",)
+        # a server that does not record asks for no segment
+        assert (await check_cases(engine, SESSION, verified=None, called=called[:1], timeout_s=0)).problems == ()
+
+        assert await ensure_units(engine) == 0  # the units there stay as they are
+        async with engine.begin() as conn:
+            await conn.execute(update(units).values(active=False))
+        assert await ensure_units(engine) == len(UNITS)
+        assert await ensure_units(engine) == 0
+    finally:
+        await engine.dispose()

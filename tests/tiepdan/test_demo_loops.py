@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import av
 import pytest
 
-from tiepdan.bots.loops import PALETTE, LoopSpec, render_tone, render_venue_loop
+from tiepdan.bots.loops import FPS, KEYFRAME_EVERY, PALETTE, LoopSpec, render_tone, render_venue_loop
 from tiepdan.bots.venue_bot import nearest_venue
 
 pytestmark = pytest.mark.media
 
 SPEC = LoopSpec("xa-tien-du", "Xã Tiên Du", PALETTE[1], seconds=1.0, high=(320, 180), low=(160, 90))
+
+
+def test_a_longer_loop_has_a_keyframe_every_two_seconds(tmp_path: Path) -> None:
+    # a bot replays encoded frames and cannot answer a keyframe request: the recorder's cut and a layer
+    # switch wait for the loop's next keyframe
+    longer = render_venue_loop(tmp_path, dataclasses.replace(SPEC, seconds=4.0))
+    for layer in (longer.high, longer.low):
+        assert [i for i, key in enumerate(layer.keyframes) if key] == [0, round(KEYFRAME_EVERY * FPS)]
 
 
 def test_a_loop_is_rendered_once_with_both_layers_and_read_back_from_the_cache(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """The demo's pre-rendered loops: a venue's picture (its name and a clock burned in) and a quiet tone.
 
 Rendered once with Pillow and encoded with PyAV into ``<directory>/<venue>-<digest>.{high,low}.ivf`` (VP8,
-a single keyframe at the start of the loop) and ``<directory>/tone-<digest>.ogg`` (Opus, 20 ms packets);
+a keyframe every :data:`KEYFRAME_EVERY` seconds from the loop's start: a bot replays encoded frames and cannot
+answer a keyframe request, so the recorder's cut at the next keyframe, and a subscriber's switch to the
+other layer, wait at most that long) and ``<directory>/tone-<digest>.ogg`` (Opus, 20 ms packets);
 the digest covers everything that changes the picture, so a changed name renders again and an existing
 file is read back as it is. A bot then only re-packetises: the machine is not busy encoding.
 
@@ -29,13 +31,14 @@ from PIL import Image, ImageDraw, ImageFont
 from .media import AUDIO_CLOCK, Clip, centre_yuv
 
 __all__ = ["LoopSpec", "VenueLoop", "PALETTE", "FONT_CANDIDATES", "render_venue_loop", "render_tone",
-           "HIGH", "LOW", "FPS", "SECONDS"]
+           "HIGH", "LOW", "FPS", "SECONDS", "KEYFRAME_EVERY"]
 
 HIGH = (640, 360)
 LOW = (320, 180)
 FPS = 15
 SECONDS = 10.0
-_VERSION = "2"  # bump when the drawing or the encoding changes: cached files are keyed by it
+KEYFRAME_EVERY = 2.0  # seconds; SECONDS is a multiple of it, so the loop's seam stays a keyframe
+_VERSION = "3"  # bump when the drawing or the encoding changes: cached files are keyed by it
 
 #: background colours, distinct enough that the decoded centre pixel names the venue
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -169,10 +172,11 @@ def _open_ivf(path: Path, size: tuple[int, int], fps: int, bitrate: int) -> tupl
     stream.width, stream.height = size
     stream.pix_fmt = "yuv420p"
     stream.bit_rate = bitrate
-    stream.codec_context.gop_size = 100_000  # one keyframe: the loop's first frame
-    # one thread: libvpx's own threads cost more than they bring on these small, still frames
+    every = str(round(KEYFRAME_EVERY * fps))
+    # a keyframe exactly every KEYFRAME_EVERY seconds (min = max distance); one thread: libvpx's own threads
+    # cost more than they bring on these small, still frames
     stream.options = {"deadline": "realtime", "cpu-used": "16", "lag-in-frames": "0", "error-resilient": "1",
-                      "static-thresh": "1000", "threads": "1"}
+                      "static-thresh": "1000", "threads": "1", "g": every, "keyint_min": every}
     return out, stream
 
 

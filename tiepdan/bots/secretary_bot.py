@@ -44,13 +44,14 @@ _OPTION = re.compile(r'<option value="([^"]+)"[^>]*>([^<]*)</option>')
 @dataclass(frozen=True)
 class TakenMinutes:
     """What the secretary did for one case: the draft's case id and version saved, the read-back's hash the
-    citizen confirmed, the recording time noted, and the unit the directive went to."""
+    citizen confirmed, the recording time noted, and the unit the directive went to (id, name)."""
 
     case_id: str
     version: int
     confirmed_sha256: str
     media_time: str
     unit: str
+    unit_name: str
 
 
 def draft_links(page: str, session_id: str) -> list[str]:
@@ -177,4 +178,4 @@ class SecretaryBot:
         heard = media_time(self.clock() - called_at)
         confirmed = await self.client.post_json(f"{approval}/verbal", {"readback_sha256": read["readback_sha256"],
                                                                        "media_time": heard})
-        return TakenMinutes(case_id, version, str(confirmed["confirmed_sha256"]), heard, unit)
+        return TakenMinutes(case_id, version, str(confirmed["confirmed_sha256"]), heard, unit, unit_name)
