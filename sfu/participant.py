@@ -185,13 +185,16 @@ class Participant:
                 transceiver.setCodecPreferences(negotiation.codec_preferences(m.kind, self.room.video_codec))
                 transceivers.append(transceiver)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
+            await transport.set_local_description(await pc.createAnswer())
         except SfuError:
             await transport.close()
             raise
         except _AIORTC_NEGOTIATION_ERRORS as exc:
             await transport.close()
             raise NegotiationError(f"cannot answer the publisher offer: {type(exc).__name__}: {exc}") from exc
+        except BaseException:  # cancelled: the half-made link closes (its sockets too) and a new offer may come
+            await transport.close()
+            raise
 
         video_seen = False
         for m, transceiver in zip(media, transceivers, strict=True):
@@ -264,10 +267,16 @@ class Participant:
             for slot in self.slots:
                 prefs = negotiation.codec_preferences(slot.kind, self.room.video_codec)
                 slot._bind(functools.partial(_add_sender, pc, prefs))
-            await pc.setLocalDescription(await pc.createOffer())
+            await transport.set_local_description(await pc.createOffer())
+        except SfuError:
+            await transport.close()
+            raise
         except _AIORTC_NEGOTIATION_ERRORS as exc:
             await transport.close()
             raise NegotiationError(f"cannot create the subscriber offer: {type(exc).__name__}") from exc
+        except BaseException:  # cancelled: as in publish_offer
+            await transport.close()
+            raise
         transport.start_watchdog()
         offer = pc.localDescription.sdp
         return negotiation.munge_subscriber_offer(offer, opus_inband_fec=self._options.opus_inband_fec)

@@ -10,7 +10,10 @@ failed transport closes itself; its owner is told through ``on_state`` and resto
 negotiating a new transport (aiortc has no ICE restart).
 
 ICE: aiortc gathers all local candidates before an SDP is returned (no outbound trickle); remote
-candidates may be trickled with :meth:`add_ice_candidate`.
+candidates may be trickled with :meth:`add_ice_candidate`. Gathering binds the UDP sockets and goes
+through :meth:`set_local_description`, which :meth:`close` waits for: aioice 0.13 binds the sockets of a
+gathering that runs on after its connection was closed and never closes them. :meth:`close` itself
+finishes when the caller is cancelled (a closing that stopped half-way would leave the sockets open).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import _tasks
@@ -62,8 +65,9 @@ class Transport:
         self.pc = RTCPeerConnection(config)
         self.pc.on("connectionstatechange", self._on_pc_state)
         self._settled = asyncio.Event()
-        self._closed_done = asyncio.Event()
+        self._closing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._gathering: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<Transport {self.label} {self.role} {self.state}>"
@@ -99,24 +103,43 @@ class Transport:
         except (ValueError, KeyError) as exc:
             raise InvalidCandidate("candidate matches no media section") from exc
 
-    async def close(self) -> None:
-        """Close the peer connection (senders, receivers, ICE, DTLS). Idempotent."""
+    async def set_local_description(self, description: RTCSessionDescription) -> None:
+        """``pc.setLocalDescription(description)``: gathers the local candidates (binds the UDP sockets).
+
+        The gathering runs as a task of its own that :meth:`close` waits for before it closes the peer
+        connection: closed in the middle of a gathering, aioice 0.13 binds the sockets afterwards and never
+        closes them (``ResourceWarning: unclosed transport``, raised by the garbage collector in whatever
+        runs next). A caller cancelled meanwhile leaves the gathering to finish; ``close`` closes its sockets.
+        Raises :class:`TransportFailed` once the transport is closing, and what aiortc raises."""
         if self.closed:
-            await self._closed_done.wait()
-            return
-        self.closed = True
+            raise TransportFailed(f"{self.label} {self.role} transport closed")
+        gathering = asyncio.ensure_future(self.pc.setLocalDescription(description))
+        self._gathering.add(gathering)
+        gathering.add_done_callback(self._gathering.discard)
+        await asyncio.shield(gathering)
+
+    async def close(self) -> None:
+        """Close the peer connection (senders, receivers, ICE, DTLS). Idempotent; the closing goes on to
+        its end when the caller is cancelled."""
+        if self._closing is None:
+            self.closed = True
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    # --- internals ---------------------------------------------------------------------------------------
+
+    async def _close(self) -> None:
         try:
             current = asyncio.current_task()
             tasks = [t for t in self._tasks if t is not current]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # a gathering in flight would bind its sockets after pc.close() and leave them open
+            await asyncio.gather(*self._gathering, return_exceptions=True)
             await self.pc.close()
         finally:
             self._set_state("closed")
-            self._closed_done.set()
-
-    # --- internals ---------------------------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         _tasks.spawn(self._tasks, coro, name=name, owner=f"{self.label} {self.role}",

@@ -189,11 +189,15 @@ async def anyio_backend() -> AsyncIterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def _collect_garbage_per_test() -> Iterator[None]:
-    """With TIEPDAN_TEST_GC=1, collect garbage after every test, so that a leaked connection or
-    task warns in the test that leaked it instead of in a later one (a diagnostic, off by default)."""
+def _collect_garbage_per_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Collect garbage after every ``media`` test (after every test with TIEPDAN_TEST_GC=1), so that a leaked
+    socket, peer connection or task warns in the teardown of the test that leaked it instead of in whatever
+    test the collector happens to run in later. This runs after the test's event loop is closed (pytest-asyncio
+    tears its loop down first). Media tests are few and slow: a collection each costs them little."""
     yield
-    if os.environ.get("TIEPDAN_TEST_GC") == "1":
+    from tests.harness import kind_of
+
+    if os.environ.get("TIEPDAN_TEST_GC") == "1" or kind_of(request.node) == "media":
         import gc
 
         gc.collect()

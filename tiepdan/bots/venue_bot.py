@@ -232,10 +232,14 @@ class VenueBot:
         return {c for slot in self.slots if slot.startswith("video") for c in self.colours_since(slot, since)}
 
     async def close_media(self) -> None:
-        for bot in (self.publisher, self.subscriber):
-            if bot is not None:
-                await bot.close()
+        publisher, subscriber = self.publisher, self.subscriber
         self.publisher = self.subscriber = None
+        try:
+            if publisher is not None:
+                await publisher.close()
+        finally:  # each peer connection closes (its UDP sockets with it), whatever the other did
+            if subscriber is not None:
+                await subscriber.close()
 
     async def drop(self) -> None:
         """The network drops the socket: no ``leave``, no close frame (the server keeps the place)."""
@@ -260,16 +264,18 @@ class VenueBot:
         return welcome
 
     async def close(self, *, leave: bool = True) -> None:
-        if self.ws is not None:
-            if leave:
-                try:
-                    await self.send({"type": "leave"})
-                except websockets.ConnectionClosed:
-                    pass
-            await self.ws.close()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
-        await self.close_media()
+        try:
+            if self.ws is not None:
+                if leave:
+                    try:
+                        await self.send({"type": "leave"})
+                    except websockets.ConnectionClosed:
+                        pass
+                await self.ws.close()
+            if self._reader is not None:
+                await asyncio.gather(self._reader, return_exceptions=True)
+        finally:  # the media closes even when the socket's end fails or is cancelled
+            await self.close_media()
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 8.0, what: str = "condition") -> float:
