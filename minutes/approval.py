@@ -310,14 +310,9 @@ async def confirm_by_signature(conn: AsyncConnection, *, session_id: str, case_i
     await conn.execute(minutes_signatures.insert().values(
         id=signature_id, draft_id=draft["id"], readback_sha256=readback_sha256, sha256=digest, png=png,
         size=len(png), width=width, height=height, submitted_by=author.label, submitted_at=now))
-    await conn.execute(update(minutes_approvals).where(minutes_approvals.c.draft_id == draft["id"]).values(
-        confirmation="signature", confirmed_sha256=readback_sha256, confirmed_by=author.label, confirmed_at=now,
-        signature_id=signature_id, verbal_media_s=None, approved_sha256=None, approved_by=None, approved_name=None,
-        approved_at=None, updated_at=now))
-    await append_audit(conn, actor=author.label, action="minutes.confirmed", target_kind="case", target_id=case_id,
-                       detail={"session": session_id, "draft": draft["id"], "how": "signature",
-                               "sha256": readback_sha256, "signature_sha256": digest}, at=now)
-    return await _state(conn, draft)
+    return await _record_confirmation(conn, draft, session_id=session_id, case_id=case_id, how="signature",
+                                      readback_sha256=readback_sha256, author=author, now=now,
+                                      signature_id=signature_id, detail={"signature_sha256": digest})
 
 
 async def confirm_verbally(conn: AsyncConnection, *, session_id: str, case_id: str, readback_sha256: str,
@@ -327,13 +322,23 @@ async def confirm_verbally(conn: AsyncConnection, *, session_id: str, case_id: s
     now = now.astimezone(UTC)
     seconds = parse_media_time(media_time)
     draft = await _confirmable(conn, session_id, case_id, readback_sha256)
+    return await _record_confirmation(conn, draft, session_id=session_id, case_id=case_id, how="verbal",
+                                      readback_sha256=readback_sha256, author=author, now=now,
+                                      verbal_media_s=seconds, detail={"media_s": seconds})
+
+
+async def _record_confirmation(conn: AsyncConnection, draft: Any, *, session_id: str, case_id: str, how: str,
+                               readback_sha256: str, author: Author, now: datetime, signature_id: str | None = None,
+                               verbal_media_s: int | None = None, detail: dict[str, Any]) -> Approval:
+    """The read-back ``readback_sha256`` confirmed ``how`` (``signature`` or ``verbal``): a previous confirmation
+    and approval are replaced; audited with ``detail`` added."""
     await conn.execute(update(minutes_approvals).where(minutes_approvals.c.draft_id == draft["id"]).values(
-        confirmation="verbal", confirmed_sha256=readback_sha256, confirmed_by=author.label, confirmed_at=now,
-        signature_id=None, verbal_media_s=seconds, approved_sha256=None, approved_by=None, approved_name=None,
-        approved_at=None, updated_at=now))
+        confirmation=how, confirmed_sha256=readback_sha256, confirmed_by=author.label, confirmed_at=now,
+        signature_id=signature_id, verbal_media_s=verbal_media_s, approved_sha256=None, approved_by=None,
+        approved_name=None, approved_at=None, updated_at=now))
     await append_audit(conn, actor=author.label, action="minutes.confirmed", target_kind="case", target_id=case_id,
-                       detail={"session": session_id, "draft": draft["id"], "how": "verbal",
-                               "sha256": readback_sha256, "media_s": seconds}, at=now)
+                       detail={"session": session_id, "draft": draft["id"], "how": how, "sha256": readback_sha256,
+                               **detail}, at=now)
     return await _state(conn, draft)
 
 

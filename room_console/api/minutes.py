@@ -52,11 +52,12 @@ from ..actor import Actor, CurrentActor
 from ..context import ConsoleContext
 from .problems import json_problem, problem
 
-__all__ = ["create_minutes_api_router", "author_of", "draft_json", "display_names"]
+__all__ = ["create_minutes_api_router", "author_of", "draft_json", "display_names", "Console", "NO_STORE", "bad_ids",
+           "console_now"]
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CASE_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
-_NO_STORE = {"cache-control": "no-store"}
+NO_STORE = {"cache-control": "no-store"}
 
 
 def _console(request: Request) -> ConsoleContext:
@@ -127,14 +128,20 @@ def _problem(exc: ComplaintsError) -> JSONResponse:
     if isinstance(exc, DraftInvalid):
         return json_problem(422, exc.code, exc.message_vi, errors=exc.errors)
     response = problem(exc)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return response
 
 
-def _bad_ids(session_id: str, case_id: str) -> JSONResponse | None:
-    if _SESSION_ID.match(session_id) and _CASE_ID.match(case_id):
+def bad_ids(session_id: str, case_id: str | None = None) -> JSONResponse | None:
+    """A 404 for a session id (and a case id, when given) no minutes can have; None when both may be."""
+    if _SESSION_ID.match(session_id) and (case_id is None or _CASE_ID.match(case_id)):
         return None
     return json_problem(404, "not_found", "Không tìm thấy biên bản.")
+
+
+def console_now(console: ConsoleContext) -> datetime:
+    """The console's clock, as an aware UTC time."""
+    return datetime.fromtimestamp(console.clock(), UTC)
 
 
 def _identity(raw: dict[str, Any] | None) -> DenouncerIdentity | None:
@@ -159,7 +166,7 @@ def create_minutes_api_router() -> APIRouter:
     @router.get("/{session_id}/{case_id}")
     async def get_draft(console: Console, actor: CurrentActor, session_id: str, case_id: str) -> Response:
         """The draft as saved last."""
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         try:
             async with console.engine.connect() as conn:
@@ -168,13 +175,13 @@ def create_minutes_api_router() -> APIRouter:
         except ComplaintsError as exc:
             return _problem(exc)
         names = await display_names(console, {draft.updated_by})
-        return JSONResponse(draft_json(draft, names, client=client), headers=_NO_STORE)
+        return JSONResponse(draft_json(draft, names, client=client), headers=NO_STORE)
 
     @router.put("/{session_id}/{case_id}")
     async def put_draft(console: Console, actor: CurrentActor, session_id: str, case_id: str,
                         body: Annotated[DraftIn, Body()]) -> Response:
         """Save the whole form as the version after ``base_version``."""
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         if console.keyring is None:
             raise RuntimeError("the console was built without a keyring")
@@ -184,7 +191,7 @@ def create_minutes_api_router() -> APIRouter:
                 saved = await save_draft(
                     conn, session_id=session_id, case_id=case_id, base_version=body.base_version,
                     content=body.content, author=author_of(actor), keyring=console.keyring,
-                    calendar=console.calendar, now=datetime.fromtimestamp(console.clock(), UTC),
+                    calendar=console.calendar, now=console_now(console),
                     client=body.client, identity=identity)
         except DraftConflict as exc:
             current = exc.current
@@ -197,12 +204,12 @@ def create_minutes_api_router() -> APIRouter:
         draft = saved.draft
         names = await display_names(console, {draft.updated_by})
         return JSONResponse({**draft_json(draft, names, client=body.client if saved.created else None),
-                             "created": saved.created}, headers=_NO_STORE)
+                             "created": saved.created}, headers=NO_STORE)
 
     @router.get("/{session_id}/{case_id}/versions")
     async def get_versions(console: Console, actor: CurrentActor, session_id: str, case_id: str) -> Response:
         """Every version, the newest first (without content)."""
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         try:
             async with console.engine.connect() as conn:
@@ -212,13 +219,13 @@ def create_minutes_api_router() -> APIRouter:
             return _problem(exc)
         names = await display_names(console, {v.saved_by for v in versions})
         return JSONResponse({"session": session_id, "case": case_id, "tracking_code": case.tracking_code,
-                             "versions": [_version_json(v, names) for v in versions]}, headers=_NO_STORE)
+                             "versions": [_version_json(v, names) for v in versions]}, headers=NO_STORE)
 
     @router.get("/{session_id}/{case_id}/versions/{version}")
     async def get_version(console: Console, actor: CurrentActor, session_id: str, case_id: str,
                           version: int) -> Response:
         """One version with its content."""
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         if not 1 <= version <= 2**31:
             return _problem(NotFound(f"Biên bản không có phiên bản {version}."))
@@ -229,6 +236,6 @@ def create_minutes_api_router() -> APIRouter:
         except ComplaintsError as exc:
             return _problem(exc)
         names = await display_names(console, {found.saved_by})
-        return JSONResponse(_version_json(found, names), headers=_NO_STORE)
+        return JSONResponse(_version_json(found, names), headers=NO_STORE)
 
     return router

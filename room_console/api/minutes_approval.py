@@ -22,10 +22,10 @@ with ``errors`` (a PNG that is none, blank or too large; a recording time that i
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,23 +45,12 @@ from minutes.drafts import VIETNAM_TZ, DraftClosed, DraftForbidden, DraftInvalid
 
 from ..actor import CurrentActor
 from ..context import ConsoleContext
-from .minutes import author_of, display_names
+from .minutes import NO_STORE, Console, author_of, bad_ids, console_now, display_names
 from .problems import json_problem, problem
 
 __all__ = ["create_minutes_approval_router", "approval_json"]
 
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_CASE_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
 _SHA256 = r"^[0-9a-f]{64}$"
-_NO_STORE = {"cache-control": "no-store"}
-
-
-def _console(request: Request) -> ConsoleContext:
-    console: ConsoleContext = request.app.state.console
-    return console
-
-
-Console = Annotated[ConsoleContext, Depends(_console)]
 
 
 class ReadbackIn(BaseModel):
@@ -105,16 +94,6 @@ def approval_json(state: Approval, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _bad_ids(session_id: str, case_id: str = "x") -> JSONResponse | None:
-    if _SESSION_ID.match(session_id) and _CASE_ID.match(case_id):
-        return None
-    return json_problem(404, "not_found", "Không tìm thấy biên bản.")
-
-
-def _now(console: ConsoleContext) -> datetime:
-    return datetime.fromtimestamp(console.clock(), UTC)
-
-
 async def _body(console: ConsoleContext, state: Approval) -> dict[str, Any]:
     names = await display_names(console, {label for label in (state.confirmed_by, state.approved_by) if label})
     async with console.engine.connect() as conn:
@@ -123,7 +102,7 @@ async def _body(console: ConsoleContext, state: Approval) -> dict[str, Any]:
 
 
 async def _answer(console: ConsoleContext, state: Approval) -> JSONResponse:
-    return JSONResponse(await _body(console, state), headers=_NO_STORE)
+    return JSONResponse(await _body(console, state), headers=NO_STORE)
 
 
 def _problem(exc: ComplaintsError) -> JSONResponse:
@@ -142,20 +121,20 @@ def create_minutes_approval_router() -> APIRouter:
     @router.get("/{session_id}")
     async def get_readback(console: Console, actor: CurrentActor, session_id: str) -> Response:
         """The session's case being read back now, with the content shown (``readback`` null when none)."""
-        if (bad := _bad_ids(session_id)) is not None:
+        if (bad := bad_ids(session_id)) is not None:
             return bad
         async with console.engine.connect() as conn:
             found = await readback_for_venue(conn, session_id=session_id, author=author_of(actor),
                                              venue=actor.venue)
         if found is None:
-            return JSONResponse({"session": session_id, "readback": None}, headers=_NO_STORE)
+            return JSONResponse({"session": session_id, "readback": None}, headers=NO_STORE)
         state, content = found
         body = {**await _body(console, state), "content": content.model_dump(mode="json")}
-        return JSONResponse({"session": session_id, "readback": body}, headers=_NO_STORE)
+        return JSONResponse({"session": session_id, "readback": body}, headers=NO_STORE)
 
     @router.get("/{session_id}/{case_id}")
     async def get_state(console: Console, actor: CurrentActor, session_id: str, case_id: str) -> Response:
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         try:
             async with console.engine.connect() as conn:
@@ -168,12 +147,12 @@ def create_minutes_approval_router() -> APIRouter:
     @router.post("/{session_id}/{case_id}/readback")
     async def post_readback(console: Console, actor: CurrentActor, session_id: str, case_id: str,
                             body: Annotated[ReadbackIn, Body()]) -> Response:
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         try:
             async with console.engine.begin() as conn:
                 state = await request_readback(conn, session_id=session_id, case_id=case_id, version=body.version,
-                                               author=author_of(actor), now=_now(console))
+                                               author=author_of(actor), now=console_now(console))
         except ComplaintsError as exc:
             return _problem(exc)
         return await _answer(console, state)
@@ -181,7 +160,7 @@ def create_minutes_approval_router() -> APIRouter:
     @router.post("/{session_id}/{case_id}/signature")
     async def post_signature(request: Request, console: Console, actor: CurrentActor, session_id: str,
                              case_id: str, readback: str = "") -> Response:
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         if not re.match(_SHA256, readback):
             return json_problem(422, "invalid_input", "Thiếu mã của bản biên bản đã đọc lại.",
@@ -196,7 +175,7 @@ def create_minutes_approval_router() -> APIRouter:
             async with console.engine.begin() as conn:
                 state = await confirm_by_signature(conn, session_id=session_id, case_id=case_id,
                                                    readback_sha256=readback, png=png, author=author_of(actor),
-                                                   venue=actor.venue, now=_now(console))
+                                                   venue=actor.venue, now=console_now(console))
         except ComplaintsError as exc:
             return _problem(exc)
         return await _answer(console, state)
@@ -204,13 +183,13 @@ def create_minutes_approval_router() -> APIRouter:
     @router.post("/{session_id}/{case_id}/verbal")
     async def post_verbal(console: Console, actor: CurrentActor, session_id: str, case_id: str,
                           body: Annotated[VerbalIn, Body()]) -> Response:
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         try:
             async with console.engine.begin() as conn:
                 state = await confirm_verbally(conn, session_id=session_id, case_id=case_id,
                                                readback_sha256=body.readback_sha256, media_time=body.media_time,
-                                               author=author_of(actor), now=_now(console))
+                                               author=author_of(actor), now=console_now(console))
         except ComplaintsError as exc:
             return _problem(exc)
         return await _answer(console, state)
@@ -218,7 +197,7 @@ def create_minutes_approval_router() -> APIRouter:
     @router.post("/{session_id}/{case_id}/approve")
     async def post_approve(console: Console, actor: CurrentActor, session_id: str, case_id: str,
                            body: Annotated[ApproveIn, Body()]) -> Response:
-        if (bad := _bad_ids(session_id, case_id)) is not None:
+        if (bad := bad_ids(session_id, case_id)) is not None:
             return bad
         if console.keyring is None:
             raise RuntimeError("the console was built without a keyring")
@@ -227,7 +206,7 @@ def create_minutes_approval_router() -> APIRouter:
                 state = await approve(conn, session_id=session_id, case_id=case_id,
                                       confirmed_sha256=body.confirmed_sha256, author=author_of(actor),
                                       name=actor.name, keyring=console.keyring, calendar=console.calendar,
-                                      now=_now(console))
+                                      now=console_now(console))
         except ComplaintsError as exc:
             return _problem(exc)
         if state.approved_sha256 is None:

@@ -1,5 +1,6 @@
-"""Helpers of the read-back, approval and closing tests (not a test module): signatures drawn as a browser's
-canvas draws them, and a draft brought to a complete, savable state."""
+"""Helpers of the draft, read-back, approval and closing tests (not a test module): the officials, signatures
+drawn as a browser's canvas draws them, a called case's open draft, and a draft brought to a complete, savable
+state."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from typing import Any
 from PIL import Image, ImageDraw
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from complaints.enums import PetitionKind
 from complaints.workdays import default_calendar
 from evidence import Keyring
-from minutes.drafts import Author, save_draft
+from minutes.drafts import Author, open_draft, save_draft
 from signaling.grants import grants_for
 
-from ._drafts import NOW, SESSION
+from ._drafts import NOW, SESSION, VENUE, register_case
 
 CAL = default_calendar()
 SECRETARY = Author("user:thuky", grants_for(["secretary"]))
@@ -41,6 +43,14 @@ def signature_png(*, blank: bool = False, size: tuple[int, int] = (600, 200)) ->
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+async def opened(engine: AsyncEngine, keyring: Keyring, kind: PetitionKind = PetitionKind.COMPLAINT) -> str:
+    """A case registered at the desk and called first at :data:`VENUE`: its draft open at version 1; its id."""
+    async with engine.begin() as conn:
+        case_id = await register_case(conn, keyring, kind=kind)
+        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE, calendar=CAL, now=NOW)
+    return case_id
 
 
 async def save(engine: AsyncEngine, keyring: Keyring, case_id: str, base: int, content: dict[str, Any], *,

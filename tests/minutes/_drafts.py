@@ -28,8 +28,13 @@ async def create_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for md in metadatas():
             await conn.run_sync(md.create_all)
-        await add_unit(conn, "so-tnmt", "Sở Nông nghiệp và Môi trường", track="state")
-        await add_unit(conn, "ubnd-tien-du", "UBND xã Tiên Du", track="state")
+        await add_units(conn)
+
+
+async def add_units(conn: AsyncConnection) -> None:
+    """The units directives are given to."""
+    await add_unit(conn, "so-tnmt", "Sở Nông nghiệp và Môi trường", track="state")
+    await add_unit(conn, "ubnd-tien-du", "UBND xã Tiên Du", track="state")
 
 
 async def register_case(conn: AsyncConnection, keyring: Keyring, *, kind: PetitionKind = PetitionKind.COMPLAINT,

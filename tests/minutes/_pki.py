@@ -179,9 +179,9 @@ def shared_softhsm() -> Path:
 
         directory = Path(tempfile.mkdtemp(prefix="tiepdan-softhsm-"))
         atexit.register(shutil.rmtree, directory, True)
-        conf = init_softhsm_token(directory, shared_ca().signer)
-        os.environ["SOFTHSM2_CONF"] = str(conf)
-        _shared["softhsm"] = conf
+        made = init_softhsm_token(directory, shared_ca().signer)
+        os.environ["SOFTHSM2_CONF"] = str(made)
+        _shared["softhsm"] = made
     conf = _shared["softhsm"]
     assert isinstance(conf, Path)
     return conf

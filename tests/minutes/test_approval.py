@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from complaints.directives import add_unit
 from complaints.tables import reception_entries
 from evidence import Keyring
 from minutes.approval import (
@@ -31,30 +29,19 @@ from minutes.approval import (
     parse_media_time,
     request_readback,
 )
-from minutes.drafts import DraftForbidden, DraftInvalid, open_draft
+from minutes.drafts import DraftForbidden, DraftInvalid
 from minutes.tables import minutes_case_records, minutes_signatures
-from room_console.accounts import add_user
-from room_console.context import ConsoleContext
 from signaling.events import CaseClosed
 from signaling.outbox import outbox
-from tiepdan.app import Services, create_app
-from tiepdan.db import make_engine
+from tiepdan.app import Services
 
-from ..room_console._helpers import PASSWORD
 from ..room_console._live_sessions import open_live_session
-from ._approvals import CAL, CHAIR, COMPLETE, SECRETARY, VENUE_OP, save, signature_png
-from ._drafts import NOW, SESSION, VENUE, create_tables, register_case
-from .test_drafts_api import USERS, called_case, signed
+from ._approvals import CAL, CHAIR, COMPLETE, SECRETARY, VENUE_OP, opened, save, signature_png
+from ._console import MODULE_LOOP, called_case, signed
+from ._drafts import NOW, SESSION, VENUE
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await create_tables(eng)
-    yield eng
-    await eng.dispose()
+OTHER_SESSION = "phien-2026-12-11"
 
 
 def test_a_signature_must_be_a_drawn_png_within_the_cap() -> None:
@@ -80,9 +67,7 @@ def test_a_signature_must_be_a_drawn_png_within_the_cap() -> None:
 
 async def test_signature_binds_to_the_readback_and_approval_to_the_confirmation(engine: AsyncEngine) -> None:
     keyring = Keyring.generate(dev=True)
-    async with engine.begin() as conn:
-        case_id = await register_case(conn, keyring)
-        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE, calendar=CAL, now=NOW)
+    case_id = await opened(engine, keyring)
     await save(engine, keyring, case_id, 1, COMPLETE)
     at = NOW + timedelta(minutes=10)
     png = signature_png()
@@ -131,20 +116,6 @@ async def test_signature_binds_to_the_readback_and_approval_to_the_confirmation(
 # -- over HTTP, the real lifespan ------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def app(make_settings, database_url: str) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyped-def]
-    application = create_app(make_settings(database_url=database_url))
-    async with application.router.lifespan_context(application):
-        ctx: ConsoleContext = application.state.console
-        for username, roles in USERS.items():
-            await add_user(ctx.engine, username=username, display_name=f"Cán bộ {username}", roles=roles,
-                           password=PASSWORD, venue=VENUE if "venue" in roles else None, options=ctx.options,
-                           now=time.time())
-        async with ctx.engine.begin() as conn:
-            await add_unit(conn, "ubnd-tien-du", "UBND xã Tiên Du", track="state")
-        yield application
-
-
 async def _post(client: Any, url: str, body: dict[str, Any] | None = None, *, png: bytes | None = None,
                 params: dict[str, str] | None = None) -> httpx.Response:
     if png is not None:
@@ -167,6 +138,7 @@ async def _wait_recorded(app: FastAPI, case_id: str) -> None:
     raise AssertionError("case.closed wrote nothing")
 
 
+@MODULE_LOOP
 async def test_read_back_on_the_venue_page_signature_approval_and_closing_over_http(app: FastAPI) -> None:
     case_id = await called_case(app)
     secretary, chair, venue_op = (await signed(app, "thuky"), await signed(app, "chutri"),
@@ -235,10 +207,12 @@ async def test_read_back_on_the_venue_page_signature_approval_and_closing_over_h
         "base_version": 2, "content": COMPLETE})).status_code == 409  # closed: no more edits
 
 
+@MODULE_LOOP
 async def test_an_incomplete_draft_is_not_approved_and_the_chair_sees_why(app: FastAPI) -> None:
-    case_id = await called_case(app)
+    # a session of its own: its read-back, left pending, is not the other test's session's (``readback`` None)
+    case_id = await called_case(app, session=OTHER_SESSION)
     secretary, chair = await signed(app, "thuky"), await signed(app, "chutri")
-    base = f"/api/minutes-approval/{SESSION}/{case_id}"
+    base = f"/api/minutes-approval/{OTHER_SESSION}/{case_id}"
     digest = (await _post(secretary, base + "/readback", {"version": 1})).json()["readback_sha256"]
     verbal = await _post(secretary, base + "/verbal", {"readback_sha256": digest, "media_time": "03:15"})
     assert verbal.status_code == 200 and verbal.json()["verbal_time"] == "03:15"
@@ -248,7 +222,7 @@ async def test_an_incomplete_draft_is_not_approved_and_the_chair_sees_why(app: F
     state = (await secretary.get(base)).json()
     assert state["state"] == "confirmed" and [p["field"] for p in state["problems"]] == [
         "conclusion", "handling_direction", "outcome"]
-    assert (await secretary.get(f"/api/minutes/{SESSION}/{case_id}")).json()["state"] == "open"
-    page = (await chair.get(f"/bien-ban/{SESSION}/{case_id}")).text  # the panel the script fills
-    assert f'data-case-api="/api/minutes-approval/{SESSION}/{case_id}"' in page and "/static/readback.js" in page
+    assert (await secretary.get(f"/api/minutes/{OTHER_SESSION}/{case_id}")).json()["state"] == "open"
+    page = (await chair.get(f"/bien-ban/{OTHER_SESSION}/{case_id}")).text  # the panel the script fills
+    assert f'data-case-api="/api/minutes-approval/{OTHER_SESSION}/{case_id}"' in page and "/static/readback.js" in page
     assert 'data-approve="true"' in page and "Phê duyệt biên bản" in page

@@ -5,7 +5,6 @@ missing fields, a past deadline, a deadline on a day off and an unknown unit are
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,26 +25,12 @@ from minutes.drafts_content import MinutesContent
 from minutes.tables import minutes_case_records, minutes_drafts
 from signaling.events import CaseClosed
 from signaling.outbox import outbox
-from tiepdan.db import make_engine
 
 from ._approvals import CAL, CHAIR, COMPLETE, SECRETARY, save
-from ._drafts import NOW, SESSION, VENUE, create_tables, register_case
+from ._drafts import NOW, SESSION, VENUE, register_case
 
 pytestmark = pytest.mark.integration
 LATER = NOW + timedelta(minutes=30)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await create_tables(eng)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate(dev=True)
 
 
 async def _drafted(engine: AsyncEngine, keyring: Keyring, content: dict[str, Any]) -> str:

@@ -4,7 +4,6 @@ consumer when its row completes; replays of ``case.closed`` and of the segment e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,31 +17,16 @@ from complaints.tables import audit_events, segment_refs
 from evidence import Keyring
 from minutes.approval import approve, confirm_verbally, request_readback
 from minutes.closing_consumer import closing_handler
-from minutes.drafts import open_draft
 from minutes.tables import minutes_case_records
 from signaling.events import CaseClosed, SegmentClosed, SegmentFile, SegmentOpened, parse_event
 from signaling.outbox import outbox
-from tiepdan.db import make_engine
 
-from ._approvals import CAL, CHAIR, COMPLETE, SECRETARY, save
-from ._drafts import NOW, SESSION, VENUE, create_tables, register_case
+from ._approvals import CAL, CHAIR, COMPLETE, SECRETARY, opened, save
+from ._drafts import NOW, SESSION, VENUE, register_case
 
 pytestmark = pytest.mark.integration
 LATER = NOW + timedelta(minutes=30)
 MANIFEST_SHA = "ab" * 32
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await create_tables(eng)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate(dev=True)
 
 
 def _opened(case: str, seq: int, *, confidential: bool = False) -> SegmentOpened:
@@ -64,9 +48,7 @@ def _closed(case: str, seq: int, *, confidential: bool = False, at: Any = NOW + 
 
 async def _heard(engine: AsyncEngine, keyring: Keyring) -> str:
     """A case called in the session with its draft complete, read back and confirmed; returns its id."""
-    async with engine.begin() as conn:
-        case_id = await register_case(conn, keyring)
-        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE, calendar=CAL, now=NOW)
+    case_id = await opened(engine, keyring)
     await save(engine, keyring, case_id, 1, COMPLETE)
     async with engine.begin() as conn:
         state = await request_readback(conn, session_id=SESSION, case_id=case_id, version=2, author=SECRETARY,

@@ -35,14 +35,6 @@ def validate_against(pdf: bytes, ca_pem: bytes) -> PdfSignatureStatus:
     return status
 
 
-@pytest.fixture(scope="module")
-def pdf() -> bytes:
-    import weasyprint
-
-    data: bytes = weasyprint.HTML(string="<p>Thông báo kết luận thử nghiệm</p>").write_pdf()
-    return data
-
-
 def test_the_dev_signer_is_made_once_named_as_a_test_and_its_signature_validates(tmp_path: Path, pdf: bytes) -> None:
     directory = tmp_path / "data" / DEV_SIGNER_DIR
     signer = DevSigner(directory)

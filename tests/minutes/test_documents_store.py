@@ -44,11 +44,6 @@ pytestmark = pytest.mark.integration
 PASSPHRASE = "mat-khau-p12"
 
 
-@pytest.fixture(scope="module")
-def ca() -> _pki.TestCA:
-    return _pki.shared_ca()
-
-
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(database_url)

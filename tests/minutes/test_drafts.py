@@ -4,7 +4,7 @@ identity sealed in the vault and never in a draft or a version."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 import pytest
@@ -16,7 +16,6 @@ from complaints.enums import HandlingDirection, PetitionKind
 from complaints.errors import IdentityAccessDenied, NotFound
 from complaints.tables import audit_events, identity_vault, petitioners
 from complaints.vault import read_identity
-from complaints.workdays import default_calendar
 from evidence import Keyring
 from minutes.drafts import (
     Author,
@@ -34,36 +33,12 @@ from minutes.drafts_content import MAX_TEXT_CHARS, DenouncerIdentity
 from minutes.tables import minutes_draft_versions, minutes_drafts
 from signaling.events import CaseCalled
 from signaling.grants import Grant, grants_for
-from tiepdan.db import make_engine
 
-from ._drafts import DENOUNCER, NOW, REQUEST, SESSION, VENUE, create_tables, register_case
+from ._approvals import CAL, CHAIR, SECRETARY, VENUE_OP, opened
+from ._drafts import DENOUNCER, NOW, REQUEST, SESSION, VENUE, register_case
 
 pytestmark = pytest.mark.integration
-CAL = default_calendar()
-SECRETARY = Author("user:thuky", grants_for(["secretary"]))
 SECOND = Author("user:thuky2", grants_for(["secretary"]))
-CHAIR = Author("user:chutri", grants_for(["chair"]))
-VENUE_OP = Author("user:diemcau", grants_for(["venue"]))
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await create_tables(eng)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate(dev=True)
-
-
-async def _opened(engine: AsyncEngine, keyring: Keyring, kind: PetitionKind = PetitionKind.COMPLAINT) -> str:
-    async with engine.begin() as conn:
-        case_id = await register_case(conn, keyring, kind=kind)
-        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE, calendar=CAL, now=NOW)
-    return case_id
 
 
 async def _save(engine: AsyncEngine, keyring: Keyring, case_id: str, base: int, content: Mapping[str, object], *,
@@ -107,7 +82,7 @@ async def test_a_call_opens_one_prefilled_draft_however_often_it_is_delivered(en
 
 async def test_saves_make_versions_and_a_second_secretary_gets_a_conflict_not_an_overwrite(
         engine: AsyncEngine, keyring: Keyring) -> None:
-    case_id = await _opened(engine, keyring)
+    case_id = await opened(engine, keyring)
     first = {"discussion": "Công dân trình bày", "handling_direction": "guide"}
     assert await _save(engine, keyring, case_id, 1, first) == 2
     assert await _save(engine, keyring, case_id, 2, first) == 2  # nothing changed: no new version
@@ -141,7 +116,7 @@ async def test_saves_make_versions_and_a_second_secretary_gets_a_conflict_not_an
 
 
 async def test_limits_text_as_typed_directives_and_grants(engine: AsyncEngine, keyring: Keyring) -> None:
-    case_id = await _opened(engine, keyring)
+    case_id = await opened(engine, keyring)
     markup = '<script>alert("x")</script><b onmouseover=alert(1)>&amp; "đậm"</b>'
     full = "đ" * MAX_TEXT_CHARS
     content = {"conclusion": markup, "local_report": full,
@@ -179,11 +154,11 @@ async def test_limits_text_as_typed_directives_and_grants(engine: AsyncEngine, k
 
 async def test_a_denouncers_identity_is_sealed_never_in_a_draft_or_version(engine: AsyncEngine,
                                                                           keyring: Keyring) -> None:
-    complaint = await _opened(engine, keyring)
+    complaint = await opened(engine, keyring)
     with pytest.raises(DraftInvalid) as wrong_case:
         await _save(engine, keyring, complaint, 1, {}, identity=DenouncerIdentity(**DENOUNCER))
     assert wrong_case.value.field == "identity"
-    case_id = await _opened(engine, keyring, PetitionKind.DENUNCIATION)
+    case_id = await opened(engine, keyring, PetitionKind.DENUNCIATION)
     typed = {"discussion": "Người tố cáo trình bày nội dung tố cáo", "conclusion": "Giao xác minh"}
     assert await _save(engine, keyring, case_id, 1, typed, identity=DenouncerIdentity(**DENOUNCER)) == 2
     assert await _save(engine, keyring, case_id, 2, typed, identity=DenouncerIdentity()) == 2  # no change

@@ -4,83 +4,22 @@ and loses nothing; the page escapes what was typed; a denouncer's identity is se
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from complaints.directives import add_unit
 from complaints.enums import PetitionKind
 from minutes.drafts_content import MAX_TEXT_CHARS
 from minutes.tables import minutes_draft_versions, minutes_drafts
-from room_console.accounts import add_user
-from room_console.context import ConsoleContext
-from signaling.events import CaseCalled
-from tiepdan.app import Services, create_app
+from tiepdan.app import Services
 
-from ..room_console._helpers import PASSWORD, page_token, sign_in
-from ._drafts import DENOUNCER, REQUEST, SESSION, VENUE, register_case
+from ._console import MODULE_LOOP, called_case, signed
+from ._drafts import DENOUNCER, REQUEST, SESSION, VENUE
 
 pytestmark = pytest.mark.integration
 
-USERS = {"thuky": ("secretary",), "thuky2": ("secretary",), "chutri": ("chair",), "diemcau": ("venue",)}
 
-
-class Client:
-    def __init__(self, http: httpx.AsyncClient, csrf: str) -> None:
-        self.http, self.csrf = http, csrf
-
-    async def get(self, url: str) -> httpx.Response:
-        return await self.http.get(url)
-
-    async def put(self, url: str, body: dict[str, Any] | bytes) -> httpx.Response:
-        headers = {"x-csrf-token": self.csrf, "content-type": "application/json"}
-        if isinstance(body, bytes):
-            return await self.http.put(url, content=body, headers=headers)
-        return await self.http.put(url, json=body, headers=headers)
-
-
-async def signed(app: FastAPI, username: str) -> Client:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
-    await sign_in(http, username)
-    return Client(http, page_token((await http.get("/")).text))
-
-
-@pytest.fixture
-async def app(make_settings, database_url: str) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyped-def]
-    application = create_app(make_settings(database_url=database_url))
-    async with application.router.lifespan_context(application):
-        ctx: ConsoleContext = application.state.console
-        for username, roles in USERS.items():
-            await add_user(ctx.engine, username=username, display_name=f"Cán bộ {username}", roles=roles,
-                           password=PASSWORD, venue=VENUE if "venue" in roles else None, options=ctx.options,
-                           now=time.time())
-        async with ctx.engine.begin() as conn:
-            await add_unit(conn, "so-tnmt", "Sở Nông nghiệp và Môi trường", track="state")
-        yield application
-
-
-async def called_case(app: FastAPI, kind: PetitionKind = PetitionKind.COMPLAINT, call_seq: int = 1) -> str:
-    """A registered case, called on the bus as the scheduler calls it; returns once its draft is open."""
-    services: Services = app.state.services
-    async with services.engine.begin() as conn:
-        case_id = await register_case(conn, services.keyring, kind=kind)
-    await services.bus.publish(CaseCalled(session=SESSION, case=case_id, ticket_no=call_seq, venue=VENUE,
-                                          call_seq=call_seq, announcement_text=f"Mời công dân có số thứ tự {call_seq}"))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:  # the consumer runs in the lifespan's supervisor
-        async with services.engine.connect() as conn:
-            if (await conn.execute(select(minutes_drafts.c.id).where(minutes_drafts.c.case_id == case_id))).first():
-                return case_id
-        await asyncio.sleep(0.05)
-    raise AssertionError("the call opened no draft")
-
-
+@MODULE_LOOP
 async def test_saves_versions_conflicts_and_refusals(app: FastAPI) -> None:
     case_id = await called_case(app)
     url = f"/api/minutes/{SESSION}/{case_id}"
@@ -129,6 +68,7 @@ async def test_saves_versions_conflicts_and_refusals(app: FastAPI) -> None:
     assert (await first.get(url + "/versions/7")).status_code == 404
 
 
+@MODULE_LOOP
 async def test_the_page_shows_the_draft_escaped_and_a_sealed_identity_never_comes_back(app: FastAPI) -> None:
     case_id = await called_case(app, PetitionKind.DENUNCIATION)
     url = f"/api/minutes/{SESSION}/{case_id}"

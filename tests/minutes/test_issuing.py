@@ -8,20 +8,15 @@ the page says why, and signing again later works."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from complaints.directives import add_unit
 from complaints.enums import HandlingDirection, PetitionKind
 from complaints.tables import audit_events
-from complaints.workdays import default_calendar
 from evidence import Keyring
 from minutes.documents import ConclusionNoticeDoc, Official, Track, render_html
 from minutes.documents_store import DocumentNotSigned, DocumentState, DocumentStore, documents_of_session
@@ -35,25 +30,20 @@ from minutes.issuing import (
     track_for_host,
 )
 from minutes.options import DocumentOptions
-from minutes.tables import minutes_drafts
-from room_console.accounts import add_user
-from room_console.context import ConsoleContext
-from signaling.events import CaseCalled, VenueInfo
+from signaling.events import VenueInfo
 from signaling.grants import grants_for
-from tiepdan.app import Services, create_app
-from tiepdan.db import make_engine
+from tiepdan.app import Services
 from tiepdan.demo_documents import issue_session_notice, signature_problems
 from tiepdan.dev_signer import DEV_SIGNER_DIR, signer_for
 from tiepdan.session_cli import open_unless_known
 
-from ..room_console._helpers import PASSWORD, page_token, sign_in
-from ._drafts import DENOUNCER, NOW, REQUEST, SESSION, VENUE, create_tables, register_case
+from ._approvals import CAL, SECRETARY
+from ._console import MODULE_LOOP, called_case, signed
+from ._drafts import DENOUNCER, NOW, REQUEST, SESSION, VENUE, register_case
 from ._pdftext import fold, page_text
 from .test_dev_signer import validate_against
 
 pytestmark = pytest.mark.integration
-CAL = default_calendar()
-SECRETARY = Author("user:thuky", grants_for(["secretary"]))
 FACTS = SessionFacts(session_id=SESSION, title="Tiếp công dân định kỳ tháng 12", day=NOW.date(),
                      host="bi-thu-tinh-uy", venues={VENUE: "Xã Tiên Du"})
 CONTENT: dict[str, Any] = {
@@ -66,14 +56,6 @@ CONTENT: dict[str, Any] = {
 
 
 # -- building the documents ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await create_tables(eng)
-    yield eng
-    await eng.dispose()
 
 
 async def _drafted(engine: AsyncEngine, keyring: Keyring, kind: PetitionKind, call_seq: int,
@@ -144,61 +126,13 @@ async def test_the_minutes_and_the_notice_are_built_from_the_drafts(engine: Asyn
 
 # -- the pages --------------------------------------------------------------------------------------------------
 
-USERS = {"thuky": ("secretary",), "chutri": ("chair",), "diemcau": ("venue",)}
-
-
-class Client:
-    def __init__(self, http: httpx.AsyncClient, csrf: str) -> None:
-        self.http, self.csrf = http, csrf
-
-    async def get(self, url: str) -> httpx.Response:
-        return await self.http.get(url)
-
-    async def post(self, url: str, *, token: bool = True) -> httpx.Response:
-        return await self.http.post(url, data={"csrf_token": self.csrf if token else ""})
-
-
-async def signed(app: FastAPI, username: str) -> Client:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
-    await sign_in(http, username)
-    return Client(http, page_token((await http.get("/")).text))
-
-
-@pytest.fixture
-async def app(make_settings, database_url: str) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyped-def]
-    application = create_app(make_settings(database_url=database_url))
-    async with application.router.lifespan_context(application):
-        ctx: ConsoleContext = application.state.console
-        for username, roles in USERS.items():
-            await add_user(ctx.engine, username=username, display_name=f"Cán bộ {username}", roles=roles,
-                           password=PASSWORD, venue=VENUE if "venue" in roles else None, options=ctx.options,
-                           now=time.time())
-        async with ctx.engine.begin() as conn:
-            await add_unit(conn, "so-tnmt", "Sở Nông nghiệp và Môi trường", track="state")
-        yield application
-
-
-async def called_case(app: FastAPI, kind: PetitionKind, call_seq: int) -> str:
-    services: Services = app.state.services
-    async with services.engine.begin() as conn:
-        case_id = await register_case(conn, services.keyring, kind=kind)
-    await services.bus.publish(CaseCalled(session=SESSION, case=case_id, ticket_no=call_seq, venue=VENUE,
-                                          call_seq=call_seq, announcement_text=f"Mời công dân số {call_seq}"))
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:  # the consumer runs in the lifespan's supervisor
-        async with services.engine.connect() as conn:
-            if (await conn.execute(select(minutes_drafts.c.id).where(minutes_drafts.c.case_id == case_id))).first():
-                return case_id
-        await asyncio.sleep(0.05)
-    raise AssertionError("the call opened no draft")
-
-
 def _document_ids(html: str) -> list[str]:
     import re
 
     return re.findall(r'data-document="([0-9a-f]{32})"', html)
 
 
+@MODULE_LOOP
 async def test_the_pages_issue_list_download_and_refuse(app: FastAPI) -> None:
     services: Services = app.state.services
     async with services.engine.begin() as conn:  # the session as the demo opens it (with its venue's name)

@@ -6,7 +6,6 @@ escaped in the HTML and the lines reach the PDF and the public twin."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +16,11 @@ from evidence import Keyring
 from minutes.approval import approve, confirm_by_signature, confirm_verbally, request_readback
 from minutes.closing import content_sha256
 from minutes.documents import CaseMinutesDoc, Official, redacted, render_html, render_pdf
-from minutes.drafts import open_draft
 from minutes.drafts_content import MinutesContent
 from minutes.issuing import SessionFacts, case_minutes_doc
-from tiepdan.db import make_engine
 
-from ._approvals import CAL, CHAIR, COMPLETE, SECRETARY, save, signature_png
-from ._drafts import NOW, SESSION, VENUE, create_tables, register_case
+from ._approvals import CAL, CHAIR, COMPLETE, SECRETARY, opened, save, signature_png
+from ._drafts import NOW, SESSION, VENUE
 from ._pdftext import fold, page_text
 
 pytestmark = pytest.mark.integration
@@ -32,24 +29,9 @@ FACTS = SessionFacts(session_id=SESSION, title="Tiếp công dân định kỳ t
 WRITER = Official(name="Nguyễn Thị Thư Ký", position="chuyên viên")
 
 
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await create_tables(eng)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring.generate(dev=True)
-
-
 async def _read_back(engine: AsyncEngine, keyring: Keyring) -> tuple[str, str]:
     """A case with its complete draft read back (10:10 in Vietnam); returns (case id, read-back hash)."""
-    async with engine.begin() as conn:
-        case_id = await register_case(conn, keyring)
-        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE, calendar=CAL, now=NOW)
+    case_id = await opened(engine, keyring)
     await save(engine, keyring, case_id, 1, COMPLETE)
     async with engine.begin() as conn:
         state = await request_readback(conn, session_id=SESSION, case_id=case_id, version=2, author=SECRETARY,

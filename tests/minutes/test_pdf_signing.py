@@ -32,19 +32,6 @@ PASSPHRASE = "mat-khau-p12"
 
 
 @pytest.fixture(scope="module")
-def ca() -> _pki.TestCA:
-    return _pki.shared_ca()
-
-
-@pytest.fixture(scope="module")
-def pdf() -> bytes:
-    import weasyprint
-
-    data: bytes = weasyprint.HTML(string="<p>Thông báo kết luận thử nghiệm</p>").write_pdf()
-    return data
-
-
-@pytest.fixture(scope="module")
 def p12_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("p12")
 

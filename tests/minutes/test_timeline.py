@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,10 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from complaints.tables import recording_segments
-from minutes.tables import minutes_drafts, minutes_timeline
+from minutes.tables import minutes_timeline
 from minutes.timeline import TIMELINE_TYPES, TimelineRow, case_timeline, place, timeline_handler
-from room_console.accounts import add_user
-from room_console.context import ConsoleContext
 from room_console.i18n import catalogue
 from signaling.events import (
     AnyEvent,
@@ -37,12 +34,10 @@ from signaling.events import (
     VenueLinkLost,
     VenueLinkRestored,
 )
-from tiepdan.app import Services, create_app
-from tiepdan.db import make_engine
+from tiepdan.app import Services
 
-from ..room_console._helpers import PASSWORD
-from ._drafts import VENUE, create_tables, register_case
-from .test_drafts_api import signed
+from ._console import MODULE_LOOP, draft_opened, signed
+from ._drafts import VENUE, register_case
 
 SESSION = "phien-2026-12-10"
 T = datetime(2026, 12, 10, 2, 0, tzinfo=UTC)
@@ -84,14 +79,6 @@ EXPECTED_A = [  # kind, media time (t0 + seconds since the segment opened, never
     ("case.resumed", 124.7), ("room.closed_segment_started", 129.7), ("room.closed_segment_ended", 139.7),
     ("room.floor_revoked", 149.7), ("case.closed", 159.7), ("room.segment_closed", 160.1),
 ]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = make_engine(database_url)
-    await create_tables(eng)
-    yield eng
-    await eng.dispose()
 
 
 async def _deliver(engine: AsyncEngine, events: list[AnyEvent]) -> None:
@@ -170,17 +157,6 @@ def test_a_call_without_its_end_ends_at_the_next_call() -> None:
 # -- the secretary's page --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def app(make_settings, database_url: str) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyped-def]
-    application = create_app(make_settings(database_url=database_url))
-    async with application.router.lifespan_context(application):
-        ctx: ConsoleContext = application.state.console
-        for username, roles in {"thuky": ("secretary",), "chutri": ("chair",)}.items():
-            await add_user(ctx.engine, username=username, display_name=f"Cán bộ {username}", roles=roles,
-                           password=PASSWORD, options=ctx.options, now=time.time())
-        yield application
-
-
 async def _settled(services: Services, case_id: str) -> None:
     """Until the timeline placed the closed segment and the case store kept it (two consumers of the bus)."""
     deadline = time.monotonic() + 15
@@ -196,6 +172,7 @@ async def _settled(services: Services, case_id: str) -> None:
 
 
 @pytest.mark.integration
+@MODULE_LOOP
 async def test_the_minutes_page_lists_the_timeline_linked_into_the_recording_for_who_may_replay(
         app: FastAPI) -> None:
     services: Services = app.state.services
@@ -214,7 +191,7 @@ async def test_the_minutes_page_lists_the_timeline_linked_into_the_recording_for
     for event in events:
         await services.bus.publish(event)
     await _settled(services, case_id)
-    await called_draft(services, case_id)
+    await draft_opened(services, case_id)
 
     url = f"/bien-ban/{SESSION}/{case_id}"
     chair = await signed(app, "chutri")
@@ -231,17 +208,6 @@ async def test_the_minutes_page_lists_the_timeline_linked_into_the_recording_for
     html = (await secretary.get(url)).text
     assert html.count('data-testid="timeline-entry"') == 5
     assert "/xem-lai/" not in html and "tại 0:00:04 trong bản ghi hình" in html
-
-
-async def called_draft(services: Services, case_id: str) -> None:
-    """Until the draft of the called case is open (the drafts consumer got the same call)."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        async with services.engine.connect() as conn:
-            if (await conn.execute(select(minutes_drafts.c.id).where(minutes_drafts.c.case_id == case_id))).first():
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the call opened no draft")
 
 
 @pytest.mark.unit
