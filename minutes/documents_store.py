@@ -51,6 +51,7 @@ from signaling.events import DocumentIssued
 from signaling.outbox import add_to_outbox
 
 from .documents import CaseMinutesDoc, Document, DocumentKind, Track, redacted, render_pdf
+from .drafts import may_hold_identity
 from .options import DocumentOptions
 from .tables import minute_documents
 
@@ -171,6 +172,22 @@ async def find_document_by_hash(conn: AsyncConnection, sha256: str) -> tuple[Doc
     if row is None:
         return None
     return _record(row), HashMatch.ORIGINAL if row["sha256"] == digest else HashMatch.PUBLIC
+
+
+async def authorize_download(conn: AsyncConnection, record: DocumentRecord, *, actor: str, public: bool,
+                             may_read_confidential: bool, now: datetime) -> bool:
+    """Decide one download of a signed document's PDF and audit it (``document.download``, or
+    ``document.download_refused``): the original of a denunciation's biên bản ("MẬT": it names the
+    denouncer) goes only to a reader who may see sealed identities; the public twin and every other original
+    to any reader the page admits. Returns whether the file may be served."""
+    confidential = (not public and record.kind is DocumentKind.CASE_MINUTES and record.case_id is not None
+                    and await may_hold_identity(conn, record.case_id))
+    refused = confidential and not may_read_confidential
+    await append_audit(conn, actor=actor, action="document.download_refused" if refused else "document.download",
+                       target_kind="document", target_id=record.id,
+                       detail={"edition": "public" if public else "original", "kind": record.kind.value,
+                               "session": record.session_id}, at=now)
+    return not refused
 
 
 async def documents_of_session(conn: AsyncConnection, session_id: str) -> list[DocumentRecord]:

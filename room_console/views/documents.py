@@ -27,7 +27,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from complaints.audit import append_audit
 from complaints.errors import ComplaintsError
 from evidence import Keyring
 from minutes.documents import DocumentKind, Official
@@ -35,10 +34,11 @@ from minutes.documents_store import (
     DocumentNotSigned,
     DocumentRecord,
     DocumentStore,
+    authorize_download,
     documents_of_session,
     get_document,
 )
-from minutes.drafts import VIETNAM_TZ, DraftForbidden, list_drafts, may_hold_identity
+from minutes.drafts import VIETNAM_TZ, DraftForbidden, list_drafts
 from minutes.issuing import SessionFacts, case_minutes_doc, conclusion_notice_doc, issuer_for
 from minutes.tables import minutes_drafts
 from schedules import UnknownSession, get_session
@@ -222,7 +222,6 @@ async def sign_again(request: Request, console: Console, signed: CurrentUser, do
 async def _download(request: Request, console: Console, signed: SignedIn, document_id: str, *,
                     public: bool) -> Response:
     actor = actor_of(signed)
-    edition = "public" if public else "original"
     async with console.engine.connect() as conn:
         record = await get_document(conn, document_id[:64])
     if record is None or not actor.has_any(_READ):
@@ -230,15 +229,9 @@ async def _download(request: Request, console: Console, signed: SignedIn, docume
     if not record.signed:
         return render_error_text(409, t("documents.error.not_signed"))
     async with console.engine.begin() as conn:
-        confidential = (not public and record.kind is DocumentKind.CASE_MINUTES and record.case_id is not None
-                        and await may_hold_identity(conn, record.case_id))
-        refused = confidential and not actor.has(CONFIDENTIAL_GRANT)
-        await append_audit(conn, actor=actor.label,
-                           action="document.download_refused" if refused else "document.download",
-                           target_kind="document", target_id=record.id,
-                           detail={"edition": edition, "kind": record.kind.value, "session": record.session_id},
-                           at=_now(console))
-    if refused:
+        allowed = await authorize_download(conn, record, actor=actor.label, public=public,
+                                           may_read_confidential=actor.has(CONFIDENTIAL_GRANT), now=_now(console))
+    if not allowed:
         return render_error_text(403, t("documents.error.confidential"))
     data = await _store(request).read_pdf(record, public=public)
     name = f"{record.kind.value}-{record.id[:8]}{'-cong-khai' if public else ''}.pdf"
