@@ -14,6 +14,7 @@ outbox in its transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -25,7 +26,8 @@ from .errors import DeadlineError, InvalidInput, NotFound, StaleVersion
 from .tables import cases, directive_reports, directives, units
 from .workdays import WorkCalendar
 
-__all__ = ["add_unit", "issue_directive", "report_on_directive", "DirectiveView", "DirectiveRef", "follow_up",
+__all__ = ["add_unit", "active_units", "known_active_units",
+           "issue_directive", "report_on_directive", "DirectiveView", "DirectiveRef", "follow_up",
            "get_directive", "resolve_deadline", "check_deadline", "directive_deadline_kinds", "MAX_DEADLINE_DAYS",
            "MAX_DEADLINE_WORKING_DAYS", "MAX_DIRECTIVE_CHARS"]
 
@@ -76,6 +78,20 @@ async def add_unit(conn: AsyncConnection, unit_id: str, name: str, *, track: str
     await conn.execute(units.insert().values(id=unit_id, name=name, track=track, parent_id=parent_id, active=True))
 
 
+async def active_units(conn: AsyncConnection) -> list[tuple[str, str]]:
+    """The units a directive may go to: (id, name) of every active unit, by name."""
+    rows = await conn.execute(select(units.c.id, units.c.name).where(units.c.active).order_by(units.c.name))
+    return [(row.id, row.name) for row in rows]
+
+
+async def known_active_units(conn: AsyncConnection, unit_ids: Iterable[str]) -> frozenset[str]:
+    """Those of ``unit_ids`` that are active units (an unknown or retired unit is left out)."""
+    chosen = set(unit_ids)
+    if not chosen:
+        return frozenset()
+    return frozenset((await conn.execute(select(units.c.id).where(units.c.id.in_(chosen), units.c.active))).scalars())
+
+
 def check_deadline(issued_on: date, deadline: date, calendar: WorkCalendar) -> None:
     """Refuse (:class:`DeadlineError`, Vietnamese) a deadline before the directive, more than
     :data:`MAX_DEADLINE_DAYS` after it, or on a day off (naming the next working day)."""
@@ -114,7 +130,7 @@ async def issue_directive(
     check_deadline(issued_on, deadline, calendar)
     if (await conn.execute(select(cases.c.id).where(cases.c.id == case_id))).first() is None:
         raise NotFound("Không tìm thấy vụ việc.")
-    if (await conn.execute(select(units.c.id).where(units.c.id == unit_id, units.c.active))).first() is None:
+    if not await known_active_units(conn, [unit_id]):
         raise NotFound("Không tìm thấy đơn vị được giao.")
     directive_id = str(uuid.uuid4())
     await conn.execute(directives.insert().values(

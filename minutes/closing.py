@@ -44,10 +44,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from complaints import service
 from complaints.audit import append_audit
 from complaints.cases import get_case
+from complaints.directives import known_active_units
 from complaints.enums import CaseStatus, ReceptionForm, ReceptionOutcome, ReceptionType
 from complaints.errors import ComplaintsError, InvalidInput, NotFound, StaleVersion
 from complaints.recordings import segments_of_session
-from complaints.tables import units
 from complaints.workdays import WorkCalendar
 from evidence import Keyring
 from signaling.events import CaseRecorded
@@ -162,9 +162,7 @@ def _deadline(stored: date | None, working_days: int | None, issued_on: date, ca
 async def check_content(conn: AsyncConnection, content: MinutesContent, *, issued_on: date, today: date,
                         calendar: WorkCalendar) -> list[dict[str, str]]:
     """:func:`missing_fields` with the active units read from the database."""
-    chosen = {d.unit for d in content.directives if d.unit}
-    known = frozenset((await conn.execute(select(units.c.id).where(units.c.id.in_(chosen), units.c.active)))
-                      .scalars()) if chosen else frozenset()
+    known = await known_active_units(conn, (d.unit for d in content.directives if d.unit))
     return missing_fields(content, issued_on=issued_on, today=today, calendar=calendar, known_units=known)
 
 

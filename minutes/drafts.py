@@ -47,13 +47,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from complaints.audit import append_audit
 from complaints.cases import get_case
 from complaints.confidentiality import is_confidential
+from complaints.directives import known_active_units
 from complaints.dossier import load_dossier
 from complaints.enums import PetitionerType, PetitionKind
 from complaints.errors import ComplaintsError, InvalidInput, NotFound, StaleVersion
 from complaints.identity import normalize_id_number
 from complaints.petitioners import NewPetitioner, register_petitioner
 from complaints.schemas import describe_errors
-from complaints.tables import cases, petitioners, petitions, units
+from complaints.tables import cases, petitioners, petitions
 from complaints.vault import Identity, seal_identity
 from complaints.workdays import WorkCalendar
 from evidence import Keyring
@@ -302,9 +303,7 @@ def _parse(content: MinutesContent | Mapping[str, Any]) -> MinutesContent:
 async def _checked_directives(conn: AsyncConnection, content: MinutesContent, issued_on: date,
                               calendar: WorkCalendar) -> MinutesContent:
     """Every chosen unit must be an active unit; the deadline is ``working_days`` after the reception."""
-    chosen = {d.unit for d in content.directives if d.unit}
-    known = set((await conn.execute(select(units.c.id).where(units.c.id.in_(chosen), units.c.active))).scalars()) \
-        if chosen else set()
+    known = await known_active_units(conn, (d.unit for d in content.directives if d.unit))
     errors = [{"field": f"directives.{i}.unit", "message": "Không tìm thấy đơn vị được giao."}
               for i, d in enumerate(content.directives) if d.unit and d.unit not in known]
     if errors:

@@ -29,12 +29,12 @@ from complaints import service
 from complaints.case_file import load_case_file
 from complaints.cases import CaseRecord, get_case
 from complaints.deadlines import DEADLINE_RULES
-from complaints.directives import check_deadline, directive_deadline_kinds
+from complaints.directives import active_units, check_deadline, directive_deadline_kinds, known_active_units
 from complaints.enums import CaseNovelty, CaseStatus, HandlingDirection, PetitionKind, SubjectArea
 from complaints.errors import ComplaintsError, IdentityAccessDenied, NotFound, StaleVersion
 from complaints.schemas import CaseUpdateIn, DirectiveIn, HandlingDecisionIn, describe_errors, not_in_future
 from complaints.search import CaseQuery, search_cases
-from complaints.tables import petitions, units
+from complaints.tables import petitions
 from complaints.vault import read_identity
 from signaling.grants import Grant
 
@@ -338,10 +338,9 @@ async def _render_directive(console: ConsoleContext, signed: SignedIn, case: Cas
                             status: int = 200, errors: list[dict[str, str]] | None = None,
                             preview: date | None = None) -> Response:
     async with console.engine.connect() as conn:
-        unit_rows = (await conn.execute(select(units.c.id, units.c.name).where(units.c.active)
-                                        .order_by(units.c.name))).all()
+        unit_rows = await active_units(conn)
     return render_page(console, "cases/directive.html", signed, status=status, case=case, values=values,
-                       errors=errors or [], units=[(r.id, r.name) for r in unit_rows],
+                       errors=errors or [], units=unit_rows,
                        legal_deadlines=_deadline_choices(), preview=preview)
 
 
@@ -400,8 +399,7 @@ async def directive_submit(request: Request, console: Console, signed: CurrentUs
             due = body.resolve_deadline(console.calendar)
             check_deadline(body.issued_on, due, console.calendar)
             async with console.engine.connect() as conn:
-                known = (await conn.execute(select(units.c.id).where(units.c.id == body.unit_id, units.c.active)))
-                if known.first() is None:
+                if not await known_active_units(conn, [body.unit_id]):
                     raise NotFound("Không tìm thấy đơn vị được giao.")
             return await _render_directive(console, signed, case, values, preview=due)
         async with console.engine.begin() as conn:

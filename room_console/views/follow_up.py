@@ -7,11 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from complaints.deadlines import DueStatus
-from complaints.directives import follow_up
-from complaints.tables import units
+from complaints.directives import active_units, follow_up
 from signaling.grants import Grant
 
 from ..actor import require_any
@@ -38,8 +36,7 @@ async def follow_up_page(console: Console, signed: CurrentUser,
     chosen = scope if scope is not None else (unit or None)
     async with console.engine.connect() as conn:
         views = await follow_up(conn, today=local_now(console).date(), calendar=console.calendar, unit_id=chosen)
-        unit_rows = (await conn.execute(select(units.c.id, units.c.name).where(units.c.active)
-                                        .order_by(units.c.name))).all()
+        unit_rows = await active_units(conn)
     groups = [(key, label, [v for v in views if v.status in statuses]) for key, label, statuses in _GROUPS]
-    return render_page(console, "follow_up.html", signed, groups=groups, units=[tuple(r) for r in unit_rows],
+    return render_page(console, "follow_up.html", signed, groups=groups, units=unit_rows,
                        unit=chosen or "", scoped=scope is not None)

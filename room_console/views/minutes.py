@@ -27,14 +27,13 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from complaints.directives import active_units
 from complaints.dossier import load_dossier
 from complaints.enums import HandlingDirection, ReceptionOutcome
 from complaints.errors import ComplaintsError
 from complaints.replays import replay_segment
-from complaints.tables import units
 from minutes.drafts import VIETNAM_TZ, Draft, DraftForbidden, list_drafts, load_draft, load_version
 from minutes.drafts_content import MAX_ATTENDEE_CHARS, MAX_DOCUMENTS, MAX_TEXT_CHARS, TEXT_FIELDS
 from minutes.timeline import TimelineRow, case_timeline
@@ -149,8 +148,7 @@ async def minutes_page(console: Console, signed: CurrentUser, session_id: str, c
             today = datetime.fromtimestamp(console.clock(), UTC).astimezone(VIETNAM_TZ).date()
             dossier = await load_dossier(conn, case_id, today=today, calendar=console.calendar,
                                          grants=actor.grants, session_id=session_id)
-            unit_rows = (await conn.execute(select(units.c.id, units.c.name).where(units.c.active)
-                                            .order_by(units.c.name))).all()
+            unit_rows = await active_units(conn)
             timeline_rows = await case_timeline(conn, session_id=session_id, case_id=case_id)
     except DraftForbidden as exc:
         return render_error_text(403, exc.message_vi)
@@ -173,7 +171,7 @@ async def minutes_page(console: Console, signed: CurrentUser, session_id: str, c
     }
     return render_page(
         console, "minutes/draft.html", signed, draft=draft, d=dossier, venues=venues, people=people,
-        units=[(r.id, r.name) for r in unit_rows], directions=choices(HandlingDirection),
+        units=unit_rows, directions=choices(HandlingDirection),
         outcomes=_outcomes(draft), text_fields=TEXT_FIELDS, config=config, messages=_js_messages(),
         max_text=MAX_TEXT_CHARS, max_attendee=MAX_ATTENDEE_CHARS, max_documents=MAX_DOCUMENTS,
         updated_by_name=state["updated_by_name"], saved_time=state["saved_time"], timeline=timeline,
