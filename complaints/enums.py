@@ -34,6 +34,7 @@ __all__ = [
     "PetitionerType",
     "PriorHandling",
     "ReceptionForm",
+    "IssuingTrack",
     "ReceptionOutcome",
     "ReceptionType",
     "RefusalReason",
@@ -196,6 +197,14 @@ class ReceptionForm(LabelledEnum):
 
     IN_PERSON = ("in_person", "Trực tiếp")
     ONLINE = ("online", "Trực tuyến")
+
+
+class IssuingTrack(LabelledEnum):
+    """Khối ban hành văn bản of a reception session: the leader receives as a Party official (the documents
+    are issued by a Party body, Quy định 66-QĐ/TW) or as a State official (a State body, NĐ 30/2020)."""
+
+    PARTY = ("party", "Khối Đảng")
+    STATE = ("state", "Khối chính quyền")
 
 
 class PetitionerType(LabelledEnum):
@@ -399,6 +408,7 @@ _TITLES_VI = {
     "ReceptionOutcome": "Hướng xử lý tại tiếp công dân",
     "ReceptionType": "Loại tiếp",
     "ReceptionForm": "Hình thức tiếp",
+    "IssuingTrack": "Khối ban hành văn bản",
     "PetitionerType": "Loại người đứng đơn",
     "PetitionerRole": "Vai trò trong đơn",
     "PetitionSource": "Nguồn đơn",

@@ -17,7 +17,8 @@ the confirmed read-back (:func:`minutes.approval.approve`). Whichever comes seco
    Every problem is listed (field, Vietnamese message) and nothing is written
    (:class:`CaseIncomplete`);
 4. in the caller's one transaction, through :mod:`complaints.service`: the case's status follows the
-   outcome (``update_case``), the reception entry (``add_reception``, its note names the minutes' SHA-256),
+   outcome (``update_case``), the reception entry (``add_reception``: the session's loại tiếp, hình thức tiếp
+   and host as the draft recorded them when the case was called; its note names the minutes' SHA-256),
    the handling decision, each directive (``issue_directive``), then the references to the case's recording
    segments of the session (``reference_segments``: ``segment_refs`` with each complete segment's files and
    manifest SHA-256; a segment still open is referenced by the recordings consumer when its row completes,
@@ -232,8 +233,9 @@ async def close_case(conn: AsyncConnection, caller: service.Caller, session_id: 
         await service.update_case(conn, keyring, caller, case_id, expected_version=case.version,
                                   changes={"status": status.value}, now=now)
     reception_id, _nth = await service.add_reception(
-        conn, keyring, caller, case_id, received_on=issued_on, reception_type=ReceptionType.PERIODIC,
-        form=ReceptionForm.ONLINE, now=now, session_id=session_id, venue=draft["venue"], outcome=content.outcome,
+        conn, keyring, caller, case_id, received_on=issued_on,
+        reception_type=ReceptionType.parse(draft["reception_type"]), form=ReceptionForm.parse(draft["reception_form"]),
+        now=now, session_id=session_id, host=draft["host"], venue=draft["venue"], outcome=content.outcome,
         notes=f"Biên bản tiếp công dân, mã SHA-256: {digest}")
     decision_id = await service.record_handling_decision(conn, caller, case_id, direction=content.handling_direction,
                                                          decided_on=issued_on, now=now)

@@ -52,6 +52,7 @@ from signaling.outbox import add_to_outbox
 
 from .documents import CaseMinutesDoc, Document, DocumentKind, Track, redacted, render_pdf
 from .drafts import may_hold_identity
+from .issuing import IssuerBook, load_issuer_book
 from .options import DocumentOptions
 from .tables import minute_documents
 
@@ -221,12 +222,18 @@ class DocumentStore:
         self._options = options
         self._keyring = keyring
         self._signer = signer
+        self._issuers = load_issuer_book(options.issuers_file)  # a bad file stops the start, naming the field
         self._notify = notify_outbox
         self._clock = clock
 
     @property
     def directory(self) -> Path:
         return self._options.directory
+
+    @property
+    def issuers(self) -> IssuerBook:
+        """The deployment's issuing bodies and leaders' names (``TIEPDAN_ISSUERS_FILE``)."""
+        return self._issuers
 
     def verification_url(self, document_id: str) -> str:
         return f"{self._options.public_url.rstrip('/')}/xac-minh/{document_id}"

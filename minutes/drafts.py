@@ -6,7 +6,9 @@ Theory of operation
 * **Opening.** ``case.called`` opens the draft of (session, case) (:func:`open_draft`, called by the bus
   consumer :mod:`minutes.drafts_consumer`), prefilled from the case file (the registration's requests, the
   case's history, "lần tiếp thứ n": :func:`minutes.drafts_content.prefill`) as version 1. Opening an open
-  draft again (a replayed event, a recall) returns it unchanged.
+  draft again (a replayed event, a recall) returns it unchanged. The draft keeps what the session was
+  (:class:`SessionReception`: loại tiếp, hình thức tiếp, host), which the app reads from the scheduler for the
+  consumer (:data:`SessionLookup`): the reception entry written at closing says it.
 * **Saving.** The secretary's page saves the whole form every second or so while typing
   (:func:`save_draft`), naming the version it was based on. A save based on the current version becomes the
   next version; a save that changes nothing keeps the version. A save based on an older version is a
@@ -34,7 +36,7 @@ written (``case.recorded``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -49,7 +51,7 @@ from complaints.cases import get_case
 from complaints.confidentiality import is_confidential
 from complaints.directives import known_active_units
 from complaints.dossier import load_dossier
-from complaints.enums import PetitionerType, PetitionKind
+from complaints.enums import PetitionerType, PetitionKind, ReceptionForm, ReceptionType
 from complaints.errors import ComplaintsError, InvalidInput, NotFound, StaleVersion
 from complaints.identity import normalize_id_number
 from complaints.petitioners import NewPetitioner, register_petitioner
@@ -65,7 +67,8 @@ from .tables import minutes_draft_versions, minutes_drafts
 
 __all__ = ["Author", "Draft", "DraftSaved", "DraftVersion", "DraftSummary", "DraftConflict", "DraftForbidden",
            "DraftInvalid", "DraftClosed", "open_draft", "load_draft", "save_draft", "list_versions", "load_version",
-           "list_drafts", "WRITE_GRANT", "READ_GRANTS", "SERVICE_AUTHOR", "VIETNAM_TZ", "may_hold_identity"]
+           "list_drafts", "WRITE_GRANT", "READ_GRANTS", "SERVICE_AUTHOR", "VIETNAM_TZ", "may_hold_identity",
+           "SessionReception", "SessionLookup"]
 
 WRITE_GRANT = Grant.MINUTES
 READ_GRANTS = frozenset({Grant.MINUTES, Grant.APPROVE})
@@ -126,6 +129,21 @@ class DraftConflict(StaleVersion):
 
 
 @dataclass(frozen=True)
+class SessionReception:
+    """What the minutes record of the session a case is heard in: its loại tiếp (periodic or ad hoc), its
+    hình thức tiếp (online here) and its host (a leader id; None: not named)."""
+
+    reception_type: ReceptionType
+    form: ReceptionForm
+    host: str | None = None
+
+
+#: How the drafts consumer learns a session's :class:`SessionReception` (the app reads the scheduler's table;
+#: None: no such session).
+SessionLookup = Callable[[AsyncConnection, str], Awaitable[SessionReception | None]]
+
+
+@dataclass(frozen=True)
 class Draft:
     id: str
     case_id: str
@@ -142,6 +160,7 @@ class Draft:
     issued_on: date                 # the day of the reception: directives' deadlines count from it
     sealed_handle: str | None       # the pseudonym of the sealed denouncer's identity, when one was typed
     holds_identity: bool            # a denunciation or confidential case: the identity section applies
+    reception: SessionReception     # what the session was when the case was called
 
 
 @dataclass(frozen=True)
@@ -195,6 +214,8 @@ async def _to_draft(conn: AsyncConnection, row: Any) -> Draft:
         updated_by=row["updated_by"], updated_at=_aware(row["updated_at"]),
         issued_on=opened_at.astimezone(VIETNAM_TZ).date(), sealed_handle=handle,
         holds_identity=await may_hold_identity(conn, row["case_id"]),
+        reception=SessionReception(ReceptionType.parse(row["reception_type"]),
+                                   ReceptionForm.parse(row["reception_form"]), row["host"]),
     )
 
 
@@ -205,6 +226,7 @@ async def open_draft(
     case_id: str,
     call_seq: int | None,
     venue: str | None,
+    reception: SessionReception,
     calendar: WorkCalendar,
     now: datetime,
     author: Author = SERVICE_AUTHOR,
@@ -230,9 +252,11 @@ async def open_draft(
     draft_id = str(uuid.uuid4())
     stored = content.model_dump(mode="json")
     await conn.execute(minutes_drafts.insert().values(
-        id=draft_id, case_id=case_id, session_id=session_id, call_seq=call_seq, venue=venue, state="open",
-        version=1, content=stored, sealed_petitioner=None, opened_by=author.label, opened_at=now,
-        updated_by=author.label, updated_at=now))
+        id=draft_id, case_id=case_id, session_id=session_id, call_seq=call_seq, venue=venue,
+        reception_type=ReceptionType.parse(reception.reception_type).value,
+        reception_form=ReceptionForm.parse(reception.form).value, host=reception.host, state="open", version=1,
+        content=stored, sealed_petitioner=None, opened_by=author.label, opened_at=now, updated_by=author.label,
+        updated_at=now))
     await conn.execute(minutes_draft_versions.insert().values(
         draft_id=draft_id, version=1, content=stored, saved_by=author.label, saved_at=now, client=None,
         base_version=None))

@@ -6,12 +6,12 @@ Theory of operation
 The minutes do not read the session table (``schedules`` is not imported here): the caller passes what the
 document prints of the session as :class:`SessionFacts` (its id, title, day, host and venue names).
 
-* **Track.** Nothing in the schedule records whether the host is a Party or a State official: the host is a
-  leader id (a position slug such as ``bi-thu-tinh-uy``). :func:`track_for_host` decides: a host whose id
-  names a Party office (``bi-thu``, ``tinh-uy``, ``dang-uy``, ``thanh-uy``, ``ban-noi-chinh``, ``ubkt``) or
-  no host named yet → :attr:`Track.PARTY` (the product's first use: the Provincial Party Secretary's
-  sessions, organised by Ban Nội chính); any other host (e.g. ``chu-tich-ubnd-tinh``) → :attr:`Track.STATE`.
-  Each track has its issuing body (:class:`Issuer`: :data:`PARTY_ISSUER`, :data:`STATE_ISSUER`).
+* **Track and issuers.** The session says whose bodies issue its documents (:attr:`SessionFacts.track`, chosen
+  when the session is planned: ``schedules.default_track`` of its host unless the planner chose). Each track
+  has its issuing body (:class:`Issuer`); the deployment's :class:`IssuerBook` holds both and the names of the
+  leaders who host (leader id → :class:`Leader`), read from the JSON file ``TIEPDAN_ISSUERS_FILE``
+  (:func:`load_issuer_book`, the layout in ``docs/documents.md``). Without a file, :data:`DEFAULT_BOOK`: the
+  bodies of the pilot province, Bắc Ninh, and no names (the documents then name the host by office alone).
 * **Numbering.** The số is left blank (the clerk, văn thư, numbers the document in the register); the ký hiệu
   is the issuer's.
 * **People.** The biên bản names the citizens of the case (name, ID number, address, phone, birth year): the
@@ -35,10 +35,14 @@ Every function reads within the caller's transaction and writes only the audit r
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -66,10 +70,8 @@ from .drafts import VIETNAM_TZ, Author, Draft, load_draft
 from .drafts_content import MinutesContent
 from .tables import minutes_approvals, minutes_drafts, minutes_signatures
 
-__all__ = ["Issuer", "PARTY_ISSUER", "STATE_ISSUER", "SessionFacts", "NothingToIssue", "case_minutes_doc",
-           "conclusion_notice_doc", "issuer_for", "track_for_host"]
-
-_PARTY_MARKERS = ("bi-thu", "tinh-uy", "dang-uy", "thanh-uy", "huyen-uy", "ban-noi-chinh", "ubkt")
+__all__ = ["Issuer", "IssuerBook", "IssuerBookError", "Leader", "PARTY_ISSUER", "STATE_ISSUER", "DEFAULT_BOOK",
+           "SessionFacts", "NothingToIssue", "case_minutes_doc", "conclusion_notice_doc", "load_issuer_book"]
 _IMPLIED_READ = frozenset({Grant.IDENTITY_READ})  # the document's own use of a sealed identity (module doc)
 
 
@@ -108,6 +110,109 @@ STATE_ISSUER = Issuer(
 
 
 @dataclass(frozen=True)
+class Leader:
+    """A leader who hosts sessions, as the documents name him or her: "Đồng chí <name>, <position>"."""
+
+    name: str
+    position: str
+
+
+@dataclass(frozen=True)
+class IssuerBook:
+    """The deployment's issuing bodies (one per track) and the names of its leaders (by leader id)."""
+
+    party: Issuer
+    state: Issuer
+    leaders: Mapping[str, Leader] = field(default_factory=dict)
+
+    def issuer(self, track: Track) -> Issuer:
+        return self.party if track is Track.PARTY else self.state
+
+    def host_name(self, host: str | None, issuer: Issuer) -> str:
+        """The host as a document names him or her (without "Đồng chí")."""
+        leader = self.leaders.get(host or "")
+        return f"{leader.name}, {leader.position}" if leader is not None else issuer.host_position
+
+
+DEFAULT_BOOK = IssuerBook(party=PARTY_ISSUER, state=STATE_ISSUER)
+
+
+class IssuerBookError(ValueError):
+    """The issuers file cannot be used (the message says which field, in English for the operator's log)."""
+
+
+class _SignatureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    authority: str = Field(default="", max_length=120)
+    position: str = Field(min_length=1, max_length=120)
+    name: str = Field(default="", max_length=120)
+
+
+class _IssuerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parent_body: str = Field(min_length=1, max_length=200)
+    issuing_body: str = Field(min_length=1, max_length=200)
+    issuing_body_title: str = Field(min_length=1, max_length=200)
+    minutes_symbol: str = Field(min_length=1, max_length=40)
+    notice_symbol: str = Field(min_length=1, max_length=40)
+    place: str = Field(min_length=1, max_length=100)
+    host_position: str = Field(min_length=1, max_length=200)
+    signature: _SignatureIn
+    recipients: list[str] = Field(default_factory=list, max_length=20)
+
+
+class _LeaderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=120)
+    position: str = Field(min_length=1, max_length=200)
+
+
+class _BookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    party: _IssuerIn
+    state: _IssuerIn
+    leaders: dict[str, _LeaderIn] = Field(default_factory=dict, max_length=500)
+
+
+def _issuer(track: Track, raw: _IssuerIn) -> Issuer:
+    sig = raw.signature
+    return Issuer(track=track, parent_body=raw.parent_body, issuing_body=raw.issuing_body,
+                  issuing_body_title=raw.issuing_body_title, minutes_symbol=raw.minutes_symbol,
+                  notice_symbol=raw.notice_symbol, place=raw.place, host_position=raw.host_position,
+                  signature=SignatureBlock(sig.authority, sig.position, sig.name),
+                  recipients=tuple(r for r in (x.strip() for x in raw.recipients) if r))
+
+
+def load_issuer_book(path: Path | None) -> IssuerBook:
+    """The issuers of ``path`` (JSON; see the module docstring), or :data:`DEFAULT_BOOK` when None. Any problem
+    (unreadable, not JSON, a field missing, unknown or too long) is an :class:`IssuerBookError` naming it."""
+    if path is None:
+        return DEFAULT_BOOK
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise IssuerBookError(f"TIEPDAN_ISSUERS_FILE {path}: cannot be read ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IssuerBookError(f"TIEPDAN_ISSUERS_FILE {path}: not UTF-8 JSON ({exc})") from None
+    try:
+        book = _BookIn.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise IssuerBookError(f"TIEPDAN_ISSUERS_FILE {path}: {where}: {first['msg']} "
+                              f"({exc.error_count()} problem(s))") from None
+    for leader_id in book.leaders:
+        if not _LEADER_ID.fullmatch(leader_id):
+            raise IssuerBookError(f"TIEPDAN_ISSUERS_FILE {path}: leaders: {leader_id!r} is not a leader id "
+                                  "(lower-case letters, digits and hyphens)")
+    return IssuerBook(party=_issuer(Track.PARTY, book.party), state=_issuer(Track.STATE, book.state),
+                      leaders={k: Leader(name=v.name, position=v.position) for k, v in book.leaders.items()})
+
+
+_LEADER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+@dataclass(frozen=True)
 class SessionFacts:
     """What the documents print of a reception session (the caller reads it from ``schedules``)."""
 
@@ -116,17 +221,7 @@ class SessionFacts:
     day: date
     host: str | None
     venues: Mapping[str, str]   # venue id → the name the session announced, in the session's order
-
-
-def track_for_host(host: str | None) -> Track:
-    """The track of a session's documents, from its host's id (see the module docstring)."""
-    if host is None or any(marker in host.lower() for marker in _PARTY_MARKERS):
-        return Track.PARTY
-    return Track.STATE
-
-
-def issuer_for(host: str | None) -> Issuer:
-    return PARTY_ISSUER if track_for_host(host) is Track.PARTY else STATE_ISSUER
+    track: Track                # whose bodies issue its documents
 
 
 def _header(issuer: Issuer, symbol: str, today: date) -> DocumentHeader:
@@ -188,7 +283,7 @@ def _at(value: datetime) -> str:
     return aware.astimezone(VIETNAM_TZ).strftime("%H giờ %M, ngày %d/%m/%Y")
 
 
-async def _confirmation(conn: AsyncConnection, draft: Draft, issuer: Issuer) -> tuple[str, str]:
+async def _confirmation(conn: AsyncConnection, draft: Draft, host: str) -> tuple[str, str]:
     """The read-back sentence and the approval sentence of the biên bản (see the module docstring)."""
     row = (await conn.execute(select(minutes_approvals).where(minutes_approvals.c.draft_id == draft.id))
            ).mappings().first()
@@ -212,20 +307,21 @@ async def _confirmation(conn: AsyncConnection, draft: Draft, issuer: Issuer) -> 
                     f"{digest}.")
     if row is None or row["approved_sha256"] != digest or row["approved_at"] is None:
         return readback, "Biên bản chưa được người chủ trì phê duyệt."
-    chair = (row["approved_name"] or "").strip() or f"Đồng chí {issuer.host_position}"
+    chair = (row["approved_name"] or "").strip() or f"Đồng chí {host}"
     return readback, f"{chair}, người chủ trì, đã phê duyệt biên bản lúc {_at(row['approved_at'])}."
 
 
 async def case_minutes_doc(conn: AsyncConnection, keyring: Keyring, *, session: SessionFacts, case_id: str,
                            author: Author, secretary: Official, today: date,
-                           issuer: Issuer | None = None) -> CaseMinutesDoc:
+                           book: IssuerBook = DEFAULT_BOOK) -> CaseMinutesDoc:
     """The biên bản of ``case_id`` in ``session`` from its draft as saved last. Raises :class:`NothingToIssue`
     (no draft: the case was not called in the session) and ``DraftForbidden`` (no minutes/approve grant)."""
     try:
         draft = await load_draft(conn, session_id=session.session_id, case_id=case_id, author=author)
     except NotFound:
         raise NothingToIssue("Vụ việc chưa được gọi trong phiên này: chưa có biên bản để phát hành.") from None
-    issuer = issuer or issuer_for(session.host)
+    issuer = book.issuer(session.track)
+    host = book.host_name(session.host, issuer)
     case = await get_case(conn, case_id)
     content = draft.content
     names = await _unit_names(conn, {d.unit for d in content.directives if d.unit})
@@ -234,12 +330,12 @@ async def case_minutes_doc(conn: AsyncConnection, keyring: Keyring, *, session: 
     venue = session.venues.get(draft.venue or "", draft.venue or "")
     discussion = "\n\n".join(t for t in (content.prior_handling.strip(), content.discussion.strip()) if t)
     direction = content.handling_direction.label_vi if content.handling_direction is not None else ""
-    readback, approval = await _confirmation(conn, draft, issuer)
+    readback, approval = await _confirmation(conn, draft, host)
     return CaseMinutesDoc(
         header=_header(issuer, issuer.minutes_symbol, today), session_id=session.session_id,
         session_title=session.title or "phiên tiếp công dân", held_at=draft.opened_at, venue=venue,
         case_id=case_id, tracking_code=case.tracking_code, petition_kind=case.kind,
-        hosts=(Official(name=f"Đồng chí {issuer.host_position}", position="chủ trì buổi tiếp"),),
+        hosts=(Official(name=f"Đồng chí {host}", position="chủ trì buổi tiếp"),),
         attendees=attendees, petitioners=await _citizens(conn, keyring, draft, actor=author.label),
         identity_sealed=draft.holds_identity, request=content.citizen_request, local_report=content.local_report,
         discussion=discussion, conclusion=content.conclusion, handling_direction=direction,
@@ -261,13 +357,14 @@ async def _session_drafts(conn: AsyncConnection, session_id: str) -> Sequence[tu
 
 
 async def conclusion_notice_doc(conn: AsyncConnection, keyring: Keyring, *, session: SessionFacts, author: Author,
-                                today: date, issuer: Issuer | None = None) -> ConclusionNoticeDoc:
+                                today: date, book: IssuerBook = DEFAULT_BOOK) -> ConclusionNoticeDoc:
     """The thông báo kết luận of ``session``: its cases in call order with their requests, conclusions and
     directives. Raises :class:`NothingToIssue` when no case was called in it."""
     cases_called = await _session_drafts(conn, session.session_id)
     if not cases_called:
         raise NothingToIssue("Phiên chưa có vụ việc nào được gọi: chưa có nội dung để ra thông báo kết luận.")
-    issuer = issuer or issuer_for(session.host)
+    issuer = book.issuer(session.track)
+    host = book.host_name(session.host, issuer)
     items: list[NoticeCase] = []
     bodies: dict[str, None] = {}
     for order, (case_id, _) in enumerate(cases_called, start=1):
@@ -284,9 +381,9 @@ async def conclusion_notice_doc(conn: AsyncConnection, keyring: Keyring, *, sess
     held = session.day
     return ConclusionNoticeDoc(
         header=_header(issuer, issuer.notice_symbol, today),
-        subject=(f"Kết luận của đồng chí {issuer.host_position} tại {session.title or 'buổi tiếp công dân'} "
+        subject=(f"Kết luận của đồng chí {host} tại {session.title or 'buổi tiếp công dân'} "
                  f"ngày {held:%d/%m/%Y}"),
-        session_id=session.session_id, held_on=held, host=Official(name=f"đồng chí {issuer.host_position}"),
+        session_id=session.session_id, held_on=held, host=Official(name=f"đồng chí {host}"),
         venues=tuple(session.venues.values()), attending_bodies=tuple(bodies),
         cases=tuple(items),
         closing=f"{issuer.issuing_body_title} thông báo để các cơ quan, đơn vị, địa phương biết, thực hiện.",

@@ -31,12 +31,14 @@ class DocumentOptions:
     secret: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     location: str = "Việt Nam"
+    issuers_file: Path | None = None     # the issuing bodies and leaders' names (minutes.issuing.load_issuer_book)
 
     def __repr__(self) -> str:
         return (f"DocumentOptions(directory={str(self.directory)!r}, signer={self.signer!r}, "
                 f"pkcs12_path={str(self.pkcs12_path) if self.pkcs12_path else None!r}, "
                 f"pkcs11_module={self.pkcs11_module!r}, pkcs11_token_label={self.pkcs11_token_label!r}, "
-                f"pkcs11_key_label={self.pkcs11_key_label!r}, public_url={self.public_url!r})")
+                f"pkcs11_key_label={self.pkcs11_key_label!r}, public_url={self.public_url!r}, "
+                f"issuers_file={str(self.issuers_file) if self.issuers_file else None!r})")
 
     def __post_init__(self) -> None:
         if self.signer == "pkcs12" and self.pkcs12_path is None:

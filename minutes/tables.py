@@ -76,6 +76,11 @@ minutes_drafts = sa.Table(
     sa.Column("session_id", sa.String(64), nullable=False),
     sa.Column("call_seq", sa.Integer, nullable=True),
     sa.Column("venue", sa.String(64), nullable=True),
+    # the session's loại tiếp and hình thức tiếp and its host as the case was called (revision 0018): the
+    # reception entry written at closing says them (minutes does not read the scheduler's tables)
+    sa.Column("reception_type", sa.String(16), nullable=False, server_default="periodic"),
+    sa.Column("reception_form", sa.String(16), nullable=False, server_default="online"),
+    sa.Column("host", sa.String(64), nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("content", sa.JSON, nullable=False),
@@ -86,6 +91,8 @@ minutes_drafts = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("state IN ('open', 'closed')", name="state"),
     sa.CheckConstraint("version >= 1", name="version"),
+    sa.CheckConstraint("reception_type IN ('periodic', 'ad_hoc', 'routine')", name="reception_type"),
+    sa.CheckConstraint("reception_form IN ('in_person', 'online')", name="reception_form"),
     sa.UniqueConstraint("session_id", "case_id", name="uq_minutes_drafts_session_case"),
 )
 

@@ -17,7 +17,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from complaints.enums import ReceptionForm, ReceptionType
+from complaints.enums import IssuingTrack, ReceptionForm, ReceptionType
 from complaints.workdays import CalendarWarning, WorkCalendar
 from signaling.grants import Grant
 
@@ -48,7 +48,8 @@ class PeriodicPlan:
 async def create_periodic_sessions(
     conn: AsyncConnection, *, rule: Rule, rule_key: str, start: date, end: date, calendar: WorkCalendar,
     form: ReceptionForm, venues_chosen: Sequence[VenueChoice], main: str | None = None, host: str | None = None,
-    cohosts: Sequence[str] = (), actor: str, grants: Collection[Grant], clock: Clock,
+    cohosts: Sequence[str] = (), track: IssuingTrack | str | None = None, actor: str, grants: Collection[Grant],
+    clock: Clock,
 ) -> PeriodicPlan:
     """Plan the sessions of ``rule`` held from ``start`` to ``end`` (see the module docstring); grant
     ``manage``. A :class:`~schedules.calendar.PeriodicRule` makes periodic (định kỳ) sessions, an
@@ -77,7 +78,7 @@ async def create_periodic_sessions(
             record = await plan_session(
                 conn, session_id=session_id, day=occurrence.day, form=form, kind=kind, venues_chosen=venues_chosen,
                 main=main, host=host, cohosts=cohosts, title=rule.label_vi, rule_key=rule_key,
-                nominal_day=occurrence.nominal, actor=actor, grants=grants, clock=clock)
+                nominal_day=occurrence.nominal, track=track, actor=actor, grants=grants, clock=clock)
         except SessionExists:
             existing.append(occurrence.day)
             continue

@@ -30,7 +30,7 @@ from datetime import time
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from complaints.enums import PetitionKind
+from complaints.enums import IssuingTrack, PetitionKind
 from complaints.tables import cases
 from signaling.events import SessionCasesSelected
 from signaling.grants import Grant
@@ -190,11 +190,14 @@ async def select_cases(
 
 async def set_session_leaders(
     conn: AsyncConnection, session_id: str, *, host: str | None, cohosts: Sequence[str] = (),
-    expected_version: int | None = None, actor: str, grants: Collection[Grant], clock: Clock,
+    track: IssuingTrack | str | None = None, expected_version: int | None = None, actor: str,
+    grants: Collection[Grant], clock: Clock,
 ) -> SessionRecord:
-    """Change the host and co-hosts (leader ids) of a session not opened yet (grant ``manage``)."""
+    """Change the host and co-hosts (leader ids) of a session not opened yet (grant ``manage``), and the track
+    whose bodies issue its documents (None: kept as it is)."""
     require_grant(grants, Grant.MANAGE, "lập lịch tiếp công dân")
     host, listed = _leaders(host, cohosts)
+    chosen_track = IssuingTrack.parse(track) if track else None
     record = await _claim(conn, session_id, expected_version)
     if record.state not in _LEADER_STATES:
         raise IllegalTransition(
@@ -207,10 +210,11 @@ async def set_session_leaders(
     if listed:
         await conn.execute(insert(session_cohosts), [
             {"session_id": session_id, "leader": leader, "position": i} for i, leader in enumerate(listed)])
+    track_value = (chosen_track or record.track).value
     await conn.execute(update(reception_sessions).where(reception_sessions.c.id == session_id)
-                       .values(host=host, version=version, changed_at=now))
+                       .values(host=host, track=track_value, version=version, changed_at=now))
     await audit(conn, actor=actor, action="session.leaders_set", target_kind="session", target_id=session_id,
-                at=now, detail={"host": host, "cohosts": list(listed), "version": version})
+                at=now, detail={"host": host, "cohosts": list(listed), "track": track_value, "version": version})
     return await get_session(conn, session_id)
 
 

@@ -38,7 +38,7 @@ from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from complaints.enums import ReceptionForm, ReceptionType
+from complaints.enums import IssuingTrack, ReceptionForm, ReceptionType
 from complaints.workdays import WorkCalendar
 from signaling.events import (
     Event,
@@ -103,6 +103,19 @@ _MAX_TITLE = 200
 _SESSION_KINDS = frozenset({ReceptionType.PERIODIC, ReceptionType.AD_HOC})
 
 
+#: Leader ids (position slugs) that name a Party office: their sessions default to the Party track.
+_PARTY_MARKERS = ("bi-thu", "tinh-uy", "dang-uy", "thanh-uy", "huyen-uy", "ban-noi-chinh", "ubkt")
+
+
+def default_track(host: str | None) -> IssuingTrack:
+    """The track a session planned for ``host`` gets unless the planner chooses: a host whose id names a Party
+    office, or no host named yet, is the Party track (the product's first use: the Provincial Party
+    Secretary's sessions, organised by Ban Nội chính); any other host (``chu-tich-ubnd-tinh``) the State one."""
+    if host is None or any(marker in host.lower() for marker in _PARTY_MARKERS):
+        return IssuingTrack.PARTY
+    return IssuingTrack.STATE
+
+
 @dataclass(frozen=True, slots=True)
 class VenueChoice:
     """A venue picked for a session: its id, the name to announce (default: the venue's) and the
@@ -138,6 +151,7 @@ class SessionRecord:
     host: str | None
     title: str
     cohosts: tuple[str, ...] = ()
+    track: IssuingTrack = IssuingTrack.PARTY   # the bodies that issue its documents (chosen when planned)
     venues: tuple[SessionVenue, ...] = ()
     rule_key: str | None = None
     nominal_day: date | None = None
@@ -183,7 +197,8 @@ def _record(row: RowMapping, cohosts: Sequence[str], chosen: Sequence[SessionVen
     )
     return SessionRecord(
         session=session, version=row["version"], host=row["host"], title=row["title"], cohosts=tuple(cohosts),
-        venues=tuple(chosen), rule_key=row["rule_key"], nominal_day=row["nominal_day"],
+        track=IssuingTrack.parse(row["track"]), venues=tuple(chosen), rule_key=row["rule_key"],
+        nominal_day=row["nominal_day"],
         created_at=row["created_at"], published_at=row["published_at"], opened_at=row["opened_at"],
         started_at=row["started_at"], closed_at=row["closed_at"], opens_at=_time_of_day(row["opens_at"]),
         closes_at=_time_of_day(row["closes_at"]),
@@ -295,11 +310,12 @@ async def plan_session(
     conn: AsyncConnection, *, session_id: str, day: date, form: ReceptionForm, kind: ReceptionType,
     venues_chosen: Sequence[VenueChoice], main: str | None = None, host: str | None = None,
     cohosts: Sequence[str] = (), title: str = "", rule_key: str | None = None, nominal_day: date | None = None,
-    opens_at: time = DEFAULT_OPENS_AT, closes_at: time = DEFAULT_CLOSES_AT,
+    opens_at: time = DEFAULT_OPENS_AT, closes_at: time = DEFAULT_CLOSES_AT, track: IssuingTrack | str | None = None,
     actor: str, grants: Collection[Grant], clock: Clock,
 ) -> SessionRecord:
     """Plan a session (grant ``manage``): its id (the room id), day (today or later), form, kind,
-    venues (the first is the main one unless ``main`` says), host and co-hosts (leader ids), hours
+    venues (the first is the main one unless ``main`` says), host and co-hosts (leader ids), the track whose
+    bodies issue its documents (default: :func:`default_track` of the host), hours
     (``opens_at`` / ``closes_at``, local times: :class:`~schedules.session_hours.SessionHours`, default
     07:30–11:30; :class:`~schedules.errors.InvalidSessionHours` when unusable). Creates its empty queue.
     :class:`SessionExists` when the id (or the rule's date) is taken."""
@@ -310,6 +326,7 @@ async def plan_session(
     if kind not in _SESSION_KINDS:
         raise InvalidArgument("Phiên tiếp công dân của lãnh đạo là định kỳ hoặc đột xuất.", code="bad_kind")
     host, listed = _leaders(host, cohosts)
+    chosen_track = default_track(host) if track is None or track == "" else IssuingTrack.parse(track)
     title = " ".join(title.split()) if isinstance(title, str) else ""
     if len(title) > _MAX_TITLE:
         raise InvalidArgument(f"Tên phiên dài quá {_MAX_TITLE} ký tự.", code="text_too_long")
@@ -322,7 +339,8 @@ async def plan_session(
         async with conn.begin_nested():
             await conn.execute(insert(reception_sessions).values(
                 id=session_id, day=day, form=session.form.value, kind=kind.value, host=host, title=title,
-                state=session.state.value, reason=None, reason_note="", publish_override="", rule_key=rule_key,
+                track=chosen_track.value, state=session.state.value, reason=None, reason_note="", publish_override="",
+                rule_key=rule_key,
                 nominal_day=nominal_day, version=1, created_by=actor, created_at=now, changed_at=now,
                 opens_at=hours.opens_at, closes_at=hours.closes_at))
     except IntegrityError as exc:
@@ -337,7 +355,7 @@ async def plan_session(
     await audit(conn, actor=actor, action="session.planned", target_kind="session", target_id=session_id, at=now,
                 detail={"day": day.isoformat(), "opens_at": f"{hours.opens_at:%H:%M}",
                         "closes_at": f"{hours.closes_at:%H:%M}", "form": session.form.value, "kind": kind.value,
-                        "host": host,
+                        "host": host, "track": chosen_track.value,
                         "venues": [v.venue for v in chosen], "rule_key": rule_key})
     return await get_session(conn, session_id)
 

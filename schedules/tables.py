@@ -132,6 +132,8 @@ reception_sessions = Table(
     Column("form", String(16), nullable=False),                   # ReceptionForm: in_person | online
     Column("kind", String(16), nullable=False),                   # ReceptionType: periodic | ad_hoc
     Column("host", String(SLUG), nullable=True, index=True),      # leader id (position slug); None: not named
+    # SessionTrack: party | state, the system whose bodies issue the session's documents (migration 0018)
+    Column("track", String(8), nullable=False, server_default=text("'party'")),
     Column("title", String(200), nullable=False, default=""),     # e.g. the rule's label
     Column("state", String(16), nullable=False),                  # SessionState
     Column("reason", String(32), nullable=True),                  # SessionReason (postponed, cancelled)
@@ -153,6 +155,7 @@ reception_sessions = Table(
     CheckConstraint("opens_at < closes_at", name="hours"),
     CheckConstraint("form IN ('in_person', 'online')", name="form"),
     CheckConstraint("kind IN ('periodic', 'ad_hoc')", name="kind"),
+    CheckConstraint("track IN ('party', 'state')", name="track"),
     CheckConstraint(
         "state IN ('planned', 'published', 'open', 'in_progress', 'closed', 'postponed', 'cancelled')",
         name="state",

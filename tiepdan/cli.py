@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "venue's cap, else TIEPDAN_MEDIA_VENUE_MAX_KBPS")
     opened.add_argument("--host", metavar="LEADER",
                         help="the leader who hosts a new session (an id, e.g. bi-thu-tinh-uy)")
+    opened.add_argument("--track", choices=("party", "state"),
+                        help="the bodies that issue a new session's documents: party (Khối Đảng) or state (Khối "
+                             "chính quyền); default from --host (a Party office, or no host: party)")
     closed = session_sub.add_parser("close", help="Close a session in progress (its live room).")
     closed.add_argument("room")
     session.set_defaults(func=_cmd_session)

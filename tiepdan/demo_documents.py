@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from complaints.errors import ComplaintsError
+from minutes.documents import Track
 from minutes.documents_store import DocumentNotSigned, DocumentRecord, DocumentStore
 from minutes.drafts import Author
 from minutes.issuing import SessionFacts, conclusion_notice_doc, vietnam_today
@@ -69,7 +70,7 @@ async def _facts(app: Any, room: str) -> SessionFacts:
     async with app.state.services.engine.connect() as conn:
         record = await get_session(conn, room)
     return SessionFacts(session_id=room, title=record.title, day=record.session.day, host=record.host,
-                        venues={v.venue: v.name for v in record.venues})
+                        venues={v.venue: v.name for v in record.venues}, track=Track(record.track.value))
 
 
 async def issue_session_notice(app: Any, room: str, *, now: datetime | None = None) -> NoticeCheck:
@@ -81,7 +82,7 @@ async def issue_session_notice(app: Any, room: str, *, now: datetime | None = No
         facts = await _facts(app, room)
         async with services.engine.begin() as conn:
             doc = await conclusion_notice_doc(conn, services.keyring, session=facts, author=DEMO_ISSUER,
-                                              today=vietnam_today(now or datetime.now(UTC)))
+                                              today=vietnam_today(now or datetime.now(UTC)), book=store.issuers)
         check.record = await store.issue(doc, actor=DEMO_ISSUER.label)
     except (UnknownSession, ComplaintsError) as exc:
         check.problems.append(getattr(exc, "message_vi", str(exc)))

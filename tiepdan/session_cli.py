@@ -171,13 +171,17 @@ async def _open(conn: AsyncConnection, args: argparse.Namespace, room: str, venu
         record = await plan_session(
             conn, session_id=room, day=local_day(_now()), form=ReceptionForm.ONLINE, kind=ReceptionType.AD_HOC,
             venues_chosen=choices, main=main, host=args.host, opens_at=hours.opens_at, closes_at=hours.closes_at,
-            actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)
+            track=getattr(args, "track", None), actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)
     else:
         if venues is not None or caps or args.main is not None:
             raise SessionInputError(f"phiên «{room}» đã được lập lịch cùng các điểm cầu của nó: bỏ --venue, --main, "
                                     "--cap")
         if args.host is not None and args.host != record.host:
             raise SessionInputError(f"phiên «{room}» đã được lập lịch với người chủ trì của nó: bỏ --host")
+        track = getattr(args, "track", None)
+        if track is not None and track != record.track.value:
+            raise SessionInputError(
+                f"phiên «{room}» đã được lập lịch thuộc {record.track.label_vi.lower()}: bỏ --track")
     if record.state is SessionState.PLANNED:
         record = await publish_session(conn, room, calendar=default_calendar(), override_reason=OPENED_AT_ONCE_REASON,
                                        actor=CLI_ACTOR, grants=_CLI_GRANTS, clock=_now)

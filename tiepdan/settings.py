@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     documents_dir: Path | None = Field(default=None, description="signed documents (default <data_dir>/documents)")
     documents_location: str = Field(default="Việt Nam", max_length=200,
                                     description="the place written into each signature")
+    issuers_file: Path | None = Field(default=None, description="a JSON file of the bodies that issue the "
+                                      "documents (Party and State track) and the names of the leaders who host "
+                                      "(docs/documents.md); default the pilot province's bodies, no names")
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -173,7 +176,7 @@ class Settings(BaseSettings):
             pkcs12_path=self.signer_pkcs12_path, pkcs11_module=self.signer_pkcs11_module,
             pkcs11_token_label=self.signer_pkcs11_token_label, pkcs11_key_label=self.signer_pkcs11_key_label,
             secret=secret, public_url=self.public_url or f"http://{self.host}:{self.port}",
-            location=self.documents_location)
+            location=self.documents_location, issuers_file=self.issuers_file)
 
     @cached_property
     def token_options(self) -> TokenOptions:

@@ -118,6 +118,7 @@ def session_json(record: SessionRecord) -> dict[str, Any]:
         "form": record.session.form.value,
         "kind": record.session.kind.value,
         "host": record.host,
+        "track": record.track.value,
         "title": record.title,
         "venues": [{"venue": v.venue, "name": v.name, "main": v.main} for v in record.venues],
         "reason": record.session.reason.value if record.session.reason else None,

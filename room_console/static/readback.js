@@ -27,8 +27,14 @@
   let current = null;
   let drawn = false;
   let busy = false;
+  let signingFor = null;  // the read-back the canvas is for: a signature is never carried to another one
 
   function say(text) { message.textContent = text || ""; }
+
+  function clearCanvas() {
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    drawn = false;
+  }
 
   function stateText(state) {
     let text = messages["state_" + state.state] || state.state;
@@ -75,6 +81,11 @@
     caseLine.textContent = (messages.case || "") + " " + (state.tracking_code || state.case) + " · " +
       (messages.hash || "") + " " + (state.readback_sha256 || state.draft_sha256).slice(0, 12);
     if (shown !== undefined) { renderContent(shown); }
+    if (canvas && state.readback_sha256 !== signingFor) {
+      signingFor = state.readback_sha256;
+      clearCanvas();
+      say("");
+    }
     renderProblems(state.problems);
     const open = state.draft_state === "open";
     const readBack = open && state.readback_sha256 && !state.changed_since_readback;
@@ -162,8 +173,7 @@
     if (!button) { return; }
     const action = button.dataset.readbackAction;
     if (action === "clear" && canvas) {
-      canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
-      drawn = false;
+      clearCanvas();
     } else if (action === "sign" && canvas && current) {
       if (!drawn) { say(messages.empty_canvas); return; }
       const sha = current.readback_sha256;

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from complaints.errors import ComplaintsError
 from evidence import Keyring
-from minutes.documents import DocumentKind, Official
+from minutes.documents import DocumentKind, Official, Track
 from minutes.documents_store import (
     DocumentNotSigned,
     DocumentRecord,
@@ -39,7 +39,7 @@ from minutes.documents_store import (
     get_document,
 )
 from minutes.drafts import VIETNAM_TZ, DraftForbidden, list_drafts
-from minutes.issuing import SessionFacts, case_minutes_doc, conclusion_notice_doc, issuer_for
+from minutes.issuing import SessionFacts, case_minutes_doc, conclusion_notice_doc
 from minutes.tables import minutes_drafts
 from schedules import UnknownSession, get_session
 from signaling.grants import Grant
@@ -85,9 +85,12 @@ async def _session_facts(console: Console, session_id: str) -> SessionFacts:
                                          .where(minutes_drafts.c.session_id == session_id)
                                          .order_by(minutes_drafts.c.opened_at).limit(1))).scalar_one_or_none()
             day = (opened.replace(tzinfo=opened.tzinfo or UTC) if opened else _now(console)).astimezone(VIETNAM_TZ)
-            return SessionFacts(session_id=session_id, title="", day=day.date(), host=None, venues={})
+            # minutes of a room the scheduler does not hold (it cannot be planned away once a case was called):
+            # the Party track, the product's first use
+            return SessionFacts(session_id=session_id, title="", day=day.date(), host=None, venues={},
+                                track=Track.PARTY)
     return SessionFacts(session_id=session_id, title=record.title, day=record.session.day, host=record.host,
-                        venues={v.venue: v.name for v in record.venues})
+                        venues={v.venue: v.name for v in record.venues}, track=Track(record.track.value))
 
 
 def _keyring(console: Console) -> Keyring:
@@ -121,7 +124,7 @@ async def _render(console: Console, signed: SignedIn, session_id: str, *, status
     tracking = {d.case_id: d.tracking_code for d in drafts}
     rows = [_row(r, tracking, actor) for r in records]
     return render_page(console, "documents_console/session.html", signed, status=status, session_id=session_id,
-                       facts=facts, track=t(f"documents.track.{issuer_for(facts.host).track.value}"),
+                       facts=facts, track=t(f"documents.track.{facts.track.value}"),
                        cases=sorted(drafts, key=lambda d: d.tracking_code), documents=rows, error=error, ok=ok,
                        may_issue_minutes=actor.has(Grant.MINUTES), may_issue_notice=actor.has(Grant.APPROVE))
 
@@ -178,7 +181,8 @@ async def issue_case_minutes(request: Request, console: Console, signed: Current
         async with console.engine.begin() as conn:  # the sealed identities' views are audited in it
             doc = await case_minutes_doc(conn, _keyring(console), session=facts, case_id=case_id,
                                          author=author_of(actor), secretary=secretary,
-                                         today=_now(console).astimezone(VIETNAM_TZ).date())
+                                         today=_now(console).astimezone(VIETNAM_TZ).date(),
+                                         book=_store(request).issuers)
     except DraftForbidden as exc:
         return render_error_text(403, exc.message_vi)
     except ComplaintsError as exc:
@@ -197,7 +201,8 @@ async def issue_notice(request: Request, console: Console, signed: CurrentUser, 
     try:
         async with console.engine.begin() as conn:
             doc = await conclusion_notice_doc(conn, _keyring(console), session=facts, author=author_of(actor),
-                                              today=_now(console).astimezone(VIETNAM_TZ).date())
+                                              today=_now(console).astimezone(VIETNAM_TZ).date(),
+                                              book=_store(request).issuers)
     except ComplaintsError as exc:
         return await _render(console, signed, session_id, status=404, error=exc.message_vi)
     return await _issued(console, signed, session_id, _store(request), doc, actor)

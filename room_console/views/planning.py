@@ -34,7 +34,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from complaints.enums import ReceptionForm, ReceptionType
+from complaints.enums import IssuingTrack, ReceptionForm, ReceptionType
 from complaints.errors import ComplaintsError
 from schedules import (
     COMMUNE_SECRETARY_DUTY,
@@ -221,6 +221,7 @@ def _session_view(record: SessionRecord) -> dict[str, Any]:
         "state": record.state.value, "state_label": record.state.label_vi,
         "form": record.session.form.label_vi, "kind": record.session.kind.label_vi,
         "host": record.host or "", "cohosts": list(record.cohosts), "version": record.version,
+        "track": record.track.value, "track_label": record.track.label_vi,
         "venues": [{"id": v.venue, "name": v.name, "main": v.main, "max_kbps": v.max_kbps,
                     "effective_kbps": v.effective_kbps} for v in record.venues],
         "reason": record.session.reason.label_vi if record.session.reason else "",
@@ -303,6 +304,7 @@ async def _render_calendar(console: ConsoleContext, signed: SignedIn, request: R
         "sessions": [_session_view(s) for s in sessions], "start": query.start.strftime("%d/%m/%Y"),
         "end": query.end.strftime("%d/%m/%Y"), "previous": f"{previous:%Y-%m}", "following": f"{following:%Y-%m}",
         "venues": [v for v in venues if v.active], "leaders": leaders, "forms": choices(ReceptionForm),
+        "tracks": choices(IssuingTrack),
         "query": query, "months": months,
         "shortfalls": [m for m in months if not (m["met"] or m["future"] or m["current"])],
         "feeds": feeds, "errors": errors or [], "values": defaultdict(str, values or {}), "periodic": periodic,
@@ -323,7 +325,7 @@ async def calendar_page(request: Request, console: Console, signed: Manager) -> 
     return await _render_calendar(console, signed, request, query)
 
 
-_AD_HOC_FIELDS = ("session_id", "day", "opens_at", "closes_at", "form", "host", "cohosts", "title", "main")
+_AD_HOC_FIELDS = ("session_id", "day", "opens_at", "closes_at", "form", "host", "cohosts", "title", "main", "track")
 
 
 @router.post("/lich/phien")
@@ -342,7 +344,8 @@ async def create_session(request: Request, console: Console, signed: Manager) ->
                 conn, session_id=values["session_id"], day=day, form=ReceptionForm.parse(values["form"] or "online"),
                 kind=ReceptionType.AD_HOC, venues_chosen=chosen, main=main, host=values["host"] or None,
                 cohosts=_slugs(values["cohosts"], t("plan.cohosts")), title=values["title"], opens_at=opens,
-                closes_at=closes, actor=actor.label, grants=actor.grants, clock=_clock(console))
+                closes_at=closes, track=values["track"] or None, actor=actor.label, grants=actor.grants,
+                clock=_clock(console))
     except FormError as exc:
         return await _render_calendar(console, signed, request, None, status=422, errors=[exc.message], values=values)
     except SchedulesError as exc:
@@ -355,7 +358,7 @@ async def create_session(request: Request, console: Console, signed: Manager) ->
     return RedirectResponse(f"/lich/phien/{record.id}?ok=planned", status_code=303)
 
 
-_PERIODIC_FIELDS = ("rule", "day_of_month", "year", "rule_key", "form", "host", "cohosts", "main")
+_PERIODIC_FIELDS = ("rule", "day_of_month", "year", "rule_key", "form", "host", "cohosts", "main", "track")
 
 
 @router.post("/lich/dinh-ky")
@@ -377,7 +380,7 @@ async def create_periodic(request: Request, console: Console, signed: Manager) -
                 conn, rule=rule, rule_key=values["rule_key"], start=date(year, 1, 1), end=date(year, 12, 31),
                 calendar=console.calendar, form=ReceptionForm.parse(values["form"] or "online"), venues_chosen=chosen,
                 main=main, host=values["host"] or None, cohosts=_slugs(values["cohosts"], t("plan.cohosts")),
-                actor=actor.label, grants=actor.grants, clock=_clock(console))
+                track=values["track"] or None, actor=actor.label, grants=actor.grants, clock=_clock(console))
     except FormError as exc:
         return await _render_calendar(console, signed, request, None, status=422, errors=[exc.message], values=values)
     except SchedulesError as exc:
@@ -415,7 +418,7 @@ async def _render_session(console: ConsoleContext, signed: SignedIn, session_id:
         "venues": [v for v in venues if v.active or v.id in in_session], "in_session": in_session,
         "caps": {v.venue: v.max_kbps for v in record.venues},
         "main": record.main_venue.venue if record.main_venue else "",
-        "reasons": choices(SessionReason), "max_venues": MAX_LIVE_VENUES,
+        "reasons": choices(SessionReason), "max_venues": MAX_LIVE_VENUES, "tracks": choices(IssuingTrack),
         "can_edit": state in (SessionState.PLANNED, SessionState.PUBLISHED),
         "can_lead": state in (SessionState.PLANNED, SessionState.PUBLISHED, SessionState.POSTPONED),
         "can_select": state in SELECTABLE_STATES,
@@ -435,8 +438,8 @@ async def session_page(request: Request, console: Console, signed: Manager, sess
     return await _render_session(console, signed, session_id[:64], ok=request.query_params.get("ok", "")[:20])
 
 
-_ACTION_FIELDS = ("host", "cohosts", "cases", "override_reason", "reason", "note", "day", "opens_at", "closes_at",
-                  "main")
+_ACTION_FIELDS = ("host", "cohosts", "track", "cases", "override_reason", "reason", "note", "day", "opens_at",
+                  "closes_at", "main")
 
 
 async def _apply(console: ConsoleContext, signed: SignedIn, session_id: str, action: str, form: Any) -> None:
@@ -452,8 +455,10 @@ async def _apply(console: ConsoleContext, signed: SignedIn, session_id: str, act
     elif action == "leaders":
         host = form_value(form, "host", 64) or None
         cohosts = _slugs(form_value(form, "cohosts", 1000), t("plan.cohosts"))
+        track = form_value(form, "track", 16) or None
         async with console.engine.begin() as conn:
-            await set_session_leaders(conn, session_id, host=host, cohosts=cohosts, expected_version=version, **who)
+            await set_session_leaders(conn, session_id, host=host, cohosts=cohosts, track=track,
+                                      expected_version=version, **who)
     elif action == "hours":
         async with console.engine.begin() as conn:
             await set_session_hours(

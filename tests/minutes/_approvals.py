@@ -17,7 +17,7 @@ from evidence import Keyring
 from minutes.drafts import Author, open_draft, save_draft
 from signaling.grants import grants_for
 
-from ._drafts import NOW, SESSION, VENUE, register_case
+from ._drafts import NOW, RECEPTION, SESSION, VENUE, register_case
 
 CAL = default_calendar()
 SECRETARY = Author("user:thuky", grants_for(["secretary"]))
@@ -49,7 +49,8 @@ async def opened(engine: AsyncEngine, keyring: Keyring, kind: PetitionKind = Pet
     """A case registered at the desk and called first at :data:`VENUE`: its draft open at version 1; its id."""
     async with engine.begin() as conn:
         case_id = await register_case(conn, keyring, kind=kind)
-        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE, calendar=CAL, now=NOW)
+        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE,
+                         reception=RECEPTION, calendar=CAL, now=NOW)
     return case_id
 
 

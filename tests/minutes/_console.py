@@ -18,6 +18,7 @@ from signaling.events import CaseCalled
 from tiepdan.app import Services
 
 from ..room_console._helpers import page_token, sign_in
+from ..room_console._live_sessions import open_live_session
 from ._drafts import SESSION, VENUE, register_case
 
 # The officials of the console app (tests/minutes/conftest.py ``app``): username → roles.
@@ -70,6 +71,8 @@ async def called_case(app: FastAPI, kind: PetitionKind = PetitionKind.COMPLAINT,
     """A registered case, called in ``session`` on the bus as the scheduler calls it; returns once its draft is
     open."""
     services: Services = app.state.services
+    # the scheduler holds the session (its call would have come from there): the minutes record its kind
+    await open_live_session(services.engine, session, [("main", "Trụ sở Tiếp công dân tỉnh"), (VENUE, "Xã Tiên Du")])
     async with services.engine.begin() as conn:
         case_id = await register_case(conn, services.keyring, kind=kind)
     await services.bus.publish(CaseCalled(session=session, case=case_id, ticket_no=call_seq, venue=VENUE,

@@ -8,17 +8,20 @@ from datetime import UTC, date, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from complaints.directives import add_unit
-from complaints.enums import PetitionerType, PetitionKind, PetitionSource
+from complaints.enums import PetitionerType, PetitionKind, PetitionSource, ReceptionForm, ReceptionType
 from complaints.intake import Intake, record_intake
 from complaints.petitioners import NewPetitioner
 from complaints.petitions import NewPetition
 from evidence import Keyring
+from minutes.drafts import SessionReception
 from signaling.grants import grants_for
 from tiepdan.db import metadatas
 
 NOW = datetime(2026, 12, 10, 2, 0, tzinfo=UTC)  # 09:00 in Vietnam, Thursday 10/12/2026
 SESSION = "phien-2026-12-10"
 VENUE = "xa-tien-du"
+#: The session of these tests: an online periodic session of the Provincial Party Secretary.
+RECEPTION = SessionReception(ReceptionType.PERIODIC, ReceptionForm.ONLINE, "bi-thu-tinh-uy")
 REQUEST = "Đề nghị cấp giấy chứng nhận quyền sử dụng đất cho thửa 112."
 DENOUNCER = {"full_name": "Trần Thị Tố Giác", "id_number": "001203012345", "address": "Thôn Đông, xã Tiên Du",
              "phone": "0912345678"}
@@ -48,3 +51,4 @@ async def register_case(conn: AsyncConnection, keyring: Keyring, *, kind: Petiti
         venue=VENUE,
     ), actor="user:desk", grants=grants_for(["reception"]), now=NOW)
     return result.case_id
+

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from complaints.audit import verify_audit_log
 from complaints.cases import get_case
-from complaints.enums import CaseStatus
+from complaints.enums import CaseStatus, ReceptionForm, ReceptionType
 from complaints.tables import directives, handling_decisions, reception_entries, recording_segments, units
 from evidence import Keyring
 from minutes.approval import approval_state, approve, confirm_verbally, request_readback
 from minutes.closing import content_sha256, missing_fields
 from minutes.closing_consumer import closing_handler
-from minutes.drafts import DraftClosed, open_draft
+from minutes.drafts import DraftClosed, SessionReception, open_draft
 from minutes.drafts_content import MinutesContent
 from minutes.tables import minutes_case_records, minutes_drafts
 from signaling.events import CaseClosed
@@ -31,12 +31,15 @@ from ._drafts import NOW, SESSION, VENUE, register_case
 
 pytestmark = pytest.mark.integration
 LATER = NOW + timedelta(minutes=30)
+#: An ad hoc session hosted by the chairman of the provincial People's Committee: the reception entry says so.
+RECEPTION = SessionReception(ReceptionType.AD_HOC, ReceptionForm.ONLINE, "chu-tich-ubnd-tinh")
 
 
 async def _drafted(engine: AsyncEngine, keyring: Keyring, content: dict[str, Any]) -> str:
     async with engine.begin() as conn:
         case_id = await register_case(conn, keyring)
-        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE, calendar=CAL, now=NOW)
+        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=1, venue=VENUE,
+                         reception=RECEPTION, calendar=CAL, now=NOW)
         await conn.execute(recording_segments.insert().values(
             segment=f"c1-{case_id}", session=SESSION, case_id=case_id, call_seq=1, confidential=False,
             files_json="[]", speakers_json="[]", gaps_json="[]", opened_at=NOW))
@@ -104,6 +107,7 @@ async def test_approval_then_case_closed_writes_the_case_once_through_the_servic
                  ).mappings().one()
         assert entry["session_id"] == SESSION and entry["venue"] == VENUE and entry["outcome"] == "assigned_to_unit"
         assert entry["officer"] == "Đồng chí Bí thư" and digest in entry["notes"]
+        assert (entry["reception_type"], entry["form"], entry["host"]) == ("ad_hoc", "online", "chu-tich-ubnd-tinh")
         directive = (await conn.execute(select(directives).where(directives.c.case_id == case_id))).mappings().one()
         assert directive["content"] == "Kiểm tra " + markup  # kept as typed: whoever shows it escapes it
         assert directive["unit_id"] == "ubnd-tien-du" and directive["deadline"] == date(2026, 12, 24)

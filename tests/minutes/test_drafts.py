@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from complaints.audit import verify_audit_log
 from complaints.enums import HandlingDirection, PetitionKind
@@ -22,6 +22,7 @@ from minutes.drafts import (
     DraftConflict,
     DraftForbidden,
     DraftInvalid,
+    SessionReception,
     list_versions,
     load_draft,
     load_version,
@@ -35,7 +36,7 @@ from signaling.events import CaseCalled
 from signaling.grants import Grant, grants_for
 
 from ._approvals import CAL, CHAIR, SECRETARY, VENUE_OP, opened
-from ._drafts import DENOUNCER, NOW, REQUEST, SESSION, VENUE, register_case
+from ._drafts import DENOUNCER, NOW, RECEPTION, REQUEST, SESSION, VENUE, register_case
 
 pytestmark = pytest.mark.integration
 SECOND = Author("user:thuky2", grants_for(["secretary"]))
@@ -55,7 +56,10 @@ async def test_a_call_opens_one_prefilled_draft_however_often_it_is_delivered(en
                                                                                keyring: Keyring) -> None:
     async with engine.begin() as conn:
         case_id = await register_case(conn, keyring)
-    handle = drafts_handler(engine, CAL, clock=lambda: NOW)
+    async def lookup(conn: AsyncConnection, session_id: str) -> SessionReception | None:
+        return RECEPTION if session_id == SESSION else None
+
+    handle = drafts_handler(engine, CAL, lookup, clock=lambda: NOW)
     called = CaseCalled(session=SESSION, case=case_id, ticket_no=3, venue=VENUE, call_seq=1,
                         announcement_text="Mời công dân có số thứ tự 3")
     await handle(called)
@@ -63,9 +67,11 @@ async def test_a_call_opens_one_prefilled_draft_however_often_it_is_delivered(en
     await handle(called.model_copy(update={"event_id": "replayed"}))  # the outbox publishing again: same key
     await handle(CaseCalled(session=SESSION, case="no-such-case", ticket_no=4, venue=VENUE, call_seq=2,
                             announcement_text="x"))  # an unknown case is dropped, not retried for ever
+    await handle(CaseCalled(session="no-such-session", case=case_id, ticket_no=5, venue=VENUE, call_seq=1,
+                            announcement_text="x"))  # so is a session the scheduler does not hold
     async with engine.begin() as conn:
         again, opened = await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=5, venue=VENUE,
-                                         calendar=CAL, now=NOW)  # a recall finds the draft open
+                                         reception=RECEPTION, calendar=CAL, now=NOW)  # a recall: the draft is open
         assert not opened
         draft = await load_draft(conn, session_id=SESSION, case_id=case_id, author=SECRETARY)
         assert (await conn.execute(select(minutes_drafts.c.id))).scalars().all() == [draft.id] == [again.id]
@@ -74,6 +80,7 @@ async def test_a_call_opens_one_prefilled_draft_however_often_it_is_delivered(en
         assert actions.count("minutes.draft_opened") == 1
         assert await verify_audit_log(conn) is None
     assert draft.version == 1 and draft.call_seq == 1 and draft.venue == VENUE and draft.state == "open"
+    assert draft.reception == RECEPTION  # what the scheduler said of the session, for the reception entry
     assert draft.content.citizen_request == REQUEST
     assert draft.content.prior_handling.startswith("Tiếp lần đầu.") and "01/12/2026" in draft.content.prior_handling
     assert [a.venue for a in draft.content.attendees] == [VENUE]

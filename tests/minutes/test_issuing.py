@@ -8,6 +8,8 @@ the page says why, and signing again later works."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +25,15 @@ from minutes.documents_store import DocumentNotSigned, DocumentState, DocumentSt
 from minutes.drafts import Author, DraftForbidden, open_draft, save_draft
 from minutes.drafts_content import DenouncerIdentity
 from minutes.issuing import (
+    DEFAULT_BOOK,
+    IssuerBook,
+    IssuerBookError,
+    Leader,
     NothingToIssue,
     SessionFacts,
     case_minutes_doc,
     conclusion_notice_doc,
-    track_for_host,
+    load_issuer_book,
 )
 from minutes.options import DocumentOptions
 from signaling.events import VenueInfo
@@ -39,13 +45,13 @@ from tiepdan.session_cli import open_unless_known
 
 from ._approvals import CAL, SECRETARY
 from ._console import MODULE_LOOP, called_case, signed
-from ._drafts import DENOUNCER, NOW, REQUEST, SESSION, VENUE, register_case
+from ._drafts import DENOUNCER, NOW, RECEPTION, REQUEST, SESSION, VENUE, register_case
 from ._pdftext import fold, page_text
 from .test_dev_signer import validate_against
 
 pytestmark = pytest.mark.integration
 FACTS = SessionFacts(session_id=SESSION, title="Tiếp công dân định kỳ tháng 12", day=NOW.date(),
-                     host="bi-thu-tinh-uy", venues={VENUE: "Xã Tiên Du"})
+                     host="bi-thu-tinh-uy", venues={VENUE: "Xã Tiên Du"}, track=Track.PARTY)
 CONTENT: dict[str, Any] = {
     "attendees": [{"venue": VENUE, "people": "Ông Hoàng Văn Xã, Chủ tịch UBND xã"}],
     "citizen_request": REQUEST, "local_report": "Xã đã kiểm tra hồ sơ thửa 112.",
@@ -62,7 +68,8 @@ async def _drafted(engine: AsyncEngine, keyring: Keyring, kind: PetitionKind, ca
                    content: dict[str, Any], identity: dict[str, str] | None = None) -> str:
     async with engine.begin() as conn:
         case_id = await register_case(conn, keyring, kind=kind)
-        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=call_seq, venue=VENUE, calendar=CAL,
+        await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=call_seq, venue=VENUE,
+                         reception=RECEPTION, calendar=CAL,
                          now=NOW)
         await save_draft(conn, session_id=SESSION, case_id=case_id, base_version=1, content=content,
                          author=SECRETARY, keyring=keyring, calendar=CAL, now=NOW,
@@ -106,22 +113,71 @@ async def test_the_minutes_and_the_notice_are_built_from_the_drafts(engine: Asyn
     assert notice.venues == ("Xã Tiên Du",) and "Sở Nông nghiệp và Môi trường" in notice.attending_bodies
     html = render_html(notice)
     assert fold(name) not in fold(html) and DENOUNCER["id_number"] not in html and "Nguyễn Văn An" in html
-    # a State host: the State track
-    state = SessionFacts(session_id=SESSION, title="", day=NOW.date(), host="chu-tich-ubnd-tinh", venues={})
+    assert notice.host.name == "đồng chí Bí thư Tỉnh ủy"  # no names configured: the office alone
+    # a session of the State track (whoever hosts it), with the deployment's names of its leaders
+    state = SessionFacts(session_id=SESSION, title="", day=NOW.date(), host="chu-tich-ubnd-tinh", venues={},
+                         track=Track.STATE)
+    book = IssuerBook(party=DEFAULT_BOOK.party, state=DEFAULT_BOOK.state,
+                      leaders={"chu-tich-ubnd-tinh": Leader("Trần Văn Bình", "Chủ tịch UBND tỉnh")})
     async with engine.begin() as conn:
-        state_doc = await conclusion_notice_doc(conn, keyring, session=state, author=SECRETARY, today=NOW.date())
+        state_doc = await conclusion_notice_doc(conn, keyring, session=state, author=SECRETARY, today=NOW.date(),
+                                                book=book)
+        named = await case_minutes_doc(conn, keyring, session=state, case_id=complaint, author=SECRETARY,
+                                       secretary=secretary, today=NOW.date(), book=book)
         with pytest.raises(NothingToIssue):
             await case_minutes_doc(conn, keyring, session=FACTS, case_id="no-such-case", author=SECRETARY,
                                    secretary=secretary, today=NOW.date())
         with pytest.raises(NothingToIssue):
-            await conclusion_notice_doc(conn, keyring, session=SessionFacts("phien-trong", "", NOW.date(), None, {}),
-                                        author=SECRETARY, today=NOW.date())
+            await conclusion_notice_doc(conn, keyring, author=SECRETARY, today=NOW.date(),
+                                        session=SessionFacts("phien-trong", "", NOW.date(), None, {}, Track.PARTY))
         with pytest.raises(DraftForbidden):
             await case_minutes_doc(conn, keyring, session=FACTS, case_id=complaint, secretary=secretary,
                                    author=Author("user:diemcau", grants_for(["venue"])), today=NOW.date())
     assert state_doc.header.track is Track.STATE and state_doc.header.symbol == "TB-BTCD"
-    assert [track_for_host(h) for h in (None, "bi-thu-tinh-uy", "pho-bi-thu", "chu-tich-ubnd-tinh")] == [
-        Track.PARTY, Track.PARTY, Track.PARTY, Track.STATE]
+    assert state_doc.host.name == "đồng chí Trần Văn Bình, Chủ tịch UBND tỉnh"
+    assert "Trần Văn Bình, Chủ tịch UBND tỉnh" in state_doc.subject
+    assert named.header.symbol == "BB-BTCD" and named.hosts[0].name == "Đồng chí Trần Văn Bình, Chủ tịch UBND tỉnh"
+
+
+_BOOK: dict[str, Any] = {
+    side: {"parent_body": f"{body} TỈNH LẠNG SƠN", "issuing_body": "BAN TIẾP CÔNG DÂN",
+           "issuing_body_title": "Ban Tiếp công dân tỉnh Lạng Sơn", "minutes_symbol": f"BB/{side.upper()}",
+           "notice_symbol": f"TB/{side.upper()}", "place": "Lạng Sơn", "host_position": "Bí thư Tỉnh ủy",
+           "signature": {"authority": "TL. CHỦ TỊCH", "position": "TRƯỞNG BAN", "name": "Lê Văn Cường"},
+           "recipients": ["Thường trực Tỉnh ủy (để b/c)", "  "]}
+    for side, body in (("party", "TỈNH ỦY"), ("state", "UBND"))}
+
+
+@pytest.mark.unit
+def test_the_issuers_file_gives_the_bodies_and_the_leaders_names(tmp_path: Path) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps({**_BOOK, "leaders": {"bi-thu-tinh-uy": {"name": "Hoàng Văn Dũng",
+                                                                          "position": "Bí thư Tỉnh ủy"}}}), "utf-8")
+    book = load_issuer_book(path)
+    assert book.issuer(Track.STATE).parent_body == "UBND TỈNH LẠNG SƠN" and book.party.minutes_symbol == "BB/PARTY"
+    assert book.state.signature.name == "Lê Văn Cường" and book.party.recipients == ("Thường trực Tỉnh ủy (để b/c)",)
+    assert book.host_name("bi-thu-tinh-uy", book.party) == "Hoàng Văn Dũng, Bí thư Tỉnh ủy"
+    assert book.host_name("pho-bi-thu", book.party) == "Bí thư Tỉnh ủy" and load_issuer_book(None) is DEFAULT_BOOK
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("content", "named"), [
+    (None, "cannot be read"),
+    (b"\xff\xfe not json", "not UTF-8 JSON"),
+    (json.dumps({"party": _BOOK["party"]}).encode(), "state: Field required"),
+    (json.dumps({**_BOOK, "extra": 1}).encode(), "extra: Extra inputs are not permitted"),
+    (json.dumps({**_BOOK, "state": {**_BOOK["state"], "minutes_symbol": "X" * 41}}).encode(), "state.minutes_symbol"),
+    (json.dumps({**_BOOK, "leaders": {"Bí Thư": {"name": "A", "position": "B"}}}).encode(), "is not a leader id"),
+    (json.dumps({**_BOOK, "party": {**_BOOK["party"], "signature": {"name": "A"}}}).encode(),
+     "party.signature.position"),
+])
+def test_a_bad_issuers_file_is_refused_naming_the_field(tmp_path: Path, content: bytes | None, named: str) -> None:
+    path = tmp_path / "issuers.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(IssuerBookError, match="TIEPDAN_ISSUERS_FILE") as caught:
+        load_issuer_book(path)
+    assert named in str(caught.value)
 
 
 # -- the pages --------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from evidence import Keyring
 from minutes.approval import approve, confirm_by_signature, confirm_verbally, request_readback
 from minutes.closing import content_sha256
-from minutes.documents import CaseMinutesDoc, Official, redacted, render_html, render_pdf
+from minutes.documents import CaseMinutesDoc, Official, Track, redacted, render_html, render_pdf
 from minutes.drafts_content import MinutesContent
 from minutes.issuing import SessionFacts, case_minutes_doc
 
@@ -25,7 +25,7 @@ from ._pdftext import fold, page_text
 
 pytestmark = pytest.mark.integration
 FACTS = SessionFacts(session_id=SESSION, title="Tiếp công dân định kỳ tháng 12", day=NOW.date(),
-                     host="bi-thu-tinh-uy", venues={VENUE: "Xã Tiên Du"})
+                     host="bi-thu-tinh-uy", venues={VENUE: "Xã Tiên Du"}, track=Track.PARTY)
 WRITER = Official(name="Nguyễn Thị Thư Ký", position="chuyên viên")
 
 

@@ -36,6 +36,7 @@ from signaling.events import (
 )
 from tiepdan.app import Services
 
+from ..room_console._live_sessions import open_live_session
 from ._console import MODULE_LOOP, draft_opened, signed
 from ._drafts import VENUE, register_case
 
@@ -176,6 +177,7 @@ async def _settled(services: Services, case_id: str) -> None:
 async def test_the_minutes_page_lists_the_timeline_linked_into_the_recording_for_who_may_replay(
         app: FastAPI) -> None:
     services: Services = app.state.services
+    await open_live_session(services.engine, SESSION, [("main", "Trụ sở Tiếp công dân tỉnh"), (VENUE, "Xã Tiên Du")])
     async with services.engine.begin() as conn:
         case_id = await register_case(conn, services.keyring)
     segment = f"c1-{case_id}"

@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from complaints.enums import ReceptionForm, ReceptionType
 from complaints.workdays import default_calendar
 from schedules import (
+    UnknownSession,
     VenueChoice,
     VenueDraft,
     VenueLevel,
     close_session,
     ensure_venues,
+    get_session,
     local_day,
     plan_session,
     publish_session,
@@ -40,9 +42,14 @@ async def open_live_session(engine: AsyncEngine, room: str, venues: Sequence[tup
                             start: bool = True) -> None:
     """Plan, publish, open (and with ``start`` start) the ad hoc online session ``room`` today, from now to the
     end of the day (as the command line does, so the timekeeper leaves it open), with ``venues`` (id, name),
-    the first being the main venue."""
+    the first being the main venue. A session the scheduler holds already is left as it is."""
     hours = hours_from(_now())
     async with engine.begin() as conn:
+        try:
+            await get_session(conn, room)
+            return
+        except UnknownSession:
+            pass
         await ensure_venues(conn, [VenueDraft(v, n, VenueLevel.MAIN if i == 0 else VenueLevel.COMMUNE)
                                    for i, (v, n) in enumerate(venues)], actor=_ACTOR, grants=_GRANTS, clock=_now)
         await plan_session(conn, session_id=room, day=local_day(_now()), form=ReceptionForm.ONLINE,

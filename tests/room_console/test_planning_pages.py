@@ -131,9 +131,16 @@ async def test_ad_hoc_session_is_planned_and_its_page_edits_leaders_venues_and_c
     page = (await board.http.get(made.headers["location"])).text
     assert "Đã lập lịch phiên tiếp công dân." in page and "Đã lập lịch" in page and "13:30–16:00" in page
     assert "Thứ Sáu 15/01/2027" in page and "chu-tich-ubnd-tinh" in page
+    assert 'data-testid="session-track">Khối Đảng<' in page  # the host is the Party Secretary
     leaders = await board.post("/lich/phien/dot-xuat-2027-01-15/leaders",
-                               {"version": "1", "host": "chu-tich-ubnd-tinh", "cohosts": "bi-thu-tinh-uy"})
+                               {"version": "1", "host": "chu-tich-ubnd-tinh", "cohosts": "bi-thu-tinh-uy",
+                                "track": "state"})
     assert leaders.status_code == 303
+    assert 'data-testid="session-track">Khối chính quyền<' in (
+        await board.http.get("/lich/phien/dot-xuat-2027-01-15")).text
+    bad = await board.post("/lich/phien/dot-xuat-2027-01-15/leaders",
+                           {"version": "2", "host": "chu-tich-ubnd-tinh", "track": "<b>khoi</b>"})
+    assert bad.status_code == 422 and "<b>khoi</b>" not in bad.text
     venues = await board.post("/lich/phien/dot-xuat-2027-01-15/venues",
                               {"version": "2", "venues": ["tru-so-tinh", "xa-tien-du", "xa-phat-tich"],
                                "main": "tru-so-tinh", "kbps-xa-phat-tich": "600"})

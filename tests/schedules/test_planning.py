@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from complaints.enums import IssuingTrack, ReceptionForm, ReceptionType
+from complaints.errors import UnknownEnumValue
 from complaints.tables import cases as cases_table
 from schedules import (
     ConcurrentChange,
@@ -20,7 +22,10 @@ from schedules import (
     PriorityGround,
     UnknownCase,
     VenueChoice,
+    default_track,
+    get_session,
     issue_ticket,
+    plan_session,
     publish_session,
 )
 from schedules import sessions as scheduler
@@ -42,6 +47,7 @@ from .conftest import (
     CALENDAR,
     CHAIR,
     DESK,
+    VENUES,
     FakeClock,
     add_venues,
     audit_actions,
@@ -171,6 +177,33 @@ async def test_host_and_cohosts_change_before_the_session_opens(engine: AsyncEng
             await set_session_leaders(conn, ROOM, host=None, expected_version=planned.version, actor=ACTOR,
                                       grants=ADMIN, clock=clock)
     assert ("session.leaders_set", "session", ROOM) in await audit_actions(engine)
+
+
+async def test_the_track_follows_the_host_unless_the_planner_chooses_it(engine: AsyncEngine,
+                                                                        clock: FakeClock) -> None:
+    await add_venues(engine, clock)
+    async with engine.begin() as conn:
+        party = await plan(conn, clock, ROOM, DAY, host="bi-thu-tinh-uy")
+        nobody = await plan(conn, clock, "phien-chua-co-chu-tri", DAY, host=None)
+        state = await plan(conn, clock, "phien-chu-tich", DAY, host="chu-tich-ubnd-tinh")
+        chosen = await plan_session(conn, session_id="phien-chon-khoi", day=DAY, form=ReceptionForm.ONLINE,
+                                    kind=ReceptionType.AD_HOC, venues_chosen=[VenueChoice(v.id) for v in VENUES],
+                                    host="chu-tich-ubnd-tinh", track="party", actor=ACTOR, grants=ADMIN, clock=clock)
+        # a new host keeps the track unless one is given; the track can be chosen with the leaders
+        kept = await set_session_leaders(conn, ROOM, host="chu-tich-ubnd-tinh", actor=ACTOR, grants=ADMIN,
+                                         clock=clock)
+        moved = await set_session_leaders(conn, ROOM, host="chu-tich-ubnd-tinh", track=IssuingTrack.STATE,
+                                          actor=ACTOR, grants=ADMIN, clock=clock)
+    assert [r.track for r in (party, nobody, state, chosen, kept, moved)] == [
+        IssuingTrack.PARTY, IssuingTrack.PARTY, IssuingTrack.STATE, IssuingTrack.PARTY, IssuingTrack.PARTY,
+        IssuingTrack.STATE]
+    assert [default_track(h) for h in ("pho-bi-thu-tinh-uy", "truong-ban-noi-chinh", "giam-doc-so")] == [
+        IssuingTrack.PARTY, IssuingTrack.PARTY, IssuingTrack.STATE]
+    with pytest.raises(UnknownEnumValue):
+        async with engine.begin() as conn:
+            await set_session_leaders(conn, ROOM, host=None, track="dang", actor=ACTOR, grants=ADMIN, clock=clock)
+    async with engine.connect() as conn:
+        assert (await get_session(conn, ROOM)).track is IssuingTrack.STATE  # the refusal changed nothing
 
 
 async def test_hours_change_until_the_schedule_is_published(engine: AsyncEngine, clock: FakeClock) -> None:

@@ -429,7 +429,7 @@ async def test_the_cases_check_passes_a_case_written_from_the_bots_minutes_and_n
     from minutes.drafts import load_draft, open_draft
     from signaling.events import CaseClosed
     from tests.minutes._approvals import CAL, CHAIR, SECRETARY, save
-    from tests.minutes._drafts import NOW, SESSION, VENUE, create_tables, register_case
+    from tests.minutes._drafts import NOW, RECEPTION, SESSION, VENUE, create_tables, register_case
     from tiepdan.bots.secretary_bot import minutes_content
     from tiepdan.db import make_engine
     from tiepdan.demo_minutes import check_cases, ensure_units
@@ -446,7 +446,8 @@ async def test_the_cases_check_passes_a_case_written_from_the_bots_minutes_and_n
                 ids.append(case_id)
                 if seq == 3:
                     continue  # called, but no draft opened
-                await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=seq, venue=VENUE, calendar=CAL,
+                await open_draft(conn, session_id=SESSION, case_id=case_id, call_seq=seq, venue=VENUE,
+                                 reception=RECEPTION, calendar=CAL,
                                  now=NOW)
                 await conn.execute(recording_segments.insert().values(
                     segment=f"c{seq}-{case_id}", session=SESSION, case_id=case_id, call_seq=seq, confidential=False,
