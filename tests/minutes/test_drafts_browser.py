@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page
 from signaling.events import CaseCalled
 
 from ..harness import TEST_USERS, LiveServer, run_coroutine, start_server
+from ..room_console._live_sessions import open_live_session
 from ._drafts import SESSION, VENUE, register_case
 
 pytestmark = pytest.mark.browser
@@ -38,6 +39,8 @@ async def _register(data_dir: Path) -> str:
     settings = Settings(data_dir=data_dir, mode="dev")
     engine = make_engine(settings.resolved_database_url)
     try:
+        # the session the call comes from, as the scheduler holds it (the minutes record its kind)
+        await open_live_session(engine, SESSION, [("main", "Trụ sở Tiếp công dân tỉnh"), (VENUE, "Xã Tiên Du")])
         async with engine.begin() as conn:
             return await register_case(conn, load_keyring(settings))
     finally:
