@@ -38,6 +38,7 @@ from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
 from .documents_wiring import wire_documents
+from .gc_policy import freeze_startup_heap, thaw
 from .link_wiring import wire_link_marks, wire_link_watch
 from .minutes_wiring import wire_minutes
 from .recording_wiring import wire_recordings
@@ -139,6 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await wire_replay(app, services, stack)  # app.state.replay; roles all, worker: the replay worker
             await wire_room_server(app, services, stack)  # app.state.room_server (roles all, media)
             await wire_link_marks(app, services, stack)  # roles all, media: venues lost announced back
+            if settings.gc_freeze:  # the start's heap out of the collector's reach (tiepdan.gc_policy)
+                freeze_startup_heap()
+                stack.callback(thaw)
             yield
 
     # No HTML docs page: Swagger UI and ReDoc load their scripts from a CDN, which the CSP (script-src

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
                                       "documents (Party and State track) and the names of the leaders who host "
                                       "(docs/documents.md); default the pilot province's bodies, no names")
 
+    gc_freeze: bool = Field(default=True, description="freeze what the start made out of the cyclic garbage "
+                            "collector's reach (tiepdan.gc_policy): a full collection then no longer stops the "
+                            "process for 70-100 ms; false turns it off, for comparison")
+
     log_level: str = "INFO"
     log_json: bool = True
 
