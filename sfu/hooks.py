@@ -31,6 +31,18 @@ Hooks of the SFU (all per instance):
    but exposes them only through ``getStats()`` as a datetime, without the RTP timestamp. The DTLS
    transport's router sends an SR to the receiver of its SSRC (``RtpRouter.route_rtcp``).
 
+Hooks of RTP-level forwarding (``Options.rtp_forwarding``; all per instance):
+
+8. ``RTCRtpSender.send(parameters)`` is wrapped to read what was negotiated for the subscriber's slot
+   (:class:`SendParameters`: payload types, clock rate, header-extension ids, mid, and the sender's
+   ``_ssrc``/``_rtx_ssrc``, which its RTCP and the subscriber's router use).
+9. ``RTCRtpSender._retransmit(sequence_number)`` is overridden: a subscriber's NACK is answered by the
+   SFU's own send history (aiortc's history stays empty: its send loop never gets a frame).
+10. ``RTCRtpSender._send_rtcp(packets)`` is wrapped so that its sender report carries the SFU's (NTP, RTP)
+    pair and counters; ``__lsr``/``__lsr_time`` are set from that report so the RTT estimate still works.
+11. :func:`rtp_send` runs ``RTCDtlsTransport._send_rtp`` (SRTP, then the nominated ICE pair) to its end
+    synchronously: on a UDP pair its await chain never suspends.
+
 One process-wide hook, only when ``Options.host_addresses`` is set: ``aioice.ice.get_host_addresses``
 is replaced so that the SFU's ICE agents offer exactly the configured addresses (the public interface
 of a multi-homed server, or ``127.0.0.1`` for a loopback-only demo or test, which aioice never offers
@@ -46,21 +58,24 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import inspect
+import time
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSrPacket, RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSenderInfo, RtcpSrPacket, RtpPacket
 
 from sfu.errors import AiortcHookMissing, AiortcVersionMismatch
 
@@ -71,6 +86,11 @@ AIOICE_VERSION = "0.13.0"
 
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _STREAMS_ATTR = "_RTCRtpReceiver__remote_streams"
+_LSR_ATTR = "_RTCRtpSender__lsr"
+_LSR_TIME_ATTR = "_RTCRtpSender__lsr_time"
+_MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+_ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+_AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,22 @@ PRIVATES: tuple[Private, ...] = (
             source=("decoder = get_decoder(codec)",)),
     Private(RemoteStreamTrack, "_queue", on_instance=True, kind=asyncio.Queue, where=(RTCRtpReceiver, "receive"),
             source=("self._track._queue",)),
+    # RTP-level forwarding: negotiated send parameters and SSRCs (on_send_parameters)
+    Private(RTCRtpSender, "send", params=("self", "parameters"),
+            source=("self.__mid = parameters.muxId", "self._run_rtp(parameters.codecs[0])")),
+    Private(RTCRtpSender, "_ssrc", dynamic=True, where=(RTCRtpSender, "__init__"), source=("self._ssrc = random32()",)),
+    Private(RTCRtpSender, "_rtx_ssrc", dynamic=True, where=(RTCRtpSender, "_retransmit"),
+            source=("ssrc=self._rtx_ssrc",)),
+    # ... a subscriber's NACK answered from the SFU's history (on_retransmit)
+    Private(RTCRtpSender, "_retransmit", params=("self", "sequence_number"),
+            where=(RTCRtpSender, "_handle_rtcp_packet"), source=("await self._retransmit(seq)",)),
+    # ... the sender reports (on_sender_report_sent): built from __ntp_timestamp, sent through _send_rtcp
+    Private(RTCRtpSender, "_send_rtcp", params=("self", "packets"), where=(RTCRtpSender, "_run_rtcp"),
+            source=("self.__lsr = ((self.__ntp_timestamp) >> 16) & 0xFFFFFFFF", "await self._send_rtcp(packets)")),
+    Private(RTCRtpSender, _LSR_ATTR, dynamic=True, where=(RTCRtpSender, "_handle_rtcp_packet"),
+            source=("if self.__lsr == report.lsr and report.dlsr:",)),
+    Private(RTCRtpSender, _LSR_TIME_ATTR, dynamic=True, where=(RTCRtpSender, "_handle_rtcp_packet"),
+            source=("rtt = time.time() - self.__lsr_time - (report.dlsr / 65536)",)),
     # the host candidates of this process (announce_host_addresses)
     Private(aioice.ice, "get_host_addresses", params=("use_ipv4", "use_ipv6")),
 )
@@ -245,6 +281,152 @@ def announce_host_addresses(addresses: tuple[str, ...]) -> Callable[[], None]:
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` when the remote subscriber sends PLI or FIR for ``sender``'s stream."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+# --- RTP-level forwarding ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendParameters:
+    """What was negotiated for one subscriber slot's sender (``None``: not negotiated)."""
+
+    codec: str  # the primary codec's name: "VP8", "H264", "opus", ...
+    payload_type: int
+    clock_rate: int
+    rtx_payload_type: int | None
+    mid: str | None
+    mid_id: int | None
+    abs_send_time_id: int | None
+    audio_level_id: int | None
+    ssrc: int
+    rtx_ssrc: int
+
+
+def _send_parameters(sender: RTCRtpSender, parameters: RTCRtpSendParameters) -> SendParameters:
+    primary = parameters.codecs[0]
+    rtx = next((c.payloadType for c in parameters.codecs
+                if is_rtx(c) and c.parameters.get("apt") == primary.payloadType), None)
+    ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
+    return SendParameters(
+        codec=primary.mimeType.split("/", 1)[-1],
+        payload_type=int(primary.payloadType or 0),
+        clock_rate=int(primary.clockRate or 0),
+        rtx_payload_type=None if rtx is None else int(rtx),
+        mid=parameters.muxId or None,
+        mid_id=ids.get(_MID_URI),
+        abs_send_time_id=ids.get(_ABS_SEND_TIME_URI),
+        audio_level_id=ids.get(_AUDIO_LEVEL_URI),
+        ssrc=int(sender._ssrc),
+        rtx_ssrc=int(sender._rtx_ssrc),
+    )
+
+
+def on_send_parameters(sender: RTCRtpSender, callback: Callable[[SendParameters], None]) -> None:
+    """Call ``callback`` with what was negotiated when aiortc starts ``sender`` (once per connection)."""
+    original = sender.send
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        await original(parameters)
+        callback(_send_parameters(sender, parameters))
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+def on_retransmit(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call ``callback(sequence_number)`` for every packet the subscriber NACKs, instead of aiortc's
+    retransmission from its own (unused) history."""
+
+    async def retransmit(sequence_number: int) -> None:
+        callback(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]
+
+
+#: (64-bit NTP timestamp, RTP timestamp, packets sent, payload octets sent) of a sender report
+SenderReportValues = tuple[int, int, int, int]
+
+
+def on_sender_report_sent(sender: RTCRtpSender, values: Callable[[], SenderReportValues | None]) -> None:
+    """Make ``sender``'s RTCP sender reports carry ``values()`` (when not None) instead of aiortc's counters
+    of its own send loop; the report's time is kept for the round-trip estimate from the subscriber's RR."""
+    original = sender._send_rtcp
+
+    async def send_rtcp(packets: list[Any]) -> None:
+        current = values()
+        if current is not None:
+            ntp, rtp_timestamp, count, octets = current
+            for index, packet in enumerate(packets):
+                if isinstance(packet, RtcpSrPacket) and packet.ssrc == sender._ssrc:
+                    info = RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=rtp_timestamp,
+                                          packet_count=count & 0xFFFFFFFF, octet_count=octets & 0xFFFFFFFF)
+                    packets[index] = RtcpSrPacket(ssrc=packet.ssrc, sender_info=info, reports=packet.reports)
+                    setattr(sender, _LSR_ATTR, (ntp >> 16) & 0xFFFFFFFF)
+                    setattr(sender, _LSR_TIME_ATTR, time.time())
+        await original(packets)
+
+    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
+
+
+class _Rest:
+    """The rest of a send that suspended (a TURN relay's send awaits): awaiting it resumes the coroutine
+    where it stopped, handing what it yields to the awaiting task and back (what ``yield from`` does)."""
+
+    def __init__(self, send: Coroutine[Any, Any, None], pending: Any) -> None:
+        self._send = send
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        send, pending = self._send, self._pending
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:  # cancelled, or the awaited future failed: the send sees it
+                try:
+                    pending = send.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    pending = send.send(value)
+                except StopIteration:
+                    return
+
+
+async def _finish(send: Coroutine[Any, Any, None], pending: Any) -> None:
+    try:
+        await _Rest(send, pending)
+    except ConnectionError:  # the transport closed meanwhile
+        pass
+
+
+#: sends of one transport left suspended (a TURN relay, a stuck link) beyond which packets are dropped
+RTP_SEND_BACKLOG = 256
+
+
+def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
+    """A function that sends one RTP packet (before SRTP) through ``transport`` now: it runs aiortc's own
+    ``_send_rtp`` (SRTP protect, then the ICE pair's datagram socket) to its end without a task or a
+    trip through the event loop, which it makes on a UDP pair; a send that suspends (a TURN relay) is
+    finished by a task, at most :data:`RTP_SEND_BACKLOG` at a time (beyond, packets are dropped).
+    Returns False when the packet was not sent: the transport is not (or no longer) connected, or stuck."""
+    backlog: set[asyncio.Task[None]] = set()
+
+    def send(data: bytes) -> bool:
+        if len(backlog) >= RTP_SEND_BACKLOG:
+            return False
+        coro = transport._send_rtp(data)
+        try:
+            pending = coro.send(None)
+        except StopIteration:
+            return True
+        except ConnectionError:
+            return False
+        task = asyncio.get_running_loop().create_task(_finish(coro, pending))
+        backlog.add(task)
+        task.add_done_callback(backlog.discard)
+        return True
+
+    return send
 
 
 # --- hooks for the bots and the tests ---------------------------------------------------------------------

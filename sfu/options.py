@@ -58,3 +58,7 @@ class Options:
     stats_interval: float | None = None
     #: Run ``sfu.selftest()`` in ``Worker.start`` (fail fast if an aiortc hook is missing).
     selftest: bool = True
+    #: Forward subscriber slots at the RTP level (``sfu.rtp_forward``: per-slot header rewrite, NACK history,
+    #: own sender reports) instead of re-packetizing assembled frames through aiortc's sender. Recorder
+    #: taps get frames either way.
+    rtp_forwarding: bool = False

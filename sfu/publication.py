@@ -100,6 +100,8 @@ class Publication:
         self._muted = False
         self.packets_muted = 0
         self._sinks: list[Sink] = []
+        #: subscriber slots forwarded at the RTP level (``Options.rtp_forwarding``), attached
+        self._rtp_slots: list[Subscription] = []
         #: every slot whose source is this publication, attached or not (blocked, inactive)
         self._pointing: set[Subscription] = set()
         self._taps: set[Tap] = set()
@@ -150,7 +152,7 @@ class Publication:
 
     @property
     def sink_count(self) -> int:
-        return len(self._sinks)
+        return len(self._sinks) + len(self._rtp_slots)
 
     def allows(self, participant_id: str) -> bool:
         """Whether ``participant_id`` may receive this publication."""
@@ -226,7 +228,7 @@ class Publication:
             keyframe_requests=self._requester.sent,
             jitter_ms=jitter_ms,
             rtt_ms=None if rtt is None else 1000.0 * rtt,
-            sinks=len(self._sinks),
+            sinks=len(self._sinks) + len(self._rtp_slots),
             audio_level=self._level,
         )
 
@@ -241,6 +243,7 @@ class Publication:
         for tap in list(self._taps):
             tap._source_ended()
         self._sinks.clear()
+        self._rtp_slots.clear()
         self._pointing.clear()
         self._taps.clear()
         self._emit(TrackUnpublished(self.room_id, self.participant_id, self.id))
@@ -257,6 +260,16 @@ class Publication:
     def _detach(self, sink: Sink) -> None:
         if sink in self._sinks:
             self._sinks.remove(sink)
+
+    def _attach_rtp(self, slot: Subscription) -> None:
+        if slot in self._rtp_slots:
+            return
+        self._rtp_slots.append(slot)
+        self.request_keyframe("sink")
+
+    def _detach_rtp(self, slot: Subscription) -> None:
+        if slot in self._rtp_slots:
+            self._rtp_slots.remove(slot)
 
     def _forget_tap(self, tap: Tap) -> None:
         self._taps.discard(tap)
@@ -277,6 +290,15 @@ class Publication:
             level = packet.extensions.audio_level
             if level is not None:
                 self._on_level(level[1], now)
+        slots = self._rtp_slots
+        if slots:
+            wall = time.time()
+            waiting = False
+            for slot in slots:
+                if slot.forward_rtp(packet, self, wall, now):
+                    waiting = True
+            if waiting and now - self._requester.last_sent >= self._options.keyframe_retry_after:
+                self.request_keyframe("retry")
         assembler = self._assembler
         frames = assembler.push(
             packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload, data, now

@@ -12,15 +12,25 @@ A slot forwards only while (a) it has a source, (b) the subscriber's connection 
 source's allow-list (``Publication.restrict``) admits the subscriber. A subscriber PLI/FIR is relayed
 to the current source. The slot's queue is bounded: a subscriber that stops reading loses frames
 (``SinkLagging`` event, ``SlowConsumer`` error) and nobody else is affected.
+
+With ``Options.rtp_forwarding`` the slot forwards packets instead of frames: once aiortc starts the
+slot's sender (the negotiated payload types, header-extension ids and SSRCs are known), a
+:class:`~sfu.rtp_forward.SlotRewriter` rewrites each packet of the source for this subscriber and sends it
+through the subscriber's transport at once, a :class:`~sfu.rtp_forward.SendHistory` answers the
+subscriber's NACKs, and the sender's RTCP sender reports carry the rewriter's clock pair and counters.
+The slot's ``ForwardedTrack`` is never fed (aiortc's send loop just waits), so the queue stays empty.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiortc import RTCRtpSender
+from aiortc.rtp import RtpPacket
 
 from sfu.errors import (
     CodecMismatch,
@@ -33,13 +43,21 @@ from sfu.errors import (
 from sfu.events import Event, SinkLagging, SourceChanged
 from sfu.forwarding import ForwardedTrack, SinkQueue
 from sfu.options import Options
+from sfu.rtp_forward import SendHistory, SlotRewriter
 from sfu.stats import DelaySampler, RateMeter, SubscriptionStats
 
 if TYPE_CHECKING:
+    from sfu.hooks import SenderReportValues, SendParameters
     from sfu.publication import Publication
+
+logger = logging.getLogger(__name__)
 
 #: at most one SinkLagging event per slot per this many seconds
 _LAG_EVENT_INTERVAL = 1.0
+#: RTP forwarding: a NACKed packet is resent at most this many times, and not again within this many seconds
+#: (a receiver that cannot take the retransmissions, or NACKs all its gaps again, must not cause a storm)
+_MAX_RESENDS = 3
+_RESEND_INTERVAL = 0.05
 
 
 class Subscription:
@@ -75,6 +93,16 @@ class Subscription:
         self._delays = DelaySampler()
         self._last_lag_event = -_LAG_EVENT_INTERVAL
         self.keyframe_requests = 0
+        #: RTP-level forwarding (``Options.rtp_forwarding``): set up once the slot's sender started
+        self.rtp = options.rtp_forwarding
+        self._rewriter: SlotRewriter | None = None
+        self._history: SendHistory | None = None
+        self._send_rtp: Callable[[bytes], bool] | None = None
+        self._frame_bytes = 0
+        self.send_errors = 0
+        #: per history place: (sequence number, resends, last resend time) of the packet resent from it
+        self._resends: list[tuple[int, int, float]] = []
+        self.resends_skipped = 0
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id} source={self._source.id if self._source else None}>"
@@ -87,6 +115,16 @@ class Subscription:
     def source(self) -> Publication | None:
         """The publication this slot points at (it may be blocked by a restriction)."""
         return self._source
+
+    @property
+    def rewriter(self) -> SlotRewriter | None:
+        """The slot's RTP rewriter (RTP forwarding, once the sender started), else None."""
+        return self._rewriter
+
+    @property
+    def history(self) -> SendHistory | None:
+        """The slot's NACK history (RTP forwarding of video, once the sender started), else None."""
+        return self._history
 
     @property
     def forwarding(self) -> bool:
@@ -135,10 +173,13 @@ class Subscription:
                 report = None
             if report is not None:
                 clock = 90000 if self.kind == "video" else 48000
+                rewriter = self._rewriter
                 for entry in report.values():
                     kind = getattr(entry, "type", None)
                     if kind == "outbound-rtp":
                         packets = int(getattr(entry, "packetsSent", 0) or 0)
+                        if rewriter is not None:  # aiortc's send loop sends nothing
+                            packets = rewriter.packets_sent
                     elif kind == "remote-inbound-rtp":
                         lost = int(getattr(entry, "packetsLost", 0) or 0)
                         jitter = getattr(entry, "jitter", None)
@@ -200,8 +241,102 @@ class Subscription:
         self._queue.close()
         self._queue = SinkQueue(self.kind, self._maxsize, self._keyframe_needed, self._overflowed)
         track = ForwardedTrack(self.kind, self._queue, self._meter, self._delays)
-        self._sender = sender_ready(track)
-        hooks.on_keyframe_request(self._sender, self._on_pli)
+        self._rewriter = None
+        self._history = None
+        self._send_rtp = None
+        self._sender = sender = sender_ready(track)
+        hooks.on_keyframe_request(sender, self._on_pli)
+        if self.rtp:
+            hooks.on_send_parameters(sender, functools.partial(self._on_send_parameters, sender))
+            hooks.on_retransmit(sender, self._on_nack)
+            hooks.on_sender_report_sent(sender, self._sender_report_values)
+
+    def _on_send_parameters(self, sender: RTCRtpSender, parameters: SendParameters) -> None:
+        """aiortc started the slot's sender: the outgoing stream can be built (RTP forwarding)."""
+        from sfu import hooks
+
+        if sender is not self._sender or self.closed:
+            return  # a sender of a replaced connection
+        rewriter = SlotRewriter(
+            ssrc=parameters.ssrc,
+            payload_type=parameters.payload_type,
+            clock_rate=parameters.clock_rate,
+            codec=parameters.codec,
+            mid=parameters.mid,
+            mid_id=parameters.mid_id,
+            abs_send_time_id=parameters.abs_send_time_id,
+            audio_level_id=parameters.audio_level_id,
+        )
+        if self.kind == "video":
+            rtx = parameters.rtx_payload_type
+            self._history = SendHistory(
+                rtx_payload_type=rtx,
+                rtx_ssrc=None if rtx is None else parameters.rtx_ssrc,
+                abs_send_time_id=parameters.abs_send_time_id,
+            )
+            self._resends = [(-1, 0, 0.0)] * self._history.size
+        self._send_rtp = hooks.rtp_send(sender.transport)
+        rewriter.set_source(self._attached)
+        self._rewriter = rewriter
+        if self._attached is not None:  # its keyframe may have come before the slot could forward it
+            self._attached.request_keyframe("sink")
+
+    def forward_rtp(self, packet: RtpPacket, source: Publication, wall: float, now: float) -> bool:
+        """Send ``packet`` of ``source`` (received at ``now``, monotonic; ``wall``: ``time.time()``) to the
+        subscriber; True when the slot waits for a keyframe of the source (the caller asks for one)."""
+        rewriter = self._rewriter
+        send = self._send_rtp
+        if rewriter is None or send is None:
+            return False
+        data = rewriter.rewrite(packet, source, wall)
+        if data is None:
+            return rewriter.waiting_keyframe
+        history = self._history
+        if history is not None:
+            history.add(data)
+        try:
+            send(data)
+        except Exception as exc:  # never let a subscriber's transport break the publisher's ingest
+            self.send_errors += 1
+            if self.send_errors == 1:
+                logger.warning("RTP send of %s failed (%s)", self.id, type(exc).__name__)
+        self._frame_bytes += len(packet.payload)
+        if packet.marker or self.kind == "audio":
+            self._meter.add(now, self._frame_bytes)
+            self._frame_bytes = 0
+            self._delays.add(time.monotonic() - now)
+        return False
+
+    def _on_nack(self, sequence_number: int) -> None:
+        history = self._history
+        send = self._send_rtp
+        if history is None or send is None or self.closed:
+            return
+        now = time.monotonic()
+        place = sequence_number & (len(self._resends) - 1)
+        seq, resends, last = self._resends[place]
+        if seq == sequence_number:
+            if resends >= _MAX_RESENDS or now - last < _RESEND_INTERVAL:
+                self.resends_skipped += 1
+                return
+            self._resends[place] = (seq, resends + 1, now)
+        else:
+            self._resends[place] = (sequence_number, 1, now)
+        data = history.retransmission(sequence_number, time.time())
+        if data is not None:
+            try:
+                send(data)
+            except Exception:  # a closing transport: the retransmission is moot
+                self.send_errors += 1
+
+    def _sender_report_values(self) -> SenderReportValues | None:
+        rewriter = self._rewriter
+        if rewriter is None:
+            return None
+        pair = rewriter.sender_report(time.time())
+        if pair is None:
+            return None
+        return pair[0], pair[1], rewriter.packets_sent, rewriter.octets_sent
 
     def _set_active(self, active: bool) -> None:
         self._active = active
@@ -215,9 +350,17 @@ class Subscription:
         if want is self._attached:
             return
         if self._attached is not None:
-            self._attached._detach(self)
+            if self.rtp:
+                self._attached._detach_rtp(self)
+            else:
+                self._attached._detach(self)
         self._attached = want
-        if want is not None:
+        if self.rtp:
+            if self._rewriter is not None:
+                self._rewriter.set_source(want)
+            if want is not None:
+                want._attach_rtp(self)
+        elif want is not None:
             want._attach(self)
 
     def _source_ended(self, publication: Publication) -> None:

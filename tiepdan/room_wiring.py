@@ -47,7 +47,8 @@ def media_options(settings: Settings) -> MediaOptions:
     urls = parse_ice_urls(settings.ice_servers)
     stun = tuple(u for u in urls if u.startswith(("stun:", "stuns:")))
     hosts = tuple(a.strip() for a in settings.media_host_addresses.split(",") if a.strip())
-    return MediaOptions(sfu=sfu.Options(ice_servers=(sfu.IceServer(urls=stun),) if stun else (), host_addresses=hosts),
+    return MediaOptions(sfu=sfu.Options(ice_servers=(sfu.IceServer(urls=stun),) if stun else (), host_addresses=hosts,
+                                         rtp_forwarding=settings.media_rtp_forwarding),
                         ice_urls=urls, turn_secret=settings.turn_secret, turn_ttl_s=settings.turn_ttl_s,
                         venue_max_kbps=settings.media_venue_max_kbps,
                         link_lost_after_s=settings.media_link_lost_after_s)

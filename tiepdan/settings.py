@@ -72,6 +72,10 @@ class Settings(BaseSettings):
                                            description="a venue whose media stops this long is lost (room."
                                            "venue_link_lost; the case being received there pauses); the legal "
                                            "rule is 5 s, lower it only in tests")
+    media_rtp_forwarding: bool = Field(default=False, description="EXPERIMENTAL, keep off: the SFU forwards "
+                                       "subscribers' media at the RTP level (header rewrite per slot) instead of "
+                                       "re-packetizing frames; cheaper per packet, but a 9-venue full mesh "
+                                       "loses most frames with it (issue #13)")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 

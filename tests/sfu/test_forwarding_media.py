@@ -7,13 +7,19 @@ import time
 
 import pytest
 
-from sfu import AudioLevel, KeyframeRequested, SourceChanged, SpeakingChanged, TrackUnpublished, Worker, hooks
+from sfu import AudioLevel, KeyframeRequested, Options, SourceChanged, SpeakingChanged, TrackUnpublished, Worker, hooks
 from sfu.negotiation import fmtp_of
 from tests.fakes.media import ClipTrack, PublisherBot, SubscriberBot, ToneTrack, nearest_colour, vp8_clip
-from tests.sfu.conftest import DecoderGuard, Events
+from tests.sfu.conftest import DecoderGuard, Events, make_options
 from tests.sfu.helpers import landed, publish, subscribe, until
 
 pytestmark = pytest.mark.media
+
+
+@pytest.fixture(params=[False, True], ids=["frames", "rtp"])
+def options(request: pytest.FixtureRequest) -> Options:
+    """Every test runs with frame-level forwarding and with RTP-level forwarding (``Options.rtp_forwarding``)."""
+    return make_options(rtp_forwarding=request.param)
 
 
 def venue(colour: str, tone: float = 440.0) -> PublisherBot:
