@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import pickle
 import struct
 import time
 from array import array
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+
+from bench._common import LineClient, clips
 
 MAGIC = b"TpD\x01"
 #: magic, venue index, track code, frame serial
@@ -80,29 +79,7 @@ def quantiles(values: Sequence[float], qs: Sequence[float] = (0.5, 0.99, 0.999))
     return [percentile(ordered, q) for q in qs]
 
 
-# --- media and plans (the clips, their cache file and the plans are bench/sfu.py's) -----------------------
-
-CLIP_CACHE = Path("/tmp/tiepdan-bench-clips.pickle")
-
-
-def clips() -> dict[str, Any]:
-    """``bench/sfu.py``'s pre-encoded media (same recipe, same cache file): 720p30, 320x180 15 fps, Opus."""
-    if CLIP_CACHE.exists():
-        try:
-            data: dict[str, Any] = pickle.loads(CLIP_CACHE.read_bytes())  # noqa: S301 - our own cache file
-            return data
-        except Exception:  # noqa: S110 - a stale cache is rebuilt
-            pass
-    from tiepdan.bots.media import opus_clip, textured_vp8_clip
-
-    data = {
-        "high": textured_vp8_clip(1280, 720, 30, 2.0, 30, 0.07),
-        "low": textured_vp8_clip(320, 180, 15, 2.0, 30, 0.2),
-        "mic": opus_clip(2.0),
-    }
-    CLIP_CACHE.write_bytes(pickle.dumps(data))
-    return data
-
+# --- plans (the clips are bench/_common.py's; the layout is bench/sfu.py's) --------------------------------
 
 def mesh_plan(venues: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every venue publishes 720p + Opus and receives every other venue's 720p and Opus."""
@@ -216,21 +193,7 @@ class OurSignal:
     """tiepdan's media node in ``bench/peer.py``'s server process: JSON lines over loopback TCP."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
-        self.lock = asyncio.Lock()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def call(self, **req: Any) -> dict[str, Any]:
-        async with self.lock:
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            assert self.reader is not None
-            self.writer.write((json.dumps(req) + "\n").encode())
-            resp: dict[str, Any] = json.loads(await self.reader.readline())
-        if "error" in resp:
-            raise RuntimeError(resp["error"])
-        return resp
+        self.call = LineClient(port)
 
     async def publish(self, venue: str, sdp: str, tracks: Sequence[str]) -> str:
         names = {str(i): t for i, t in enumerate(tracks)}
@@ -245,8 +208,7 @@ class OurSignal:
                 await self.call(op="source", id=sub["id"], kind=kind, slot=i, pub=pub)
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.call.close()
 
 
 class JanusSignal:

@@ -71,10 +71,10 @@ import urllib.request  # noqa: E402
 from array import array  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bench._common import clips, rpc_sync, serve_lines  # noqa: E402
 from bench._peerbots import (  # noqa: E402
     TRACKS,
     bots_main,
-    clips,
     layout_plan,
     mesh_plan,
     quantiles,
@@ -269,21 +269,7 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
             return {"bytes": st.bytes_written, "dropped": st.frames_dropped, "alarms": alarms}
         raise ValueError(kind)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while line := await reader.readline():
-                try:
-                    resp = await op(json.loads(line))
-                except Exception as exc:  # reported to the driver
-                    resp = {"error": f"{type(exc).__name__}: {exc}"}
-                writer.write((json.dumps(resp) + "\n").encode())
-                await writer.drain()
-        except (asyncio.CancelledError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await serve_lines(op)
     port_q.put(server.sockets[0].getsockname()[1])
     await asyncio.wait_for(done.wait(), 900)
     server.close()
@@ -292,21 +278,6 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
     await recorder.close()
     await worker.close()
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-def rpc_sync(port: int, **req: Any) -> dict[str, Any]:
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            buf += chunk
-    result: dict[str, Any] = json.loads(buf)
-    if "error" in result:
-        raise RuntimeError(result["error"])
-    return result
 
 
 # --- plans ------------------------------------------------------------------------------------------------

@@ -24,9 +24,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import pickle
 import platform
-import socket
 import sys
 import time
 from pathlib import Path
@@ -35,31 +33,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CLIP_CACHE = Path("/tmp/tiepdan-bench-clips.pickle")
+from bench._common import LineClient, clips, rpc_sync, serve_lines  # noqa: E402
 
 
 def loopback_only() -> None:
     from sfu import hooks
 
     hooks.announce_host_addresses(("127.0.0.1",))
-
-
-def clips() -> dict[str, Any]:
-    """The pre-encoded media, cached on disk between runs (the 720p texture takes a few seconds)."""
-    if CLIP_CACHE.exists():
-        try:
-            return pickle.loads(CLIP_CACHE.read_bytes())  # noqa: S301 - our own cache file
-        except Exception:
-            pass
-    from tiepdan.bots.media import opus_clip, textured_vp8_clip
-
-    data = {
-        "high": textured_vp8_clip(1280, 720, 30, 2.0, 30, 0.07),
-        "low": textured_vp8_clip(320, 180, 15, 2.0, 30, 0.2),
-        "mic": opus_clip(2.0),
-    }
-    CLIP_CACHE.write_bytes(pickle.dumps(data))
-    return data
 
 
 # --- server process ---------------------------------------------------------------------------------------
@@ -174,56 +154,13 @@ async def _server(mode: str, port_q: Any) -> None:
                 return {}
         raise ValueError(kind)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while line := await reader.readline():
-                try:
-                    resp = await op(json.loads(line))
-                except Exception as exc:  # report to the driver
-                    resp = {"error": f"{type(exc).__name__}: {exc}"}
-                writer.write((json.dumps(resp) + "\n").encode())
-                await writer.drain()
-        except (asyncio.CancelledError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await serve_lines(op)
     port_q.put(server.sockets[0].getsockname()[1])
     await done.wait()
     server.close()
     await worker.close()
     for pc in relay_pcs.values():
         await pc.close()
-
-
-class Rpc:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.lock = asyncio.Lock()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def __call__(self, **req: Any) -> dict[str, Any]:
-        async with self.lock:
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            assert self.reader is not None
-            self.writer.write((json.dumps(req) + "\n").encode())
-            resp: dict[str, Any] = json.loads(await self.reader.readline())
-        if "error" in resp:
-            raise RuntimeError(resp["error"])
-        return resp
-
-
-def rpc_sync(port: int, **req: Any) -> dict[str, Any]:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            buf += s.recv(65536)
-    result: dict[str, Any] = json.loads(buf)
-    return result
 
 
 # --- bot processes ----------------------------------------------------------------------------------------
@@ -261,7 +198,7 @@ async def _bots(role: str, port: int, plan: dict[str, Any], start: Any, stop: An
     from sfu import hooks
     from tiepdan.bots.media import ClipTrack, PublisherBot
 
-    rpc = Rpc(port)
+    rpc = LineClient(port)
     pcs: list[Any] = []
     sinks: dict[str, CountingSink] = {}
     bots: list[PublisherBot] = []
@@ -320,8 +257,7 @@ async def _bots(role: str, port: int, plan: dict[str, Any], start: Any, stop: An
         },
     }
     out.put(("result", result))
-    if rpc.writer is not None:
-        rpc.writer.close()
+    rpc.close()
     for bot in bots:
         await bot.close()
     for pc in pcs:
