@@ -43,6 +43,12 @@ Hooks of RTP-level forwarding (``Options.rtp_forwarding``; all per instance):
 11. :func:`rtp_send` runs ``RTCDtlsTransport._send_rtp`` (SRTP, then the nominated ICE pair) to its end
     synchronously: on a UDP pair its await chain never suspends.
 
+Socket options (``Options.receive_buffer_bytes``):
+
+12. :func:`set_receive_buffer` reaches the UDP sockets of a peer connection's ICE agent through
+    ``RTCIceGatherer._connection`` (the aioice ``Connection``), its ``_protocols`` and each
+    ``StunProtocol.transport``, and sets ``SO_RCVBUF`` on them once gathering has bound them.
+
 One process-wide hook, only when ``Options.host_addresses`` is set: ``aioice.ice.get_host_addresses``
 is replaced so that the SFU's ICE agents offer exactly the configured addresses (the public interface
 of a multi-homed server, or ``127.0.0.1`` for a loopback-only demo or test, which aioice never offers
@@ -50,7 +56,9 @@ by itself; chromium-interop §1).
 
 Hooks for the bots and the tests (never called by the SFU): :func:`on_rtp_received` (the RTP packets a
 receiver gets), :func:`intercept_rtp_send` (loss and stuck links), :func:`route_decoders` and
-:func:`decoder_output` (a decoder trap that tells which track is being decoded).
+:func:`decoder_output` (a decoder trap that tells which track is being decoded),
+:func:`nominated_local_candidate_type` (relay or host, read from aioice's nominated pair) and
+:func:`receive_buffers`.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import inspect
+import socket
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -66,7 +75,7 @@ from typing import Any, Protocol, cast
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
-from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aiortc import MediaStreamTrack, RTCIceGatherer, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.opus import OpusEncoder
@@ -158,6 +167,15 @@ PRIVATES: tuple[Private, ...] = (
             source=("decoder = get_decoder(codec)",)),
     Private(RemoteStreamTrack, "_queue", on_instance=True, kind=asyncio.Queue, where=(RTCRtpReceiver, "receive"),
             source=("self._track._queue",)),
+    # the media sockets' receive buffers (set_receive_buffer)
+    Private(RTCIceGatherer, "_connection", dynamic=True, where=(RTCIceGatherer, "__init__"),
+            source=("self._connection = Connection(",)),
+    Private(aioice.ice.Connection, "_protocols", dynamic=True, where=(aioice.ice.Connection, "__init__"),
+            source=("self._protocols: list[StunProtocol] = []",)),
+    Private(aioice.ice.Connection, "_nominated", dynamic=True, where=(aioice.ice.Connection, "__init__"),
+            source=("self._nominated: dict[int, CandidatePair] = {}",)),
+    Private(aioice.ice.StunProtocol, "transport", dynamic=True, where=(aioice.ice.StunProtocol, "connection_made"),
+            source=("self.transport = ",)),
     # RTP-level forwarding: negotiated send parameters and SSRCs (on_send_parameters)
     Private(RTCRtpSender, "send", params=("self", "parameters"),
             source=("self.__mid = parameters.muxId", "self._run_rtp(parameters.codecs[0])")),
@@ -276,6 +294,54 @@ def announce_host_addresses(addresses: tuple[str, ...]) -> Callable[[], None]:
         aioice.ice.get_host_addresses = previous
 
     return restore
+
+
+def _media_sockets(pc: RTCPeerConnection) -> list[socket.socket]:
+    """The UDP sockets the ICE agents of ``pc`` have bound (one agent for all bundled m-lines)."""
+    out: list[socket.socket] = []
+    seen: set[int] = set()
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    for dtls in transports:
+        if dtls is None:
+            continue
+        connection = dtls.transport.iceGatherer._connection
+        if id(connection) in seen:
+            continue
+        seen.add(id(connection))
+        for protocol in connection._protocols:
+            # a relayed candidate's protocol holds a TURN allocation, not a socket of its own: skipped
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if isinstance(transport, asyncio.BaseTransport) else None
+            if sock is not None and sock.type == socket.SOCK_DGRAM:
+                out.append(sock)
+    return out
+
+
+def nominated_local_candidate_type(pc: RTCPeerConnection) -> str | None:
+    """Type (``host``, ``relay``...) of the local candidate of the nominated ICE pair of ``pc``'s first
+    (bundled) transport, None before nomination: aiortc has no ``getSelectedCandidatePair``."""
+    transceivers = pc.getTransceivers()
+    dtls = transceivers[0].receiver.transport if transceivers else None
+    if dtls is None:
+        return None
+    pair = dtls.transport.iceGatherer._connection._nominated.get(1)
+    return None if pair is None else str(pair.local_candidate.type)
+
+
+def set_receive_buffer(pc: RTCPeerConnection, size: int) -> list[int]:
+    """Ask for a ``size``-byte receive buffer (``SO_RCVBUF``) on every UDP socket the ICE agents of ``pc`` have
+    bound (call it after gathering); returns what the kernel granted per socket (:func:`receive_buffers`)."""
+    for sock in _media_sockets(pc):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return receive_buffers(pc)
+
+
+def receive_buffers(pc: RTCPeerConnection) -> list[int]:
+    """The receive buffer of each UDP socket of ``pc``'s ICE agents, in the unit asked for (Linux reports twice
+    that, its bookkeeping overhead included, and caps it at ``net.core.rmem_max``)."""
+    return [sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2 for sock in _media_sockets(pc)]
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

@@ -59,6 +59,11 @@ class Options:
     #: Run ``sfu.selftest()`` in ``Worker.start`` (fail fast if an aiortc hook is missing).
     selftest: bool = True
     #: Forward subscriber slots at the RTP level (``sfu.rtp_forward``: per-slot header rewrite, NACK history,
-    #: own sender reports) instead of re-packetizing assembled frames through aiortc's sender. Recorder
-    #: taps get frames either way.
-    rtp_forwarding: bool = False
+    #: own sender reports; the default) instead of re-packetizing assembled frames through aiortc's sender
+    #: (False). Recorder taps get frames either way.
+    rtp_forwarding: bool = True
+    #: Receive buffer asked for on every media socket (``SO_RCVBUF``, bytes; None: what aioice sets, 256 KiB,
+    #: about 220 full-size packets of a keyframe burst). More absorbs bigger bursts, but on an overloaded
+    #: node it turns loss into seconds of delay (``bench/README.md``: 2 MiB held 4-7 s of media at nine
+    #: venues on a saturated machine). The kernel grants at most ``net.core.rmem_max`` (warned at start).
+    receive_buffer_bytes: int | None = None

@@ -25,6 +25,12 @@ driver passes packets and the wall clock in, and sends the bytes that come out (
   a sequence jump confirmed by a second packet (RFC 3550 A.1 probation) and :meth:`request_keyframe`
   (e.g. after the slot overflowed) go back to ``waiting``; the driver asks the publisher for a keyframe
   (``waiting_keyframe``). Audio has no ``waiting`` state: its first packet anchors.
+- **Gap-free numbering (audio).** Audio packets are numbered 1, 2, 3... in the order they are sent, so
+  a packet lost on the publisher's uplink is a jump of the timestamp only: the subscriber's decoder
+  conceals the missing 20 ms from the timestamps, and no receiver's jitter buffer waits for a packet
+  the SFU never had (what frame-level forwarding gives too). A late or repeated packet is dropped.
+  Video keeps the publisher's numbering (mapped by the offsets above), so a subscriber's NACK names a
+  packet the send history may hold and its reference finder sees the loss.
 - **VP8.** Picture ids and TL0PICIDX (RFC 7741 §4.2) are mapped like sequence numbers, so they too
   continue across a switch (a receiver's reference finder follows picture ids).
 - **Header.** V=2, no padding, no CSRC; the marker and payload bytes of the input; the slot's SSRC and
@@ -270,7 +276,7 @@ class SlotRewriter:
         "_source", "_anchored", "_in_ssrc", "_probe",
         "_high_seq16", "_high_seq", "_high_ts32", "_high_ts", "_anchor_seq", "_anchor_ts",
         "_seq_offset", "_ts_offset", "_ts_origin", "_out_seq", "_out_ts",
-        "_pid_offset", "_tl0_offset", "_newest_payload", "_mapped",
+        "_pid_offset", "_tl0_offset", "_newest_payload", "_mapped", "_gap_free",
     )
 
     def __init__(
@@ -287,6 +293,7 @@ class SlotRewriter:
         frame_interval: int | None = None,
         initial_sequence_number: int | None = None,
         initial_timestamp: int | None = None,
+        gap_free: bool | None = None,
     ) -> None:
         if not 0 <= payload_type <= 127:
             raise ValueError(f"payload type {payload_type} is not 0..127")
@@ -297,6 +304,8 @@ class SlotRewriter:
         video = codec in _KEYFRAME_START
         self.frame_interval = frame_interval or (clock_rate // 30 if video else clock_rate // 50)
         self._keyframe_start = _KEYFRAME_START.get(codec)
+        #: number the packets sent 1, 2, 3... (audio by default; see the module docstring)
+        self._gap_free = not video if gap_free is None else gap_free
         self._vp8 = codec == "VP8"
         self._plain = _layout(mid, mid_id, abs_send_time_id, None)
         #: the layout for each audio-level byte (V bit | level), when the slot writes audio levels
@@ -419,10 +428,13 @@ class SlotRewriter:
                 if delta > 0:
                     self._high_seq16 = seq
                     self._high_seq = ext_seq
+                elif self._gap_free:  # late or repeated: its place in the renumbered stream is gone
+                    self.dropped_stale += 1
+                    return None
                 if dts > 0:
                     self._high_ts32 = packet.timestamp
                     self._high_ts = ext_ts
-        out_seq = ext_seq + self._seq_offset
+        out_seq = self._out_seq + 1 if self._gap_free else ext_seq + self._seq_offset
         ext_out_ts = ext_ts + self._ts_offset
         layout = self._plain
         if self._levelled is not None:

@@ -55,6 +55,9 @@ class SubscriptionStats:
     #: median and 99th percentile of the last frames, in ms; None before any frame
     delay_p50_ms: float | None = None
     delay_p99_ms: float | None = None
+    #: RTP-level forwarding: packets dropped because the subscriber's link took no more (frame-level
+    #: forwarding drops whole frames instead: ``frames_dropped``)
+    packets_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)

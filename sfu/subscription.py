@@ -19,6 +19,9 @@ slot's sender (the negotiated payload types, header-extension ids and SSRCs are 
 through the subscriber's transport at once, a :class:`~sfu.rtp_forward.SendHistory` answers the
 subscriber's NACKs, and the sender's RTCP sender reports carry the rewriter's clock pair and counters.
 The slot's ``ForwardedTrack`` is never fed (aiortc's send loop just waits), so the queue stays empty.
+A subscriber whose link stops taking packets (``hooks.rtp_send`` holds at most ``RTP_SEND_BACKLOG``
+suspended sends) loses packets, not the others: ``SinkLagging`` as above, ``packets_dropped`` in its
+stats, and its video resumes on a keyframe.
 """
 
 from __future__ import annotations
@@ -100,6 +103,10 @@ class Subscription:
         self._send_rtp: Callable[[bytes], bool] | None = None
         self._frame_bytes = 0
         self.send_errors = 0
+        #: RTP forwarding: packets the subscriber's link refused (stuck or closed), episodes of it
+        self.packets_dropped = 0
+        self.rtp_overflows = 0
+        self._stuck = False
         #: per history place: (sequence number, resends, last resend time) of the packet resent from it
         self._resends: list[tuple[int, int, float]] = []
         self.resends_skipped = 0
@@ -200,7 +207,8 @@ class Subscription:
             frames=self._meter.count,
             frames_per_second=fps,
             frames_dropped=self._queue.dropped,
-            overflows=self._queue.overflows,
+            overflows=self._queue.overflows + self.rtp_overflows,
+            packets_dropped=self.packets_dropped,
             keyframe_requests=self.keyframe_requests,
             jitter_ms=jitter_ms,
             rtt_ms=rtt_ms,
@@ -291,21 +299,38 @@ class Subscription:
         data = rewriter.rewrite(packet, source, wall)
         if data is None:
             return rewriter.waiting_keyframe
-        history = self._history
-        if history is not None:
-            history.add(data)
         try:
-            send(data)
+            sent = send(data)
         except Exception as exc:  # never let a subscriber's transport break the publisher's ingest
             self.send_errors += 1
             if self.send_errors == 1:
                 logger.warning("RTP send of %s failed (%s)", self.id, type(exc).__name__)
+            sent = True  # not the link's backlog: counted as a send error only
+        if not sent:
+            return self._refused(rewriter, now)
+        self._stuck = False
+        history = self._history
+        if history is not None:
+            history.add(data)
         self._frame_bytes += len(packet.payload)
         if packet.marker or self.kind == "audio":
             self._meter.add(now, self._frame_bytes)
             self._frame_bytes = 0
             self._delays.add(time.monotonic() - now)
         return False
+
+    def _refused(self, rewriter: SlotRewriter, now: float) -> bool:
+        """The subscriber's link took no more packets (its sends are stuck, or it closed): the packet is
+        dropped for this subscriber only, and reported like a frame queue's overflow (``SinkLagging``,
+        ``packets_dropped``, one ``overflows`` per episode). Video then waits for a keyframe, so the
+        subscriber's decoder resumes on a picture it can decode; True asks the source for one."""
+        self.packets_dropped += 1
+        if not self._stuck:
+            self._stuck = True
+            self.rtp_overflows += 1
+        self._overflowed(1)
+        rewriter.request_keyframe()
+        return rewriter.waiting_keyframe
 
     def _on_nack(self, sequence_number: int) -> None:
         history = self._history

@@ -26,11 +26,23 @@ from typing import Any
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from sfu import _tasks
+from sfu import _tasks, hooks
 from sfu.errors import IceTimeout, InvalidCandidate, TransportFailed
 from sfu.options import Options
 
 logger = logging.getLogger(__name__)
+
+#: the receive-buffer size the kernel last fell short of (warned once per size per process)
+_short_buffer_warned: set[int] = set()
+
+
+def _check_receive_buffer(size: int, granted: list[int]) -> None:
+    short = [g for g in granted if g < size]
+    if short and size not in _short_buffer_warned:
+        _short_buffer_warned.add(size)
+        logger.warning("the kernel caps the media sockets' receive buffers at %d bytes, not the %d asked for "
+                       "(Options.receive_buffer_bytes): raise net.core.rmem_max (sysctl) on a media node",
+                       min(short), size)
 
 
 class Transport:
@@ -117,6 +129,9 @@ class Transport:
         self._gathering.add(gathering)
         gathering.add_done_callback(self._gathering.discard)
         await asyncio.shield(gathering)
+        size = self._options.receive_buffer_bytes
+        if size is not None and not self.closed:
+            _check_receive_buffer(size, hooks.set_receive_buffer(self.pc, size))
 
     async def close(self) -> None:
         """Close the peer connection (senders, receivers, ICE, DTLS). Idempotent; the closing goes on to

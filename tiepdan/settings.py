@@ -72,10 +72,14 @@ class Settings(BaseSettings):
                                            description="a venue whose media stops this long is lost (room."
                                            "venue_link_lost; the case being received there pauses); the legal "
                                            "rule is 5 s, lower it only in tests")
-    media_rtp_forwarding: bool = Field(default=False, description="EXPERIMENTAL, keep off: the SFU forwards "
-                                       "subscribers' media at the RTP level (header rewrite per slot) instead of "
-                                       "re-packetizing frames; cheaper per packet, but a 9-venue full mesh "
-                                       "loses most frames with it (issue #13)")
+    media_rtp_forwarding: bool = Field(default=True, description="the SFU forwards subscribers' media at the "
+                                       "RTP level (header rewrite per slot, NACK from its own history); false: "
+                                       "re-packetize assembled frames through aiortc's sender (issue #13)")
+    media_receive_buffer_bytes: int = Field(default=0, ge=0, le=64 * 1024 * 1024,
+                                            description="SO_RCVBUF asked for on every media socket (0: "
+                                            "aioice's 256 KiB); more absorbs bigger keyframe bursts but "
+                                            "turns an overloaded node's loss into delay; capped by "
+                                            "net.core.rmem_max")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 

@@ -598,3 +598,28 @@ def test_history_configuration_is_checked() -> None:
     with pytest.raises(ValueError):
         SendHistory(16, rtx_payload_type=200, rtx_ssrc=1)
     assert SendHistory(1).size == 1 and SendHistory(3).size == 4
+
+
+def test_audio_is_numbered_without_gaps_and_keeps_the_timestamps_of_what_was_lost() -> None:
+    """A packet lost on the uplink is a timestamp jump only (the decoder conceals it); a late or repeated
+    packet is dropped (its place in the numbering is gone), as frame-level forwarding does."""
+    slot = audio_slot(seq=65_534, ts=2**32 - 960)
+    slot.set_source("mic")
+    sent = [0, 1, 2, 5, 6, 9, 10]  # 3, 4, 7, 8 lost on the uplink
+    levels = ext_map(audio_level=True)
+    outs = [parse(slot.rewrite(opus_packet(65_530 + n, 960 * n), "mic", T0 + 0.02 * n) or b"", levels) for n in sent]
+    assert [p.sequence_number for p in outs] == [(65_534 + i) & 0xFFFF for i in range(len(sent))]
+    assert [(p.timestamp - outs[0].timestamp) % 2**32 for p in outs] == [960 * n for n in sent]
+    for late in (65_533, 65_537, 65_540):  # a reordered packet behind the newest, a repeat
+        assert slot.rewrite(opus_packet(late, 960 * (late - 65_530)), "mic", T0 + 0.3) is None
+    assert slot.dropped_stale == 3 and slot.packets_sent == len(sent)
+    nxt = parse(slot.rewrite(opus_packet(65_541, 960 * 11), "mic", T0 + 0.22) or b"", levels)
+    assert nxt.sequence_number == (65_534 + len(sent)) & 0xFFFF
+
+
+def test_video_keeps_the_publishers_gaps_so_a_nack_names_the_lost_packet() -> None:
+    slot = video_slot(seq=200, ts=0)
+    slot.set_source("cam")
+    outs = [parse(slot.rewrite(vp8_packet(n, 3000 * n, key=n == 0, marker=True), "cam", T0) or b"")
+            for n in (0, 1, 4, 5)]
+    assert [p.sequence_number for p in outs] == [200, 201, 204, 205]

@@ -202,10 +202,7 @@ def candidate_types(sdp: str) -> list[str]:
 
 def selected_local_type(pc: RTCPeerConnection) -> str | None:
     """Type of the local candidate of the nominated ICE pair (the bundled transport)."""
-    transport = pc.getTransceivers()[0].receiver.transport.transport
-    connection = transport._connection  # aioice.Connection: aiortc has no getSelectedCandidatePair
-    pair = connection._nominated.get(1)
-    return None if pair is None else str(pair.local_candidate.type)
+    return hooks.nominated_local_candidate_type(pc)
 
 
 @dataclass

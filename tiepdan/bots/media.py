@@ -38,6 +38,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from sfu import hooks
+from sfu.rtp_forward import h264_keyframe_start, vp8_keyframe_start
 
 #: BT.601 limited-range YUV of solid test colours
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -403,6 +404,8 @@ class RtpArrival(NamedTuple):
     ssrc: int
     sequence_number: int
     timestamp: int
+    #: the first packet of a VP8 or H.264 keyframe (False for audio and for RTX-wrapped packets)
+    keyframe: bool = False
 
 
 @dataclass
@@ -480,7 +483,10 @@ class SubscriberBot:
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
 
         def recording(packet: RtpPacket) -> None:
-            record.rtp.append(RtpArrival(time.monotonic(), packet.ssrc, packet.sequence_number, packet.timestamp))
+            payload = packet.payload
+            keyframe = record.kind == "video" and (vp8_keyframe_start(payload) or h264_keyframe_start(payload))
+            record.rtp.append(RtpArrival(time.monotonic(), packet.ssrc, packet.sequence_number, packet.timestamp,
+                                         keyframe))
 
         if self.history:
             hooks.on_rtp_received(receiver, recording)
