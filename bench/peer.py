@@ -20,7 +20,11 @@ same bots:
   started it freezes its start-up heap out of the garbage collector, as the app does
   (``tiepdan.gc_policy``);
 - ``ours-unfrozen`` (only when listed in ``--servers``): the same without that freeze
-  (``TIEPDAN_GC_FREEZE=false``), for the with/without ratio.
+  (``TIEPDAN_GC_FREEZE=false``), for the with/without ratio;
+- ``ours-frames`` (only when listed): ``ours`` with frame-level forwarding instead of the default
+  RTP-level forwarding (``Options.rtp_forwarding=False``, ``TIEPDAN_MEDIA_RTP_FORWARDING=false``);
+- ``ours-bigbuf`` (only when listed): ``ours`` with 2 MiB receive buffers on its media sockets
+  (``Options.receive_buffer_bytes``) instead of the 256 KiB aioice sets.
 
 **Workload** (``bench/sfu.py``'s pre-encoded clips and ``pack()`` publishers): N venues, each a 720p30
 VP8 camera (~1.5 Mbit/s) and Opus; *mesh*: every venue receives every other venue's camera and
@@ -183,11 +187,18 @@ class JanusProcess:
 # --- our media node ---------------------------------------------------------------------------------------
 
 
-def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, startup_freeze: bool = True) -> None:
-    asyncio.run(_ours(port_q, host, slots, probe, startup_freeze))
+#: our node's variants: server name -> (freeze the start-up heap, RTP-level forwarding, 2 MiB receive buffers)
+OURS = {"ours": (True, True, False), "ours-unfrozen": (False, True, False), "ours-frames": (True, False, False),
+        "ours-bigbuf": (True, True, True)}
 
 
-async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, startup_freeze: bool) -> None:
+def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, variant: str = "ours") -> None:
+    startup_freeze, rtp_forwarding, big_buffers = OURS[variant]
+    asyncio.run(_ours(port_q, host, slots, probe, startup_freeze, rtp_forwarding, big_buffers))
+
+
+async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, startup_freeze: bool,
+                rtp_forwarding: bool = True, big_buffers: bool = False) -> None:
     from evidence import Keyring
     from recorder import RecorderOptions
     from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
@@ -203,7 +214,8 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
         probe.install()
     done = asyncio.Event()
     worker = Worker(Options(connect_timeout=60, audio_level_interval=None, video_slots=max(8, slots[0]),
-                            audio_slots=max(8, slots[1])))
+                            audio_slots=max(8, slots[1]), rtp_forwarding=rtp_forwarding,
+                            receive_buffer_bytes=2 * 1024 * 1024 if big_buffers else None))
     await worker.start()
     if startup_freeze:  # as the app does once started (tiepdan.gc_policy, TIEPDAN_GC_FREEZE)
         from tiepdan.gc_policy import freeze_startup_heap
@@ -314,8 +326,38 @@ def udp_rcvbuf_errors() -> int:
     return int(dict(zip(lines[0], lines[1], strict=True)).get("RcvbufErrors", 0))
 
 
+def udp_drops_by_pid(pids: list[int]) -> list[int]:
+    """UDP datagrams dropped on arrival (``drops`` of ``/proc/net/udp``) at the sockets each of ``pids`` holds."""
+    drops: dict[str, int] = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) >= 13:
+                drops[cols[9]] = drops.get(cols[9], 0) + int(cols[12])
+    out = []
+    for pid in pids:
+        total = 0
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            fds = []
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                total += drops.get(target[8:-1], 0)
+        out.append(total)
+    return out
+
+
 def run(server: str, case: str, venues: int, warmup: float, window: float, probe: bool = False,
-        gc_freeze: bool = False, sub_procs: int = 2) -> dict[str, Any]:
+        gc_freeze: bool = False, sub_procs: int = 2, profile: Path | None = None) -> dict[str, Any]:
     """One server on one workload; subscribers are spread over ``sub_procs`` bot processes (a single Python
     process receiving a 9-venue mesh, ~15k packets/s, is itself near saturation on two cores)."""
     pub_plan, sub_plan = plan(case, venues)
@@ -329,17 +371,17 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
     procs: list[Any] = []
     host = local_address()
     try:
-        if server in ("ours", "ours-unfrozen"):
+        if server in OURS:
             port_q = ctx.Queue()
             most = max(len(s["video"]) for s in sub_plan["subscribers"])
-            node = ctx.Process(target=ours_main, args=(port_q, host, (most, most), probe, server == "ours"),
+            node = ctx.Process(target=ours_main, args=(port_q, host, (most, most), probe, server),
                                daemon=True)
             node.start()
             port, pid = port_q.get(timeout=90), node.pid
         else:
             janus = JanusProcess(os.cpu_count() if server == "janus-loops" else None)
             port, pid = janus.port, janus.pid
-        kind = "ours" if server in ("ours", "ours-unfrozen") else "janus"
+        kind = "ours" if server in OURS else "janus"
         for role, p in [("pub", pub_plan)] + [("sub", part) for part in parts]:
             proc = ctx.Process(target=bots_main, args=(role, kind, port, host, p, events, out), daemon=True)
             proc.start()
@@ -358,12 +400,24 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
         c0, q0, w0 = proc_cpu(pid), proc_wait(pid), time.monotonic()
         b0 = [proc_cpu(p.pid) for p in procs]
         d0 = udp_rcvbuf_errors()
+        s0 = udp_drops_by_pid([pid] + [p.pid for p in procs])
         events["start"].set()
+        spy = None
+        if profile is not None and server in OURS:
+            profile.mkdir(parents=True, exist_ok=True)
+            out_file = profile / f"{server}-{case}-{venues}-{time.strftime('%H%M%S')}.txt"
+            spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            spy = subprocess.Popen([spy_bin, "record", "--pid", str(pid), "--rate", "250",
+                                    "--duration", str(int(window)), "--format", "raw", "--nonblocking",
+                                    "--output", str(out_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(window)
         events["stop"].set()
+        if spy is not None:
+            spy.wait(timeout=60)
         c1, q1, w1 = proc_cpu(pid), proc_wait(pid), time.monotonic()
         b1 = [proc_cpu(p.pid) for p in procs]
         d1 = udp_rcvbuf_errors()
+        s1 = udp_drops_by_pid([pid] + [p.pid for p in procs])
         load1 = os.getloadavg()
         results: dict[str, Any] = {"sub": {"subs": {}, "pps": 0.0}}
         for _ in procs:
@@ -374,7 +428,7 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
                 results["sub"]["subs"].update(result["subs"])
                 results["sub"]["pps"] += result["pps"]
         probed = rpc_sync(port, op="probe_stop")["probe"] if probe else None
-        recording = rpc_sync(port, op="recording") if server in ("ours", "ours-unfrozen") else None
+        recording = rpc_sync(port, op="recording") if server in OURS else None
     finally:
         for evt in events.values():
             evt.set()
@@ -395,6 +449,7 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
     r = analyse(results, sub_plan, w1 - w0)
     r.update(server=server, case=case, venues=venues, cores=(c1 - c0) / (w1 - w0), window=w1 - w0,
              cpu_wait=(q1 - q0) / (w1 - w0), rcvbuf_drops=(d1 - d0) / (w1 - w0),
+             socket_drops=[(b - a) / (w1 - w0) for a, b in zip(s0, s1, strict=True)],
              bots=[(b1[0] - b0[0]) / (w1 - w0), (sum(b1[1:]) - sum(b0[1:])) / (w1 - w0)],
              sub_procs=len(parts),
              load=[round(load0[0], 2), round(load1[0], 2)])
@@ -486,16 +541,19 @@ def fmt_run(r: dict[str, Any]) -> str:
         return f"{f[k][0]:.1f} / {f[k][1]:.1f}" if k in f else "-"
 
     v, a = r["video_ms"], r["audio_ms"]
+    sd = r.get("socket_drops") or [0.0]
+    drops = f"server {sd[0]:.0f}, bots {sum(sd[1:]):.0f}"
     return (f"| {r['round']} | {r['label']} | {r['server']} | {r['cores']:.3f} | {r['cpu_wait']:.2f} | "
             f"{r['bots'][0]:.2f} / {r['bots'][1]:.2f} | "
             f"{r['pps']:.0f} | {fp('high')} | {fp('low')} | {fp('mic')} | "
             f"{v[0]:.1f} / {v[1]:.1f} / {v[2]:.1f} | {a[1]:.1f} | "
-            f"{100 * r['delivered']:.2f}% | {r['rcvbuf_drops']:.0f} | {r['load'][0]:.2f}→{r['load'][1]:.2f} |")
+            f"{100 * r['delivered']:.2f}% | {r['rcvbuf_drops']:.0f} ({drops}) | "
+            f"{r['load'][0]:.2f}→{r['load'][1]:.2f} |")
 
 
 HEADER = ("| round | case | server | CPU (cores) | waiting for a CPU (cores) | bots CPU pub / sub | packets/s out "
           "| video fps min/mean (720p) | 180p fps | audio pkts/s min/mean | video delay p50 / p99 / p999 ms "
-          "| audio p99 ms | delivered | UDP drops/s (rcvbuf, machine) | load avg |\n"
+          "| audio p99 ms | delivered | UDP drops/s (rcvbuf, machine; at the server's / bots' sockets) | load avg |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
@@ -527,6 +585,9 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true", help="add a probed run of our node per case and round")
     parser.add_argument("--gc-freeze", action="store_true",
                         help="experiment: the probed run of our node calls gc.collect(); gc.freeze() before its window")
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="sample our node with py-spy (pip install py-spy) during each window; collapsed "
+                             "stacks into DIR (the sampling costs the node some CPU: not for the figures)")
     parser.add_argument("--output", type=Path, help="markdown + raw JSON (default bench/results/peer-<date>.md)")
     args = parser.parse_args()
     if not JANUS.exists():
@@ -564,7 +625,7 @@ def main() -> None:
                 try:
                     r = run("ours" if server == probed else server, case, n, warmup, window,
                             probe=server == probed, gc_freeze=server == probed and args.gc_freeze,
-                            sub_procs=max(1, args.sub_procs))
+                            sub_procs=max(1, args.sub_procs), profile=args.py_spy)
                 except Exception as exc:  # one failed run must not lose the others
                     say(f"| {rnd} | {label} | {server} | failed: {type(exc).__name__}: {str(exc)[:200]} |")
                     continue
@@ -576,20 +637,21 @@ def main() -> None:
     say()
     say("## Ratios (ours / Janus), per round and median over rounds")
     say()
-    say("| case | vs | CPU ratio per round | median | video p99 ratio per round | median |")
-    say("|---|---|---|---|---|---|")
+    say("| case | ours | vs | CPU ratio per round | median | video p99 ratio per round | median |")
+    say("|---|---|---|---|---|---|---|")
     for case, n in cases:
         label = f"{case}-{n}"
-        for ref in ("janus", "janus-loops"):
+        for variant, ref in [(v, j) for v in OURS if v in servers for j in ("janus", "janus-loops")]:
             cpu, p99 = [], []
             for rnd in range(1, rounds + 1):
-                mine = [r for r in runs if r["label"] == label and r["round"] == rnd and r["server"] == "ours"]
+                mine = [r for r in runs if r["label"] == label and r["round"] == rnd and r["server"] == variant]
                 theirs = [r for r in runs if r["label"] == label and r["round"] == rnd and r["server"] == ref]
                 if mine and theirs:
                     cpu.append(mine[0]["cores"] / max(theirs[0]["cores"], 1e-9))
                     p99.append(mine[0]["video_ms"][1] / max(theirs[0]["video_ms"][1], 1e-9))
             if cpu:
-                say(f"| {label} | {ref} | {', '.join(f'{x:.2f}' for x in cpu)} | {statistics.median(cpu):.2f} | "
+                say(f"| {label} | {variant} | {ref} | {', '.join(f'{x:.2f}' for x in cpu)} | "
+                    f"{statistics.median(cpu):.2f} | "
                     f"{', '.join(f'{x:.1f}' for x in p99)} | {statistics.median(p99):.1f} |")
     probes = [r for r in runs if "probe" in r]
     if probes:
