@@ -40,8 +40,11 @@ Hooks of RTP-level forwarding (``Options.rtp_forwarding``; all per instance):
    SFU's own send history (aiortc's history stays empty: its send loop never gets a frame).
 10. ``RTCRtpSender._send_rtcp(packets)`` is wrapped so that its sender report carries the SFU's (NTP, RTP)
     pair and counters; ``__lsr``/``__lsr_time`` are set from that report so the RTT estimate still works.
-11. :func:`rtp_send` runs ``RTCDtlsTransport._send_rtp`` (SRTP, then the nominated ICE pair) to its end
-    synchronously: on a UDP pair its await chain never suspends.
+11. :func:`rtp_send` does what ``RTCDtlsTransport._send_rtp`` does on a UDP pair, without its coroutines:
+    it follows the public state through ``statechange`` (which ``_set_state`` emits), protects with
+    ``_tx_srtp`` and sends with the aioice ``Connection``'s ``_nominated`` pair's
+    ``protocol.transport.sendto`` (``Connection.sendto`` and ``StunProtocol.send_data`` are checked to
+    still do just that); on a relay, or under a test's interception, it runs ``_send_rtp`` itself.
 
 Socket options (``Options.receive_buffer_bytes``):
 
@@ -69,6 +72,7 @@ import inspect
 import socket
 import time
 import types
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -172,6 +176,15 @@ PRIVATES: tuple[Private, ...] = (
             source=("self._connection = Connection(",)),
     Private(aioice.ice.Connection, "_protocols", dynamic=True, where=(aioice.ice.Connection, "__init__"),
             source=("self._protocols: list[StunProtocol] = []",)),
+    # the fast path of rtp_send: the SRTP session, the nominated pair's socket (the state is public)
+    Private(RTCDtlsTransport, "_set_state", params=("self", "state"), source=('self.emit("statechange")',)),
+    Private(RTCDtlsTransport, "_tx_srtp", dynamic=True, where=(RTCDtlsTransport, "_send_rtp"),
+            source=("data = self._tx_srtp.protect(data)", "await self.transport._send(data)")),
+    Private(aioice.ice.Connection, "sendto", params=("self", "data", "component"),
+            source=("active_pair = self._nominated.get(component)",
+                    "await active_pair.protocol.send_data(data, active_pair.remote_addr)")),
+    Private(aioice.ice.StunProtocol, "send_data", params=("self", "data", "addr"),
+            source=("self.transport.sendto(data, addr)",)),
     Private(aioice.ice.Connection, "_nominated", dynamic=True, where=(aioice.ice.Connection, "__init__"),
             source=("self._nominated: dict[int, CandidatePair] = {}",)),
     Private(aioice.ice.StunProtocol, "transport", dynamic=True, where=(aioice.ice.StunProtocol, "connection_made"),
@@ -470,14 +483,28 @@ RTP_SEND_BACKLOG = 256
 
 
 def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
-    """A function that sends one RTP packet (before SRTP) through ``transport`` now: it runs aiortc's own
-    ``_send_rtp`` (SRTP protect, then the ICE pair's datagram socket) to its end without a task or a
-    trip through the event loop, which it makes on a UDP pair; a send that suspends (a TURN relay) is
-    finished by a task, at most :data:`RTP_SEND_BACKLOG` at a time (beyond, packets are dropped).
-    Returns False when the packet was not sent: the transport is not (or no longer) connected, or stuck."""
-    backlog: set[asyncio.Task[None]] = set()
+    """A function that sends one RTP packet (before SRTP) through ``transport`` now.
 
-    def send(data: bytes) -> bool:
+    On a UDP candidate pair (the usual case) it does what aiortc's ``_send_rtp`` does, without its four
+    layers of coroutines: SRTP protect with the transport's session, then ``sendto`` on the nominated
+    pair's datagram transport (the pair is looked up on every call, so a re-nomination is followed).
+    Otherwise (a TURN relay, whose send awaits) it runs ``_send_rtp`` itself: to its end when it does not
+    suspend, else the rest is finished by a task, at most :data:`RTP_SEND_BACKLOG` at a time (beyond,
+    packets are dropped). The DTLS transport's own byte counters (``getStats`` of the transport) do not
+    count packets of the fast path. Returns False when the packet was not sent: the transport is not (or
+    no longer) connected, or stuck."""
+    backlog: set[asyncio.Task[None]] = set()
+    connection = transport.transport.iceGatherer._connection
+    nominated = connection._nominated
+    # pair, its datagram transport's sendto, the remote address; whether the DTLS transport is connected
+    cache: list[Any] = [None, None, None, transport.state == "connected"]
+
+    def state_changed() -> None:
+        cache[3] = transport.state == "connected"
+
+    transport.on("statechange", state_changed)
+
+    def slow(data: bytes) -> bool:
         if len(backlog) >= RTP_SEND_BACKLOG:
             return False
         coro = transport._send_rtp(data)
@@ -490,6 +517,22 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
         task = asyncio.get_running_loop().create_task(_finish(coro, pending))
         backlog.add(task)
         task.add_done_callback(backlog.discard)
+        return True
+
+    def send(data: bytes) -> bool:
+        if not cache[3]:
+            return False
+        if _INTERCEPTED and transport in _INTERCEPTED:  # a test's loss or stuck link: aiortc's own path
+            return slow(data)
+        pair = nominated.get(1)
+        if pair is not cache[0]:
+            cache[0], cache[1] = pair, None
+            if pair is not None and type(pair.protocol) is aioice.ice.StunProtocol:
+                cache[1], cache[2] = pair.protocol.transport.sendto, pair.remote_addr
+        sendto = cache[1]
+        if sendto is None or backlog:  # a relay, or earlier packets still on their way: keep the order
+            return slow(data)
+        sendto(transport._tx_srtp.protect(data), cache[2])
         return True
 
     return send
@@ -513,9 +556,15 @@ def on_rtp_received(receiver: RTCRtpReceiver, callback: Callable[[RtpPacket], No
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
 
 
+#: DTLS transports whose sends a test intercepts (:func:`rtp_send` then takes aiortc's path, which the
+#: interception replaces)
+_INTERCEPTED: weakref.WeakSet[RTCDtlsTransport] = weakref.WeakSet()
+
+
 def intercept_rtp_send(transport: RTCDtlsTransport, handler: Callable[[bytes, RtpSend], Awaitable[None]]) -> None:
     """Hand every RTP/RTCP datagram ``transport`` is about to encrypt and send to ``handler(data, send)``;
     the handler sends it with ``send`` (aiortc's own), drops it, or holds it."""
+    _INTERCEPTED.add(transport)
     original = transport._send_rtp
 
     async def send_rtp(data: bytes) -> None:
