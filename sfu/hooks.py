@@ -482,7 +482,7 @@ async def _finish(send: Coroutine[Any, Any, None], pending: Any) -> None:
 RTP_SEND_BACKLOG = 256
 
 
-def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
+def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
     """A function that sends one RTP packet (before SRTP) through ``transport`` now.
 
     On a UDP candidate pair (the usual case) it does what aiortc's ``_send_rtp`` does, without its four
@@ -491,8 +491,8 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
     Otherwise (a TURN relay, whose send awaits) it runs ``_send_rtp`` itself: to its end when it does not
     suspend, else the rest is finished by a task, at most :data:`RTP_SEND_BACKLOG` at a time (beyond,
     packets are dropped). The DTLS transport's own byte counters (``getStats`` of the transport) do not
-    count packets of the fast path. Returns False when the packet was not sent: the transport is not (or
-    no longer) connected, or stuck."""
+    count packets of the fast path. Returns True when the packet went, False when the link is stuck (the
+    backlog is full) and None when the transport is not (or no longer) connected: both drop it."""
     backlog: set[asyncio.Task[None]] = set()
     connection = transport.transport.iceGatherer._connection
     nominated = connection._nominated
@@ -504,7 +504,7 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
 
     transport.on("statechange", state_changed)
 
-    def slow(data: bytes) -> bool:
+    def slow(data: bytes) -> bool | None:
         if len(backlog) >= RTP_SEND_BACKLOG:
             return False
         coro = transport._send_rtp(data)
@@ -513,15 +513,15 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool]:
         except StopIteration:
             return True
         except ConnectionError:
-            return False
+            return None
         task = asyncio.get_running_loop().create_task(_finish(coro, pending))
         backlog.add(task)
         task.add_done_callback(backlog.discard)
         return True
 
-    def send(data: bytes) -> bool:
+    def send(data: bytes) -> bool | None:
         if not cache[3]:
-            return False
+            return None
         if _INTERCEPTED and transport in _INTERCEPTED:  # a test's loss or stuck link: aiortc's own path
             return slow(data)
         pair = nominated.get(1)

@@ -100,7 +100,7 @@ class Subscription:
         self.rtp = options.rtp_forwarding
         self._rewriter: SlotRewriter | None = None
         self._history: SendHistory | None = None
-        self._send_rtp: Callable[[bytes], bool] | None = None
+        self._send_rtp: Callable[[bytes], bool | None] | None = None
         self._frame_bytes = 0
         self.send_errors = 0
         #: RTP forwarding: packets the subscriber's link refused (stuck or closed), episodes of it
@@ -307,6 +307,8 @@ class Subscription:
                 logger.warning("RTP send of %s failed (%s)", self.id, type(exc).__name__)
             sent = True  # not the link's backlog: counted as a send error only
         if not sent:
+            if sent is None:  # not connected: the link is closing, and so is this slot
+                return False
             return self._refused(rewriter, now)
         self._stuck = False
         history = self._history
@@ -320,7 +322,7 @@ class Subscription:
         return False
 
     def _refused(self, rewriter: SlotRewriter, now: float) -> bool:
-        """The subscriber's link took no more packets (its sends are stuck, or it closed): the packet is
+        """The subscriber's link took no more packets (its sends are stuck): the packet is
         dropped for this subscriber only, and reported like a frame queue's overflow (``SinkLagging``,
         ``packets_dropped``, one ``overflows`` per episode). Video then waits for a keyframe, so the
         subscriber's decoder resumes on a picture it can decode; True asks the source for one."""
