@@ -24,7 +24,8 @@ same bots:
 - ``ours-frames`` (only when listed): ``ours`` with frame-level forwarding instead of the default
   RTP-level forwarding (``Options.rtp_forwarding=False``, ``TIEPDAN_MEDIA_RTP_FORWARDING=false``);
 - ``ours-bigbuf`` (only when listed): ``ours`` with 2 MiB receive buffers on its media sockets
-  (``Options.receive_buffer_bytes``) instead of the 256 KiB aioice sets.
+  (``Options.receive_buffer_bytes``) instead of the 256 KiB aioice sets;
+- ``ours-norec`` (only when listed): ``ours`` recording nothing, as Janus here (what recording costs).
 
 **Workload** (``bench/sfu.py``'s pre-encoded clips and ``pack()`` publishers): N venues, each a 720p30
 VP8 camera (~1.5 Mbit/s) and Opus; *mesh*: every venue receives every other venue's camera and
@@ -187,18 +188,18 @@ class JanusProcess:
 # --- our media node ---------------------------------------------------------------------------------------
 
 
-#: our node's variants: server name -> (freeze the start-up heap, RTP-level forwarding, 2 MiB receive buffers)
-OURS = {"ours": (True, True, False), "ours-unfrozen": (False, True, False), "ours-frames": (True, False, False),
-        "ours-bigbuf": (True, True, True)}
+#: our node's variants: server name -> what differs from ``ours`` (the product's defaults, recording on):
+#: ``freeze`` the start-up heap, ``rtp`` forwarding, ``bigbuf`` (2 MiB receive buffers), ``record``
+OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": False}, "ours-frames": {"rtp": False},
+                                    "ours-bigbuf": {"bigbuf": True}, "ours-norec": {"record": False}}
 
 
 def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, variant: str = "ours") -> None:
-    startup_freeze, rtp_forwarding, big_buffers = OURS[variant]
-    asyncio.run(_ours(port_q, host, slots, probe, startup_freeze, rtp_forwarding, big_buffers))
+    asyncio.run(_ours(port_q, host, slots, probe, **OURS[variant]))
 
 
-async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, startup_freeze: bool,
-                rtp_forwarding: bool = True, big_buffers: bool = False) -> None:
+async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, freeze: bool = True,
+                rtp: bool = True, bigbuf: bool = False, record: bool = True) -> None:
     from evidence import Keyring
     from recorder import RecorderOptions
     from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
@@ -214,10 +215,10 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
         probe.install()
     done = asyncio.Event()
     worker = Worker(Options(connect_timeout=60, audio_level_interval=None, video_slots=max(8, slots[0]),
-                            audio_slots=max(8, slots[1]), rtp_forwarding=rtp_forwarding,
-                            receive_buffer_bytes=2 * 1024 * 1024 if big_buffers else None))
+                            audio_slots=max(8, slots[1]), rtp_forwarding=rtp,
+                            receive_buffer_bytes=2 * 1024 * 1024 if bigbuf else None))
     await worker.start()
-    if startup_freeze:  # as the app does once started (tiepdan.gc_policy, TIEPDAN_GC_FREEZE)
+    if freeze:  # as the app does once started (tiepdan.gc_policy, TIEPDAN_GC_FREEZE)
         from tiepdan.gc_policy import freeze_startup_heap
 
         freeze_startup_heap()
@@ -247,7 +248,7 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
         if kind == "publish":
             p = member(req["id"])
             sdp = await p.publish_offer(req["sdp"], names=req.get("names"))
-            for pub in p.publications:
+            for pub in p.publications if record else ():
                 await recorder.add_publication("bench", req["id"], pub)
             return {"sdp": sdp}
         if kind == "subscribe":

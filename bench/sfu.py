@@ -502,7 +502,7 @@ def main() -> None:
     say(f"- 9 subscribers: {full['egress_pps'] / max(full['server_cores'], 1e-9):.0f} forwarded packets/s per SFU "
         "core (ingest included)")
     for kind, (p50, p99) in full["delays"].items():
-        say(f"- delay added inside the SFU, {kind} (a frame's last packet in → handed to the sender), 9 "
+        say(f"- delay added inside the SFU, {kind} (a frame's last packet in → sent on, RTP forwarding), 9 "
             f"subscribers: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     say()
     say("## Full mesh: 9 venues x (720p + Opus), each receiving the 8 others' 720p and Opus")
