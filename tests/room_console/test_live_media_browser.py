@@ -1,8 +1,8 @@
 """The media of the live session in real Chromium browsers, against the real server and SFU: the two
 layers (a venue in a small tile arrives as 320×180, the floor holder as 720p), the active speaker
 from RFC 6464 levels under the server's mute state, the loss figures of ``media.stats`` with a lossy
-uplink (nftables, :mod:`tests.room_console.netem`) and a floor holder that drops and comes back
-within the grace.
+uplink (nftables, :mod:`tests.room_console.netem`), a lossy downlink repaired by the SFU's
+retransmissions over RTX, and a floor holder that drops and comes back within the grace.
 
 Each browser test opens a room of its own. The chair's page runs in the session's Chromium, each venue
 in a Chromium of its own (at most three at once): the venues of the speaker, loss and reconnect tests
@@ -567,6 +567,66 @@ def test_loss_on_one_venues_uplink_shows_in_its_publication_stats_only(
             share, packets = loss[venue]
             assert packets > 300, f"{venue} published only {packets} packets"
             assert share <= 0.01, loss
+        room.no_page_errors()
+
+
+#: The selected candidate pair of the page's subscriber connection (what the SFU sends the page on).
+_SUBSCRIBER_PORTS_JS = _PUBLISHER_PORTS_JS.replace("window.tiepdanLive.publisherPc", "window.tiepdanLive.subscriberPc")
+
+#: The page's received video, summed over its subscriber connection's video m-lines (inbound-rtp).
+_RECEIVED_VIDEO_JS = """async () => {
+  const pc = window.tiepdanLive.subscriberPc;
+  const out = { received: 0, lost: 0, nacks: 0, retransmitted: 0, decoded: 0, seen: false };
+  if (!pc) return out;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type !== 'inbound-rtp' || r.kind !== 'video') return;
+    out.received += r.packetsReceived || 0;
+    out.lost += r.packetsLost || 0;
+    out.nacks += r.nackCount || 0;
+    out.decoded += r.framesDecoded || 0;
+    if (r.retransmittedPacketsReceived !== undefined) {
+      out.seen = true;
+      out.retransmitted += r.retransmittedPacketsReceived;
+    }
+  });
+  return out;
+}"""
+
+
+@pytest.mark.browser
+def test_loss_on_the_chairs_downlink_is_repaired_by_the_sfus_retransmissions(
+        live_server: LiveServer, browser: Browser, launch_browser: Callable[..., Browser],
+        tmp_path: Path) -> None:
+    """RTP-level forwarding answers a browser's NACK from the SFU's own send history, over RTX (RFC 4588):
+    with 5 % of the SFU → chair packets dropped, Chromium asks again and gets most of them back."""
+    reason = nft_unavailable()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"packet loss needs nftables when CI is set: {reason}")
+        pytest.skip(reason)
+    specs = [VenueSpec(*VENUE_A, None)]  # Chromium's moving 720p fake camera: enough packets to lose
+    with live_room(live_server, browser, launch_browser, tmp_path, "mat-goi-xuong", specs) as room:
+        chair = room.chair
+        chair.page.click(f'{chair.tile(VENUE_A[0])} [data-action="floor-give"]')  # A in 720p: more packets
+        chair.wait_decoding(VENUE_A[0])
+        ports = wait_until(lambda: chair.page.evaluate(_SUBSCRIBER_PORTS_JS), what="the chair's subscriber pair")
+        assert ports["protocol"] == "udp" and ports["address"] == "127.0.0.1", ports
+        before = chair.page.evaluate(_RECEIVED_VIDEO_JS)
+        table: LossTable
+        with udp_loss(UdpFlow(source_port=int(ports["remote"]), destination_port=int(ports["local"])), 5) as table:
+            wait_until(lambda: table.counters()[1] >= 60, timeout=30, what="60 packets to the chair dropped")
+            chair.wait_decoding(VENUE_A[0])  # still shown under the loss
+            seen, dropped = table.counters()
+        time.sleep(1.0)  # the last NACKs' answers (a round trip on loopback is well under this)
+        after = chair.page.evaluate(_RECEIVED_VIDEO_JS)
+        delta = {key: after[key] - before[key] for key in ("received", "lost", "nacks", "retransmitted", "decoded")}
+        print(f"chair downlink: nft dropped {dropped} of {seen}; chair video {delta}")
+        assert 0.02 < dropped / seen < 0.08, (seen, dropped)
+        assert delta["nacks"] > 0 and delta["decoded"] > 0, delta
+        assert after["seen"], "Chromium reports no retransmittedPacketsReceived"
+        # Chromium's packetsLost counts what never came on the media SSRC (a packet repaired over RTX stays
+        # counted): at least half of those came back as retransmissions (one run: 38 of 38)
+        assert delta["lost"] > 0 and delta["retransmitted"] >= 0.5 * delta["lost"], delta
         room.no_page_errors()
 
 
