@@ -1,7 +1,8 @@
 """Side by side: Janus Gateway's VideoRoom and tiepdan's media node on the same workload (issue #13).
 
 Run: ``.venv/bin/python bench/peer.py`` (4 and 9 venues, full mesh and the 9-venue layout, 2 rounds: about
-15 minutes); ``--venues 4,9,16``; ``--quick`` (one round, 4 venues, short windows: a smoke run);
+15 minutes); ``--venues 4,9,16`` (mesh sizes); ``--layout 9,16`` (layout sizes); ``--quick`` (one round,
+4 venues, short windows: a smoke run);
 ``--probe`` adds, per case and round, a run of our node with the tail probe of ``bench/_probe.py``.
 Needs Debian's Janus (``apt-get install janus``, 1.1.2 measured): this script installs nothing.
 
@@ -29,7 +30,7 @@ same bots:
 
 **Workload** (``bench/sfu.py``'s pre-encoded clips and ``pack()`` publishers): N venues, each a 720p30
 VP8 camera (~1.5 Mbit/s) and Opus; *mesh*: every venue receives every other venue's camera and
-microphone; *layout* (9 venues): each venue also publishes a 320x180 15 fps track and receives 2 others
+microphone; *layout* (9 venues, or ``--layout``): each venue also publishes a 320x180 15 fps track and receives 2 others
 in 720p, 6 in 180p and 8 microphones. Janus has no layout mode without simulcast: its equivalent here is
 the same two separate video tracks per publisher (Janus 1.x multistream), each subscriber subscribing to
 the same (feed, mid) pairs our node's slots carry, so both servers forward exactly the same streams.
@@ -580,7 +581,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 4 venues mesh, 5 s windows")
     parser.add_argument("--venues", default="4,9", help="mesh sizes (comma separated; 16 is heavy)")
     parser.add_argument("--with-16", action="store_true", help="add the 16-venue mesh")
-    parser.add_argument("--no-layout", action="store_true", help="skip the 9-venue layout mode")
+    parser.add_argument("--no-layout", action="store_true", help="skip the layout mode")
+    parser.add_argument("--layout", default="9", help="venues of the layout mode (comma separated: 9,16); each "
+                        "receives 2 others in 720p, 6 in 180p and 8 microphones whatever the room's size")
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--sub-procs", type=int, default=2, help="subscriber bot processes (default 2)")
     parser.add_argument("--probe", action="store_true", help="add a probed run of our node per case and round")
@@ -598,7 +601,7 @@ def main() -> None:
         sizes.append(16)
     cases = [("mesh", n) for n in sizes]
     if not args.no_layout and not args.quick:
-        cases.append(("layout", 9))
+        cases += [("layout", int(x)) for x in args.layout.split(",") if x]
     rounds, window, warmup = args.rounds, args.window, args.warmup
     if args.quick:
         rounds, window, warmup, cases = 1, 5.0, 3.0, [("mesh", 4)]
