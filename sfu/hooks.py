@@ -44,7 +44,7 @@ Hooks of RTP-level forwarding (``Options.rtp_forwarding``; all per instance):
     it follows the public state through ``statechange`` (which ``_set_state`` emits), protects with
     ``_tx_srtp`` and sends with the aioice ``Connection``'s ``_nominated`` pair's
     ``protocol.transport.sendto`` (``Connection.sendto`` and ``StunProtocol.send_data`` are checked to
-    still do just that); on a relay, or under a test's interception, it runs ``_send_rtp`` itself.
+    still do just that, on a host or a relayed pair); under a test's interception it runs ``_send_rtp``.
 
 Socket options (``Options.receive_buffer_bytes``):
 
@@ -485,14 +485,15 @@ RTP_SEND_BACKLOG = 256
 def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
     """A function that sends one RTP packet (before SRTP) through ``transport`` now.
 
-    On a UDP candidate pair (the usual case) it does what aiortc's ``_send_rtp`` does, without its four
-    layers of coroutines: SRTP protect with the transport's session, then ``sendto`` on the nominated
-    pair's datagram transport (the pair is looked up on every call, so a re-nomination is followed).
-    Otherwise (a TURN relay, whose send awaits) it runs ``_send_rtp`` itself: to its end when it does not
-    suspend, else the rest is finished by a task, at most :data:`RTP_SEND_BACKLOG` at a time (beyond,
-    packets are dropped). The DTLS transport's own byte counters (``getStats`` of the transport) do not
-    count packets of the fast path. Returns True when the packet went, False when the link is stuck (the
-    backlog is full) and None when the transport is not (or no longer) connected: both drop it."""
+    It does what aiortc's ``_send_rtp`` does, without its four layers of coroutines: SRTP protect with the
+    transport's session, then ``sendto`` on the nominated pair's transport (a UDP socket's, or for a relayed
+    pair aioice's ``TurnTransport``, whose ``sendto`` queues the TURN send itself: aiortc's path calls the
+    same). The pair is looked up on every call, so a re-nomination is followed. Under a test's
+    :func:`intercept_rtp_send`, or with a pair of another kind, it runs ``_send_rtp`` itself: to its end
+    when it does not suspend, else the rest is finished by a task, at most :data:`RTP_SEND_BACKLOG` at a
+    time (beyond, packets are dropped). The DTLS transport's own byte counters (``getStats`` of the
+    transport) do not count packets of the fast path. Returns True when the packet went, False when the link
+    is stuck (the backlog is full) and None when the transport is not (or no longer) connected: both drop it."""
     backlog: set[asyncio.Task[None]] = set()
     connection = transport.transport.iceGatherer._connection
     nominated = connection._nominated
@@ -530,7 +531,7 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
             if pair is not None and type(pair.protocol) is aioice.ice.StunProtocol:
                 cache[1], cache[2] = pair.protocol.transport.sendto, pair.remote_addr
         sendto = cache[1]
-        if sendto is None or backlog:  # a relay, or earlier packets still on their way: keep the order
+        if sendto is None or backlog:  # another kind of pair, or earlier sends still pending: keep the order
             return slow(data)
         sendto(transport._tx_srtp.protect(data), cache[2])
         return True
