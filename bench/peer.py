@@ -213,12 +213,13 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
         from bench._probe import Probe
 
         probe = Probe()
-        probe.install()
     done = asyncio.Event()
     worker = Worker(Options(connect_timeout=60, audio_level_interval=None, video_slots=max(8, slots[0]),
                             audio_slots=max(8, slots[1]), rtp_forwarding=rtp,
                             receive_buffer_bytes=2 * 1024 * 1024 if bigbuf else None))
     await worker.start()
+    if probe is not None:  # after the start-up self-test, which would find aiortc's methods patched
+        probe.install()
     if freeze:  # as the app does once started (tiepdan.gc_policy, TIEPDAN_GC_FREEZE)
         from tiepdan.gc_policy import freeze_startup_heap
 
@@ -369,6 +370,7 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
     out = ctx.Queue()
     events = {name: ctx.Event() for name in ("arm", "start", "stop", "quit")}
     janus: JanusProcess | None = None
+    port = 0
     node: Any = None
     procs: list[Any] = []
     host = local_address()
@@ -438,7 +440,7 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
             proc.join(timeout=30)
             if proc.is_alive():
                 proc.kill()
-        if node is not None:
+        if node is not None and port:
             try:
                 rpc_sync(port, op="quit")
             except (OSError, RuntimeError):
@@ -679,6 +681,9 @@ def main() -> None:
             say("  - innermost frame in sfu/recorder/aiortc/aioice: "
                 + ", ".join(f"{k} {v}" for k, v in st["ours"][:8]))
             for kind in ("video", "audio"):
+                if not p[f"{kind}_matched"]:  # the stages are those of frame forwarding (ours-frames)
+                    say(f"- {kind} stages: none timed (the probe times frame forwarding's stages only)")
+                    continue
                 say(f"- {kind} stages p50/p99/p999 ms ({p[f'{kind}_matched']} frame deliveries): "
                     + "; ".join(f"{k} {v[0]}/{v[1]}/{v[2]}" for k, v in p[f"{kind}_stages_ms"].items()))
                 say(f"  - slowest 1 % (mean {p[f'{kind}_tail_total_ms']} ms): "
