@@ -171,7 +171,7 @@ PRIVATES: tuple[Private, ...] = (
             source=("decoder = get_decoder(codec)",)),
     Private(RemoteStreamTrack, "_queue", on_instance=True, kind=asyncio.Queue, where=(RTCRtpReceiver, "receive"),
             source=("self._track._queue",)),
-    # the media sockets' receive buffers (set_receive_buffer)
+    # the ICE agent's sockets and nominated pair (set_receive_buffer, rtp_send, nominated_local_candidate_type)
     Private(RTCIceGatherer, "_connection", dynamic=True, where=(RTCIceGatherer, "__init__"),
             source=("self._connection = Connection(",)),
     Private(aioice.ice.Connection, "_protocols", dynamic=True, where=(aioice.ice.Connection, "__init__"),
@@ -495,13 +495,16 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
     transport) do not count packets of the fast path. Returns True when the packet went, False when the link
     is stuck (the backlog is full) and None when the transport is not (or no longer) connected: both drop it."""
     backlog: set[asyncio.Task[None]] = set()
-    connection = transport.transport.iceGatherer._connection
-    nominated = connection._nominated
-    # pair, its datagram transport's sendto, the remote address; whether the DTLS transport is connected
-    cache: list[Any] = [None, None, None, transport.state == "connected"]
+    nominated = transport.transport.iceGatherer._connection._nominated
+    connected = transport.state == "connected"
+    # the nominated pair last seen, its transport's sendto (None: another kind of pair) and remote address
+    pair_seen: Any = None
+    sendto: Callable[[bytes, Any], None] | None = None
+    address: Any = None
 
     def state_changed() -> None:
-        cache[3] = transport.state == "connected"
+        nonlocal connected
+        connected = transport.state == "connected"
 
     transport.on("statechange", state_changed)
 
@@ -521,19 +524,19 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
         return True
 
     def send(data: bytes) -> bool | None:
-        if not cache[3]:
+        nonlocal pair_seen, sendto, address
+        if not connected:
             return None
         if _INTERCEPTED and transport in _INTERCEPTED:  # a test's loss or stuck link: aiortc's own path
             return slow(data)
         pair = nominated.get(1)
-        if pair is not cache[0]:
-            cache[0], cache[1] = pair, None
+        if pair is not pair_seen:
+            pair_seen, sendto = pair, None
             if pair is not None and type(pair.protocol) is aioice.ice.StunProtocol:
-                cache[1], cache[2] = pair.protocol.transport.sendto, pair.remote_addr
-        sendto = cache[1]
+                sendto, address = pair.protocol.transport.sendto, pair.remote_addr
         if sendto is None or backlog:  # another kind of pair, or earlier sends still pending: keep the order
             return slow(data)
-        sendto(transport._tx_srtp.protect(data), cache[2])
+        sendto(transport._tx_srtp.protect(data), address)
         return True
 
     return send

@@ -20,7 +20,8 @@ through the subscriber's transport at once, a :class:`~sfu.rtp_forward.SendHisto
 subscriber's NACKs, and the sender's RTCP sender reports carry the rewriter's clock pair and counters.
 The slot's ``ForwardedTrack`` is never fed (aiortc's send loop just waits), so the queue stays empty.
 A subscriber whose link stops taking packets (``hooks.rtp_send`` holds at most ``RTP_SEND_BACKLOG``
-suspended sends) loses packets, not the others: ``SinkLagging`` as above, ``packets_dropped`` in its
+sends that suspend; a UDP or TURN send of aioice 0.13 never does, a test's stuck link does) loses packets,
+not the others: ``SinkLagging`` as above, ``packets_dropped`` in its
 stats, and its video resumes on a keyframe.
 """
 
