@@ -46,9 +46,15 @@ Hooks of RTP-level forwarding (``Options.rtp_forwarding``; all per instance):
     ``protocol.transport.sendto`` (``Connection.sendto`` and ``StunProtocol.send_data`` are checked to
     still do just that, on a host or a relayed pair); under a test's interception it runs ``_send_rtp``.
 
+12. :func:`direct_receive` (``Options.direct_receive``) replaces the aioice ``Connection``'s
+    ``data_received`` on the connection of a DTLS transport: once the transport is connected, an SRTP or
+    SRTCP datagram is unprotected with ``_rx_srtp`` and handed to ``_handle_rtp_data`` or
+    ``_handle_rtcp_data`` at once, which is what the transport's task does after reading the ``_queue``
+    (``_recv_next``, checked); everything else still goes through the queue.
+
 Socket options (``Options.receive_buffer_bytes``):
 
-12. :func:`set_receive_buffer` reaches the UDP sockets of a peer connection's ICE agent through
+13. :func:`set_receive_buffer` reaches the UDP sockets of a peer connection's ICE agent through
     ``RTCIceGatherer._connection`` (the aioice ``Connection``), its ``_protocols`` and each
     ``StunProtocol.transport``, and sets ``SO_RCVBUF`` on them once gathering has bound them.
 
@@ -67,8 +73,10 @@ receiver gets), :func:`intercept_rtp_send` (loss and stuck links), :func:`route_
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib.metadata
 import inspect
+import logging
 import socket
 import time
 import types
@@ -79,7 +87,8 @@ from typing import Any, Protocol, cast
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
-from aiortc import MediaStreamTrack, RTCIceGatherer, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+import pylibsrtp
+from aiortc import MediaStreamTrack, RTCIceGatherer, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs import is_rtx
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.opus import OpusEncoder
@@ -88,9 +97,12 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import RemoteStreamTrack, StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSenderInfo, RtcpSrPacket, RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSenderInfo, RtcpSrPacket, RtpPacket, is_rtcp
 
+from sfu import _tasks
 from sfu.errors import AiortcHookMissing, AiortcVersionMismatch
+
+_logger = logging.getLogger("sfu.hooks")
 
 #: The aiortc release the hooks were written and measured against (the pin in pyproject.toml).
 AIORTC_VERSION = "1.16.0"
@@ -189,6 +201,24 @@ PRIVATES: tuple[Private, ...] = (
             source=("self._nominated: dict[int, CandidatePair] = {}",)),
     Private(aioice.ice.StunProtocol, "transport", dynamic=True, where=(aioice.ice.StunProtocol, "connection_made"),
             source=("self.transport = ",)),
+    # the receive path direct_receive replaces: socket -> Connection.data_received -> _queue -> the DTLS
+    # transport's task (_recv_next: unprotect, then _handle_rtp_data / _handle_rtcp_data)
+    Private(aioice.ice.StunProtocol, "datagram_received", params=("self", "data", "addr"),
+            source=("self.receiver.data_received(data, self.local_candidate.component)",)),
+    Private(aioice.ice.Connection, "data_received", params=("self", "data", "component"),
+            source=("self._queue.put_nowait((data, component))",)),
+    Private(aioice.ice.Connection, "_queue", dynamic=True, where=(aioice.ice.Connection, "recvfrom"),
+            source=("result = await self._queue.get()",)),
+    Private(RTCDtlsTransport, "_recv_next", params=("self",),
+            source=("elif first_byte > 127 and first_byte < 192 and self._rx_srtp:",
+                    "arrival_time_ms = clock.current_ms()", "if is_rtcp(data):",
+                    "data = self._rx_srtp.unprotect_rtcp(data)", "await self._handle_rtcp_data(data)",
+                    "data = self._rx_srtp.unprotect(data)",
+                    "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)",
+                    "except pylibsrtp.Error as exc:")),
+    Private(RTCDtlsTransport, "_rx_srtp", dynamic=True, where=(RTCDtlsTransport, "_recv_next"),
+            source=("self._rx_srtp.unprotect(data)",)),
+    Private(RTCDtlsTransport, "_handle_rtp_data", params=("self", "data", "arrival_time_ms")),
     # RTP-level forwarding: negotiated send parameters and SSRCs (on_send_parameters)
     Private(RTCRtpSender, "send", params=("self", "parameters"),
             source=("self.__mid = parameters.muxId", "self._run_rtp(parameters.codecs[0])")),
@@ -478,6 +508,9 @@ async def _finish(send: Coroutine[Any, Any, None], pending: Any) -> None:
         pass
 
 
+#: the tasks finishing a direct receive that suspended (:func:`direct_receive`)
+_RECEIVING: set[asyncio.Task[Any]] = set()
+
 #: sends of one transport left suspended (a TURN relay, a stuck link) beyond which packets are dropped
 RTP_SEND_BACKLOG = 256
 
@@ -540,6 +573,132 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
         return True
 
     return send
+
+
+class DirectReceive:
+    """The receive path of one DTLS transport installed by :func:`direct_receive`, and its counters (read by
+    tests and diagnostics)."""
+
+    __slots__ = ("handled", "queued", "refused", "failures", "suspended", "_transport", "_queue", "_enqueue",
+                 "_session", "_behind")
+
+    def __init__(self, transport: RTCDtlsTransport, direct: bool) -> None:
+        #: datagrams taken in the socket's callback (or behind a handling that suspended), refused ones included
+        self.handled = 0
+        #: datagrams left to aiortc's queue (DTLS, before connecting, after closing, behind queued ones)
+        self.queued = 0
+        #: datagrams dropped unhandled: empty ones, and those SRTP/SRTCP refused (forged, damaged, replayed)
+        self.refused = 0
+        #: datagrams whose handling raised: logged once per transport, dropped
+        self.failures = 0
+        #: handlings that suspended and were finished by a task
+        self.suspended = 0
+        self._transport = transport
+        connection = transport.transport.iceGatherer._connection
+        self._queue = connection._queue
+        self._enqueue = connection.data_received
+        #: the receive session once connected (None: not connected, or ``direct`` off)
+        self._session: Any = None
+        #: datagrams arriving behind a handling that suspended (None: none is suspended)
+        self._behind: collections.deque[bytes] | None = None
+        if direct:
+            transport.on("statechange", self._state_changed)
+            self._state_changed()
+        connection.data_received = self.data_received  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        return (f"<DirectReceive handled={self.handled} queued={self.queued} refused={self.refused} "
+                f"failures={self.failures} suspended={self.suspended}>")
+
+    def _state_changed(self) -> None:
+        transport = self._transport
+        self._session = transport._rx_srtp if transport.state == "connected" else None
+
+    def data_received(self, data: bytes, component: int) -> None:
+        """What the ICE socket's protocol calls for every datagram that is not STUN."""
+        if not data:
+            self.refused += 1
+            return
+        if self._session is None or len(data) < 2 or not 127 < data[0] < 192 or self._queue.qsize():
+            self.queued += 1
+            self._enqueue(data, component)
+            return
+        if self._behind is not None:
+            self._behind.append(data)
+            return
+        coro = self._handling(data)
+        if coro is None:
+            return
+        try:
+            pending = coro.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self.suspended += 1
+        self._behind = collections.deque()
+        _tasks.spawn(_RECEIVING, self._finish(coro, pending), name="direct-receive", owner="dtls transport")
+
+    def _handling(self, data: bytes) -> Coroutine[Any, Any, None] | None:
+        self.handled += 1
+        transport = self._transport
+        try:
+            if is_rtcp(data):
+                return transport._handle_rtcp_data(self._session.unprotect_rtcp(data))
+            return transport._handle_rtp_data(self._session.unprotect(data), arrival_time_ms=clock.current_ms())
+        except pylibsrtp.Error:
+            self.refused += 1
+            return None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            _logger.error("RTP/RTCP handling failed on a DTLS transport; the datagram is dropped", exc_info=exc)
+
+    async def _finish(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+        try:
+            try:
+                await _Rest(coro, pending)
+            except Exception as exc:
+                self._failed(exc)
+            behind = self._behind
+            while behind:
+                data = behind.popleft()
+                if self._session is None:
+                    continue  # the transport closed meanwhile: dropped
+                rest = self._handling(data)
+                if rest is not None:
+                    try:
+                        await rest
+                    except Exception as exc:
+                        self._failed(exc)
+        finally:
+            self._behind = None
+
+
+def direct_receive(transport: RTCDtlsTransport, *, direct: bool = True) -> DirectReceive:
+    """Handle ``transport``'s SRTP and SRTCP datagrams in the socket's callback, as they arrive (with
+    ``direct`` False, only drop empty datagrams and count what goes to aiortc's queue).
+
+    An empty datagram is dropped (counted as refused) in either case: aiortc 1.16's transport task reads
+    its first byte, and the ``IndexError`` ends the task and closes the transport, so one empty UDP
+    datagram from anywhere would cut a venue's link.
+
+    aiortc hands every datagram through the aioice ``Connection``'s queue to the DTLS transport's task,
+    which unprotects it and awaits the RTP (or RTCP) handling: a queue entry, a future and a task step per
+    packet. Once the transport is connected this does the same work at once: ``Connection.data_received``
+    (what the ICE socket's protocol calls for every datagram that is not STUN) is replaced on this
+    connection by :meth:`DirectReceive.data_received`, which unprotects the datagram with the transport's
+    ``_rx_srtp`` and runs aiortc's own ``_handle_rtp_data`` or ``_handle_rtcp_data`` (routing, receiver
+    statistics, NACK, RTX unwrap, the SFU's ingest). Anything else (DTLS; a datagram while the queue still
+    holds earlier ones; before connecting or after closing) goes to the queue as before, so the
+    transport's task reads in order. A handling that suspends (an RTCP send that waits) is finished by a
+    task, and datagrams arriving meanwhile are handled after it, in order. A datagram SRTP refuses is
+    dropped, as aiortc does; one whose handling raises is logged (once per transport) and dropped, where
+    aiortc's task would end and close the transport. The transport's own receive counters (``getStats`` of
+    the transport) do not count these datagrams: the returned :class:`DirectReceive` does."""
+    return DirectReceive(transport, direct)
 
 
 # --- hooks for the bots and the tests ---------------------------------------------------------------------

@@ -67,3 +67,7 @@ class Options:
     #: node it turns loss into seconds of delay (``bench/README.md``: 2 MiB held 4-7 s of media at nine
     #: venues on a saturated machine). The kernel grants at most ``net.core.rmem_max`` (warned at start).
     receive_buffer_bytes: int | None = None
+    #: Handle received SRTP/SRTCP in the socket's callback (``hooks.direct_receive``; the default) instead of
+    #: through aioice's queue and the DTLS transport's task: same handling, less work per packet. Empty
+    #: datagrams (which would close an aiortc transport) are dropped either way.
+    direct_receive: bool = True

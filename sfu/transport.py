@@ -80,9 +80,16 @@ class Transport:
         self._closing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gathering: set[asyncio.Task[None]] = set()
+        #: the receive counters of each DTLS transport (hooks.direct_receive)
+        self._direct: dict[Any, hooks.DirectReceive] = {}
 
     def __repr__(self) -> str:
         return f"<Transport {self.label} {self.role} {self.state}>"
+
+    def direct_receive_counts(self) -> list[hooks.DirectReceive]:
+        """The receive counters of each DTLS transport (``hooks.direct_receive``; with ``Options.direct_receive``
+        off, everything but empty datagrams is counted as queued)."""
+        return list(self._direct.values())
 
     def start_watchdog(self) -> None:
         """Fail the transport with ``IceTimeout`` unless it connects within ``connect_timeout``."""
@@ -129,6 +136,10 @@ class Transport:
         self._gathering.add(gathering)
         gathering.add_done_callback(self._gathering.discard)
         await asyncio.shield(gathering)
+        if not self.closed:
+            for dtls in {t.receiver.transport for t in self.pc.getTransceivers()}:
+                if dtls not in self._direct:
+                    self._direct[dtls] = hooks.direct_receive(dtls, direct=self._options.direct_receive)
         size = self._options.receive_buffer_bytes
         if size is not None and not self.closed:
             _check_receive_buffer(size, hooks.set_receive_buffer(self.pc, size))

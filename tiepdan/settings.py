@@ -80,6 +80,9 @@ class Settings(BaseSettings):
                                             "aioice's 256 KiB); more absorbs bigger keyframe bursts but "
                                             "turns an overloaded node's loss into delay; capped by "
                                             "net.core.rmem_max")
+    media_direct_receive: bool = Field(default=True, description="the SFU handles received SRTP in the "
+                                       "socket's callback instead of through aioice's queue and a task per "
+                                       "packet (same handling, less CPU); false: aiortc's own path (issue #13)")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 
