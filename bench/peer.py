@@ -35,15 +35,15 @@ in 720p, 6 in 180p and 8 microphones. Janus has no layout mode without simulcast
 the same two separate video tracks per publisher (Janus 1.x multistream), each subscriber subscribing to
 the same (feed, mid) pairs our node's slots carry, so both servers forward exactly the same streams.
 
-**Measures**, same for every server: server CPU from ``/proc/<pid>/stat`` (utime + stime, all threads) over
-the window, in cores; packets/s received by all subscribers; frames per second per (publisher,
-subscriber) pair; end-to-end frame delay from the publisher's socket send of a frame's last packet to
-the subscriber's arrival of that packet (frame identity: the tag of ``bench/_peerbots.py``), on one clock
-(``time.monotonic``, system-wide); the same for every audio packet. Also: the server's threads' time
-runnable but waiting for a CPU (``/proc/<pid>/task/*/schedstat``), the bots' CPU (one publisher process,
-``--sub-procs`` subscriber processes), and UDP datagrams the kernel dropped on full receive buffers
-(``RcvbufErrors`` of ``/proc/net/snmp``: machine-wide, so other programs' drops count too). The load
-average is printed with every figure: these are busy-machine numbers unless it says otherwise.
+**Measures**, same for every server: server CPU from ``/proc/<pid>/stat`` (utime + stime, all threads; stime
+alone in brackets: the kernel's share) over the window, in cores; packets/s received by all subscribers;
+frames per second per (publisher, subscriber) pair; end-to-end frame delay from the publisher's socket send of
+a frame's last packet to the subscriber's arrival of that packet (frame identity: the tag of
+``bench/_peerbots.py``), on one clock (``time.monotonic``, system-wide); the same for every audio packet.
+Also: the server's threads' time runnable but waiting for a CPU (``/proc/<pid>/task/*/schedstat``), the bots'
+CPU (one publisher process, ``--sub-procs`` subscriber processes), and UDP datagrams the kernel dropped on
+full receive buffers (``RcvbufErrors`` of ``/proc/net/snmp``: machine-wide, so other programs' drops count
+too). The load average is printed with every figure: these are busy-machine numbers unless it says otherwise.
 
 ``--probe`` (see ``bench/_probe.py``) measures event-loop lag, GC pauses, stalls and per-stage times
 inside our node; ``--gc-freeze`` makes that probed run call ``gc.collect(); gc.freeze()`` before its
@@ -309,8 +309,13 @@ def plan(case: str, venues: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) of ``pid``."""
+    return sum(proc_times(pid))
+
+
+def proc_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds, all threads, of ``pid``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def proc_wait(pid: int) -> float:
@@ -402,7 +407,8 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
         if probe:
             rpc_sync(port, op="probe_start")
         load0 = os.getloadavg()
-        c0, q0, w0 = proc_cpu(pid), proc_wait(pid), time.monotonic()
+        (u0, k0), q0, w0 = proc_times(pid), proc_wait(pid), time.monotonic()
+        c0 = u0 + k0
         b0 = [proc_cpu(p.pid) for p in procs]
         d0 = udp_rcvbuf_errors()
         s0 = udp_drops_by_pid([pid] + [p.pid for p in procs])
@@ -419,7 +425,8 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
         events["stop"].set()
         if spy is not None:
             spy.wait(timeout=60)
-        c1, q1, w1 = proc_cpu(pid), proc_wait(pid), time.monotonic()
+        (u1, k1), q1, w1 = proc_times(pid), proc_wait(pid), time.monotonic()
+        c1 = u1 + k1
         b1 = [proc_cpu(p.pid) for p in procs]
         d1 = udp_rcvbuf_errors()
         s1 = udp_drops_by_pid([pid] + [p.pid for p in procs])
@@ -453,6 +460,7 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
             janus.close()
     r = analyse(results, sub_plan, w1 - w0)
     r.update(server=server, case=case, venues=venues, cores=(c1 - c0) / (w1 - w0), window=w1 - w0,
+             cores_sys=(k1 - k0) / (w1 - w0),
              cpu_wait=(q1 - q0) / (w1 - w0), rcvbuf_drops=(d1 - d0) / (w1 - w0),
              socket_drops=[(b - a) / (w1 - w0) for a, b in zip(s0, s1, strict=True)],
              bots=[(b1[0] - b0[0]) / (w1 - w0), (sum(b1[1:]) - sum(b0[1:])) / (w1 - w0)],
@@ -548,7 +556,8 @@ def fmt_run(r: dict[str, Any]) -> str:
     v, a = r["video_ms"], r["audio_ms"]
     sd = r.get("socket_drops") or [0.0]
     drops = f"server {sd[0]:.0f}, bots {sum(sd[1:]):.0f}"
-    return (f"| {r['round']} | {r['label']} | {r['server']} | {r['cores']:.3f} | {r['cpu_wait']:.2f} | "
+    return (f"| {r['round']} | {r['label']} | {r['server']} | {r['cores']:.3f} ({r.get('cores_sys', 0):.3f}) | "
+            f"{r['cpu_wait']:.2f} | "
             f"{r['bots'][0]:.2f} / {r['bots'][1]:.2f} | "
             f"{r['pps']:.0f} | {fp('high')} | {fp('low')} | {fp('mic')} | "
             f"{v[0]:.1f} / {v[1]:.1f} / {v[2]:.1f} | {a[1]:.1f} | "
@@ -556,7 +565,8 @@ def fmt_run(r: dict[str, Any]) -> str:
             f"{r['load'][0]:.2f}→{r['load'][1]:.2f} |")
 
 
-HEADER = ("| round | case | server | CPU (cores) | waiting for a CPU (cores) | bots CPU pub / sub | packets/s out "
+HEADER = ("| round | case | server | CPU (cores; in the kernel) | waiting for a CPU (cores) | bots CPU pub / sub "
+          "| packets/s out "
           "| video fps min/mean (720p) | 180p fps | audio pkts/s min/mean | video delay p50 / p99 / p999 ms "
           "| audio p99 ms | delivered | UDP drops/s (rcvbuf, machine; at the server's / bots' sockets) | load avg |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -579,8 +579,8 @@ class DirectReceive:
     """The receive path of one DTLS transport installed by :func:`direct_receive`, and its counters (read by
     tests and diagnostics)."""
 
-    __slots__ = ("handled", "queued", "refused", "failures", "suspended", "_transport", "_queue", "_enqueue",
-                 "_session", "_behind")
+    __slots__ = ("handled", "queued", "refused", "failures", "suspended", "malformed", "_transport", "_queue",
+                 "_enqueue", "_session", "_behind")
 
     def __init__(self, transport: RTCDtlsTransport, direct: bool) -> None:
         #: datagrams taken in the socket's callback (or behind a handling that suspended), refused ones included
@@ -593,6 +593,8 @@ class DirectReceive:
         self.failures = 0
         #: handlings that suspended and were finished by a task
         self.suspended = 0
+        #: datagrams aioice's STUN parsing or handling raised on (a malformed attribute): dropped
+        self.malformed = 0
         self._transport = transport
         connection = transport.transport.iceGatherer._connection
         self._queue = connection._queue
@@ -605,10 +607,30 @@ class DirectReceive:
             transport.on("statechange", self._state_changed)
             self._state_changed()
         connection.data_received = self.data_received  # type: ignore[method-assign]
+        for protocol in connection._protocols:
+            protocol.datagram_received = self._guarded(protocol.datagram_received)  # type: ignore[method-assign,assignment]
 
     def __repr__(self) -> str:
         return (f"<DirectReceive handled={self.handled} queued={self.queued} refused={self.refused} "
-                f"failures={self.failures} suspended={self.suspended}>")
+                f"failures={self.failures} suspended={self.suspended} malformed={self.malformed}>")
+
+    def _guarded(self, received: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
+        """``received`` (a socket protocol's ``datagram_received``), dropping what it raises on.
+
+        aioice 0.13 catches only ``ValueError`` from its STUN parser; a STUN-looking datagram with a
+        truncated attribute raises ``struct.error``, which asyncio logs with a traceback per datagram: anyone
+        able to send UDP to a media port could flood the log and the CPU."""
+
+        def datagram_received(data: bytes, addr: Any) -> None:
+            try:
+                received(data, addr)
+            except Exception as exc:
+                self.malformed += 1
+                if self.malformed == 1:
+                    _logger.warning("a malformed datagram reached a media socket and was dropped (%s: %s); "
+                                    "later ones are counted only", type(exc).__name__, exc)
+
+        return datagram_received
 
     def _state_changed(self) -> None:
         transport = self._transport
@@ -681,9 +703,11 @@ def direct_receive(transport: RTCDtlsTransport, *, direct: bool = True) -> Direc
     """Handle ``transport``'s SRTP and SRTCP datagrams in the socket's callback, as they arrive (with
     ``direct`` False, only drop empty datagrams and count what goes to aiortc's queue).
 
-    An empty datagram is dropped (counted as refused) in either case: aiortc 1.16's transport task reads
+    In either case, an empty datagram is dropped (counted as refused): aiortc 1.16's transport task reads
     its first byte, and the ``IndexError`` ends the task and closes the transport, so one empty UDP
-    datagram from anywhere would cut a venue's link.
+    datagram from anywhere would cut a venue's link. And a datagram aioice's socket protocol raises on (a
+    STUN message with a truncated attribute) is dropped and counted (``malformed``) instead of reaching
+    asyncio's exception handler, which logs a traceback per datagram.
 
     aiortc hands every datagram through the aioice ``Connection``'s queue to the DTLS transport's task,
     which unprotects it and awaits the RTP (or RTCP) handling: a queue entry, a future and a task step per

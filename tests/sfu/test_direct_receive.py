@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +18,7 @@ from sfu import hooks
 pytestmark = pytest.mark.unit
 
 FORGED = b"\x80\x60forged"
+TRUNCATED = b"\x00\x01\x00\x04stun"
 
 
 def rtp(n: int) -> bytes:
@@ -38,9 +40,23 @@ class Session:
     unprotect_rtcp = unprotect
 
 
+class Protocol:
+    """An ICE socket's protocol: hands what is not STUN to the connection; raises on a truncated attribute
+    (:data:`TRUNCATED`), as aioice's STUN parser does."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if data == TRUNCATED:
+            raise struct.error("unpack requires a buffer of 8 bytes")
+        self.connection.data_received(data, 1)
+
+
 class Connection:
     def __init__(self) -> None:
         self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
+        self._protocols = [Protocol(self)]
 
     def data_received(self, data: bytes, component: int) -> None:
         self._queue.put_nowait((data, component))
@@ -91,8 +107,8 @@ class Dtls(AsyncIOEventEmitter):  # type: ignore[misc]
             raise RuntimeError("handling bug")
 
     def deliver(self, data: bytes) -> None:
-        """What aioice's socket protocol does with a datagram that is not STUN."""
-        self.connection.data_received(data, 1)
+        """A datagram arriving at the ICE socket (asyncio calls its protocol)."""
+        self.connection._protocols[0].datagram_received(data, ("192.0.2.1", 5000))
 
 
 def install(dtls: Dtls, direct: bool = True) -> hooks.DirectReceive:
@@ -192,6 +208,24 @@ async def test_a_failure_after_suspending_is_counted_and_the_rest_still_handled(
     gate.set_result(None)
     await settle()
     assert [d for _, d in dtls.seen] == [rtp(1), rtp(2)] and counts.failures == 1
+
+
+async def test_what_the_socket_protocol_raises_on_is_dropped_counted_and_warned_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="sfu.hooks")
+    for direct in (True, False):
+        caplog.clear()
+        dtls = Dtls()
+        counts = install(dtls, direct=direct)
+        dtls.connect()
+        for _ in range(3):
+            dtls.deliver(TRUNCATED)  # would raise into asyncio's exception handler
+        dtls.deliver(rtp(1))
+        assert counts.malformed == 3
+        warned = [r for r in caplog.records if "malformed datagram" in r.getMessage()]
+        assert len(warned) == 1
+        assert (dtls.seen == [("rtp", rtp(1))]) is direct
 
 
 async def test_off_only_drops_empty_datagrams() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
 
 import pytest
 
@@ -103,6 +104,54 @@ async def _forged_datagrams(worker: Worker, direct: bool) -> None:
     finally:
         await sub_bot.close()
         await pub_bot.close()
+
+
+def malformed_stun() -> list[bytes]:
+    """STUN binding requests and responses whose attributes are cut short (aioice's parser raises
+    ``struct.error`` on them, not the ``ValueError`` its socket protocol catches)."""
+    out = []
+    for msg_type in (0x0001, 0x0101, 0x0111):
+        for attribute in (struct.pack("!HH", 0x8029, 3) + b"\x00\x00\x00\x00",  # ICE-CONTROLLED, 3 of 8
+                          struct.pack("!HH", 0x0024, 1) + b"\x00\x00\x00\x00"):  # PRIORITY, 1 of 4
+            out.append(struct.pack("!HHI", msg_type, len(attribute), 0x2112A442) + os.urandom(12) + attribute)
+    return out
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "queued"])
+async def test_malformed_stun_is_dropped_without_a_traceback_per_datagram(
+    direct: bool, decoder_guard: DecoderGuard, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with Worker(make_options(direct_receive=direct)) as worker:
+        room = worker.create_room("r1")
+        pub_bot, sub_bot = venue(), SubscriberBot()
+        try:
+            publisher = await publish(room, "venue-a", pub_bot)
+            viewer = await subscribe(room, "viewer", sub_bot)
+            viewer.video_slots[0].set_source(publisher.publications[0])
+            video = sub_bot.video(0)
+            await until(lambda: video.frames >= 5, what="video")
+            transport = publisher._publisher
+            assert transport is not None
+            ingest = counts(transport)
+            targets = [s.getsockname()[:2] for s in hooks._media_sockets(transport.pc)
+                       if s.family == socket.AF_INET]
+            sent = malformed_stun() * 20
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+                for target in targets:
+                    for data in sent:
+                        attacker.sendto(data, target)
+            await until(lambda: ingest.malformed >= len(sent) * len(targets), what="the malformed datagrams dropped")
+            frames = video.frames
+            await until(lambda: video.frames >= frames + 15, what="video after the malformed datagrams")
+            assert transport.state == "connected"
+            # one warning for the lot, and nothing reached asyncio's handler (a traceback per datagram)
+            warned = [r for r in caplog.records if "malformed datagram" in r.getMessage()]
+            assert len(warned) == 1 and warned[0].exc_info is None
+            assert not [r for r in caplog.records if r.name == "asyncio"], [r.getMessage() for r in caplog.records]
+        finally:
+            await sub_bot.close()
+            await pub_bot.close()
 
 
 async def test_a_failing_handling_costs_a_packet_not_the_link(
