@@ -56,7 +56,8 @@ class Protocol:
 class Connection:
     def __init__(self) -> None:
         self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
-        self._protocols = [Protocol(self)]
+        self.protocol = Protocol(self)
+        self._protocols = [self.protocol]
 
     def data_received(self, data: bytes, component: int) -> None:
         self._queue.put_nowait((data, component))
@@ -108,7 +109,7 @@ class Dtls(AsyncIOEventEmitter):  # type: ignore[misc]
 
     def deliver(self, data: bytes) -> None:
         """A datagram arriving at the ICE socket (asyncio calls its protocol)."""
-        self.connection._protocols[0].datagram_received(data, ("192.0.2.1", 5000))
+        self.connection.protocol.datagram_received(data, ("192.0.2.1", 5000))
 
 
 def install(dtls: Dtls, direct: bool = True) -> hooks.DirectReceive:
