@@ -13,6 +13,10 @@
   queue and SRTP), ``push`` the assembled frame is first pushed to a sink (``SinkQueue.push``), ``handed`` the
   subscriber's sender gets it (``ForwardedTrack.recv`` returns), ``sent`` the packet carrying the tag
   went to the socket (``RTCDtlsTransport._send_rtp`` returns) on that subscriber's transport.
+- Under RTP-level forwarding (the default) the stages are fewer: ``rx`` the packet carrying the tag reaches
+  its publication (``Publication.on_rtp``: read from the socket, SRTP, parsed, through aiortc's receiver; with
+  direct receive all in the socket's callback), ``fanned`` the slot of one subscriber has sent it
+  (``Subscription.forward_rtp`` returns).
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ class Probe:
         self.sent: dict[tuple[int, int], float] = {}
         #: id(ForwardedTrack) -> (id(subscriber's RTCDtlsTransport), subscriber participant id)
         self.tracks: dict[int, tuple[int, str]] = {}
+        #: RTP-level forwarding: id(Subscription) -> subscriber participant id; when a slot sent a tagged packet
+        self.slots: dict[int, str] = {}
+        self.fanned: dict[tuple[int, int], float] = {}
+        #: the tag of the packet a publication is forwarding right now (None: untagged, or none)
+        self._key: int | None = None
         self._gc_t0 = 0.0
         self._heartbeat = time.monotonic()
         self._main = threading.get_ident()
@@ -64,8 +73,12 @@ class Probe:
         from aiortc.rtcdtlstransport import RTCDtlsTransport
 
         from sfu.forwarding import ForwardedTrack, SinkQueue
+        from sfu.publication import Publication
+        from sfu.subscription import Subscription
 
         probe = self
+        on_rtp = Publication.on_rtp
+        forward_rtp = Subscription.forward_rtp
         data_received = Connection.data_received
         conn_recv = Connection.recv
         handle_rtp_data = RTCDtlsTransport._handle_rtp_data
@@ -121,6 +134,25 @@ class Probe:
                     probe.handed.setdefault((key, id(self)), time.monotonic())
             return packet
 
+        def p_on_rtp(self: Any, packet: Any, data: bytes) -> None:
+            if probe.active:
+                key = key_of_tail(packet.payload)
+                if key is not None:
+                    probe.rx.setdefault(key, time.monotonic())
+                probe._key = key
+            try:
+                on_rtp(self, packet, data)
+            finally:
+                probe._key = None
+
+        def p_forward_rtp(self: Any, packet: Any, source: Any, wall: float, now: float) -> bool:
+            waiting: bool = forward_rtp(self, packet, source, wall, now)
+            if probe._key is not None:
+                probe.fanned.setdefault((probe._key, id(self)), time.monotonic())
+            return waiting
+
+        Publication.on_rtp = p_on_rtp  # type: ignore[method-assign]
+        Subscription.forward_rtp = p_forward_rtp  # type: ignore[method-assign]
         Connection.data_received = p_data_received  # type: ignore[method-assign]
         Connection.recv = p_conn_recv  # type: ignore[method-assign]
         RTCDtlsTransport._handle_rtp_data = p_handle_rtp_data  # type: ignore[method-assign]
@@ -136,6 +168,10 @@ class Probe:
     def bind(self, track: object, transport: object, subscriber: str) -> None:
         """Tell which subscriber transport a forwarded track's frames leave on."""
         self.tracks[id(track)] = (id(transport), subscriber)
+
+    def bind_slot(self, slot: object, subscriber: str) -> None:
+        """Tell whose slot ``slot`` is (RTP-level forwarding)."""
+        self.slots[id(slot)] = subscriber
 
     async def close(self) -> None:
         self._quit.set()
@@ -188,7 +224,7 @@ class Probe:
     def start(self) -> None:
         for store in (self.lags, *self.gc_pauses.values()):
             store.clear()
-        for d in (self.rx, self.read, self._sock, self.push, self.handed, self.sent):
+        for d in (self.rx, self.read, self._sock, self.push, self.handed, self.sent, self.fanned):
             d.clear()
         self.gc_collected = {0: 0, 1: 0, 2: 0}
         self.stall_inner.clear()
@@ -197,8 +233,8 @@ class Probe:
         self.active = True
 
     def stop(self) -> dict[str, Any]:
-        """Summary (loop lag, GC, stalls) and the per-stage rows
-        ``[subscriber, key, read, rx, push, handed, sent]``."""
+        """Summary (loop lag, GC, stalls) and the per-stage rows ``[subscriber, key, read, rx, push, handed,
+        sent]`` (frame forwarding) and ``[subscriber, key, rx, fanned]`` (RTP-level forwarding)."""
         self.active = False
         self._sock.clear()
         lag = quantiles(self.lags, (0.5, 0.99, 0.999, 1.0))
@@ -224,4 +260,6 @@ class Probe:
             "stalls": {"samples": self.stall_samples, "sample_every_ms": 2,
                        "inner": self.stall_inner.most_common(12), "ours": self.stall_ours.most_common(12)},
             "stages": rows,
+            "rtp_stages": [[self.slots[slot], key, self.rx.get(key), fanned]
+                           for (key, slot), fanned in self.fanned.items() if slot in self.slots],
         }

@@ -267,6 +267,7 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
             if probe is not None:
                 sender = slot._sender
                 probe.bind(sender.track, sender.transport, req["id"])
+                probe.bind_slot(slot, req["id"])
             return {}
         if kind == "gc_freeze":  # an experiment of the bench (--gc-freeze), not what the product does
             import gc
@@ -515,9 +516,12 @@ def analyse(results: dict[str, Any], sub_plan: dict[str, Any], window: float) ->
 
 def summarise_probe(probed: dict[str, Any], results: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
     """Stages of each (frame, subscriber): publisher's send -> the server's loop reads the datagram -> after
-    the ICE queue and SRTP (rx) -> assembled and pushed -> handed to the sender -> sent -> subscriber's arrival."""
+    the ICE queue and SRTP (rx) -> assembled and pushed -> handed to the sender -> sent -> subscriber's arrival;
+    under RTP-level forwarding: publisher's send -> the packet reaches its publication (``to_rx``) -> the
+    subscriber's slot sent it (``fan_out``) -> subscriber's arrival (``network_out``)."""
     sends, arrivals = r["_sends"], r["_arrivals"]
-    names = ("to_socket_read", "ice_queue_srtp", "assembly", "queue_to_sender", "pack_and_send", "network_out")
+    names: tuple[str, ...] = ("to_socket_read", "ice_queue_srtp", "assembly", "queue_to_sender", "pack_and_send",
+                              "network_out")
     stages: dict[str, dict[str, list[float]]] = {"video": {n: [] for n in names}, "audio": {n: [] for n in names}}
     totals: dict[str, list[tuple[float, list[float]]]] = {"video": [], "audio": []}
     for sub, key, read, rx, push, handed, sent in probed["stages"]:
@@ -529,7 +533,23 @@ def summarise_probe(probed: dict[str, Any], results: dict[str, Any], r: dict[str
         for n, x in zip(names, parts, strict=True):
             stages[kind][n].append(x)
         totals[kind].append((arr - s, parts))
-    out: dict[str, Any] = {k: v for k, v in probed.items() if k != "stages"}
+    # RTP-level forwarding: publisher's send -> the packet reaches its publication -> one slot sent it -> arrival
+    rtp_names = ("to_rx", "fan_out", "network_out")
+    rtp_stages: dict[str, dict[str, list[float]]] = {"video": {n: [] for n in rtp_names},
+                                                      "audio": {n: [] for n in rtp_names}}
+    rtp_totals: dict[str, list[tuple[float, list[float]]]] = {"video": [], "audio": []}
+    for sub, key, rx, fanned in probed.get("rtp_stages", []):
+        s, arr = sends.get(key), arrivals.get(sub, {}).get(key)
+        if None in (s, arr, rx, fanned):
+            continue
+        kind = "audio" if split_key(key)[1] == 2 else "video"
+        parts = [rx - s, fanned - rx, arr - fanned]
+        for n, x in zip(rtp_names, parts, strict=True):
+            rtp_stages[kind][n].append(x)
+        rtp_totals[kind].append((arr - s, parts))
+    if any(rtp_totals.values()):
+        stages, totals, names = rtp_stages, rtp_totals, rtp_names
+    out: dict[str, Any] = {k: v for k, v in probed.items() if k not in ("stages", "rtp_stages")}
     for kind in ("video", "audio"):
         out[f"{kind}_stages_ms"] = {n: [round(1e3 * x, 2) for x in quantiles(xs, (0.5, 0.99, 0.999))]
                                     for n, xs in stages[kind].items()}
@@ -692,8 +712,8 @@ def main() -> None:
             say("  - innermost frame in sfu/recorder/aiortc/aioice: "
                 + ", ".join(f"{k} {v}" for k, v in st["ours"][:8]))
             for kind in ("video", "audio"):
-                if not p[f"{kind}_matched"]:  # the stages are those of frame forwarding (ours-frames)
-                    say(f"- {kind} stages: none timed (the probe times frame forwarding's stages only)")
+                if not p[f"{kind}_matched"]:
+                    say(f"- {kind} stages: none timed")
                     continue
                 say(f"- {kind} stages p50/p99/p999 ms ({p[f'{kind}_matched']} frame deliveries): "
                     + "; ".join(f"{k} {v[0]}/{v[1]}/{v[2]}" for k, v in p[f"{kind}_stages_ms"].items()))
