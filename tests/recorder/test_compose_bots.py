@@ -173,8 +173,13 @@ async def test_composite_of_bots_follows_the_active_speaker_and_lasts_as_long_as
     assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
     duration = float(probe["format"]["duration"])
     assert abs(duration - report.duration) <= 1.0, (duration, report.duration)
-    assert abs(duration - (report.closed_at - report.opened_at)) <= 1.0, (duration, report.opened_at,
-                                                                         report.closed_at)
+    # from called to closed: at least the 5.5 s of media the test waited for in between (counted in frames
+    # sent, which a loaded machine paces slower than the wall clock: not the wall clock's 7.5 s of a CI run
+    # whose bots fell behind) and never more than the case lasted on the wall clock
+    assert 5.5 <= duration <= report.closed_at - report.opened_at + 0.5, (duration, report.opened_at,
+                                                                           report.closed_at)
     assert abs(len(frames) / OPTIONS.fps - report.duration) <= 1.0
     print(f"speaker change at {change - report.media_t0:.2f} s of the case, large tile turned "
-          f"{turned - change:.2f} s later; composite {duration:.2f} s for a {report.duration:.2f} s segment")
+          f"{turned - change:.2f} s later; composite {duration:.2f} s for a {report.duration:.2f} s segment; "
+          f"called to closed {report.closed_at - report.opened_at:.2f} s; media from "
+          f"{report.media_t0:.2f} to {report.media_t1:.2f}")
