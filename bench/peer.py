@@ -64,6 +64,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
@@ -520,34 +521,32 @@ def summarise_probe(probed: dict[str, Any], results: dict[str, Any], r: dict[str
     under RTP-level forwarding: publisher's send -> the packet reaches its publication (``to_rx``) -> the
     subscriber's slot sent it (``fan_out``) -> subscriber's arrival (``network_out``)."""
     sends, arrivals = r["_sends"], r["_arrivals"]
-    names: tuple[str, ...] = ("to_socket_read", "ice_queue_srtp", "assembly", "queue_to_sender", "pack_and_send",
-                              "network_out")
-    stages: dict[str, dict[str, list[float]]] = {"video": {n: [] for n in names}, "audio": {n: [] for n in names}}
-    totals: dict[str, list[tuple[float, list[float]]]] = {"video": [], "audio": []}
-    for sub, key, read, rx, push, handed, sent in probed["stages"]:
-        s, arr = sends.get(key), arrivals.get(sub, {}).get(key)
-        if None in (s, arr, read, rx, push, sent):
-            continue
-        kind = "audio" if split_key(key)[1] == 2 else "video"
-        parts = [read - s, rx - read, push - rx, handed - push, sent - handed, arr - sent]
-        for n, x in zip(names, parts, strict=True):
-            stages[kind][n].append(x)
-        totals[kind].append((arr - s, parts))
-    # RTP-level forwarding: publisher's send -> the packet reaches its publication -> one slot sent it -> arrival
+    frame_names = ("to_socket_read", "ice_queue_srtp", "assembly", "queue_to_sender", "pack_and_send",
+                   "network_out")
     rtp_names = ("to_rx", "fan_out", "network_out")
-    rtp_stages: dict[str, dict[str, list[float]]] = {"video": {n: [] for n in rtp_names},
-                                                      "audio": {n: [] for n in rtp_names}}
-    rtp_totals: dict[str, list[tuple[float, list[float]]]] = {"video": [], "audio": []}
-    for sub, key, rx, fanned in probed.get("rtp_stages", []):
-        s, arr = sends.get(key), arrivals.get(sub, {}).get(key)
-        if None in (s, arr, rx, fanned):
-            continue
-        kind = "audio" if split_key(key)[1] == 2 else "video"
-        parts = [rx - s, fanned - rx, arr - fanned]
-        for n, x in zip(rtp_names, parts, strict=True):
-            rtp_stages[kind][n].append(x)
-        rtp_totals[kind].append((arr - s, parts))
-    if any(rtp_totals.values()):
+
+    def collect(rows: list[list[Any]], names: tuple[str, ...]) -> tuple[dict[str, dict[str, list[float]]],
+                                                                       dict[str, list[tuple[float, list[float]]]]]:
+        """Each row ``[subscriber, key, *stage times]``: the stage durations between the publisher's send,
+        those times and the subscriber's arrival."""
+        stages: dict[str, dict[str, list[float]]] = {"video": {n: [] for n in names},
+                                                     "audio": {n: [] for n in names}}
+        totals: dict[str, list[tuple[float, list[float]]]] = {"video": [], "audio": []}
+        for sub, key, *times in rows:
+            points = [sends.get(key), *times, arrivals.get(sub, {}).get(key)]
+            if None in points:
+                continue
+            kind = "audio" if split_key(key)[1] == 2 else "video"
+            parts = [b - a for a, b in itertools.pairwise(points)]
+            for n, x in zip(names, parts, strict=True):
+                stages[kind][n].append(x)
+            totals[kind].append((points[-1] - points[0], parts))
+        return stages, totals
+
+    stages, totals = collect(probed["stages"], frame_names)
+    names: tuple[str, ...] = frame_names
+    rtp_stages, rtp_totals = collect(probed.get("rtp_stages", []), rtp_names)
+    if any(rtp_totals.values()):  # RTP-level forwarding (the default): its stages instead of frame forwarding's
         stages, totals, names = rtp_stages, rtp_totals, rtp_names
     out: dict[str, Any] = {k: v for k, v in probed.items() if k not in ("stages", "rtp_stages")}
     for kind in ("video", "audio"):
