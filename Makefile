@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test setup services system-packages lint typecheck imports pytest demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sfu/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

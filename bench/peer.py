@@ -194,6 +194,7 @@ class JanusProcess:
 #: ``freeze`` the start-up heap, ``rtp`` forwarding, ``bigbuf`` (2 MiB receive buffers), ``record``
 OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": False}, "ours-frames": {"rtp": False},
                                     "ours-queued": {"direct": False},
+                                    "ours-python": {"native": False},
                                     "ours-bigbuf": {"bigbuf": True}, "ours-norec": {"record": False}}
 
 
@@ -202,7 +203,8 @@ def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, varia
 
 
 async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, freeze: bool = True,
-                rtp: bool = True, bigbuf: bool = False, record: bool = True, direct: bool = True) -> None:
+                rtp: bool = True, bigbuf: bool = False, record: bool = True, direct: bool = True,
+                native: bool = True) -> None:
     from evidence import Keyring
     from recorder import RecorderOptions
     from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
@@ -218,7 +220,8 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
     done = asyncio.Event()
     worker = Worker(Options(connect_timeout=60, audio_level_interval=None, video_slots=max(8, slots[0]),
                             audio_slots=max(8, slots[1]), rtp_forwarding=rtp,
-                            receive_buffer_bytes=2 * 1024 * 1024 if bigbuf else None, direct_receive=direct))
+                            receive_buffer_bytes=2 * 1024 * 1024 if bigbuf else None, direct_receive=direct,
+                            native_forwarding=native))
     await worker.start()
     if probe is not None:  # after the start-up self-test, which would find aiortc's methods patched
         probe.install()

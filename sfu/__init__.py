@@ -64,7 +64,7 @@ from sfu.room import Room
 from sfu.stats import PublicationStats, RoomStats, SubscriptionStats, WorkerStats
 from sfu.subscription import Subscription
 from sfu.tap import Tap
-from sfu.transport import Transport
+from sfu.transport import Transport, link_changes
 from sfu.worker import Worker
 
 __all__ = [
@@ -125,5 +125,6 @@ __all__ = [
     "Worker",
     "WorkerClosed",
     "WorkerStats",
+    "link_changes",
     "selftest",
 ]

@@ -45,6 +45,10 @@ Hooks of RTP-level forwarding (``Options.rtp_forwarding``; all per instance):
     ``_tx_srtp`` and sends with the aioice ``Connection``'s ``_nominated`` pair's
     ``protocol.transport.sendto`` (``Connection.sendto`` and ``StunProtocol.send_data`` are checked to
     still do just that, on a host or a relayed pair); under a test's interception it runs ``_send_rtp``.
+    With ``native`` on a UDP pair, protect and ``sendto`` are one call of ``sfu._native.Sender``
+    (:func:`make_native_sender`), given the session's ``srtp_t`` (pylibsrtp's ``Session._srtp``, checked to
+    be what its ``__process`` hands ``srtp_protect``) and the asyncio transport's write buffer
+    (``_buffer``) and ``_closing`` flag (checked in ``sendto`` and ``close``), which the C code reads.
 
 12. :func:`direct_receive` (``Options.direct_receive``) replaces the aioice ``Connection``'s
     ``data_received`` on the connection of a DTLS transport: once the transport is connected, an SRTP or
@@ -73,6 +77,7 @@ receiver gets), :func:`intercept_rtp_send` (loss and stuck links), :func:`route_
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import collections
 import importlib.metadata
 import inspect
@@ -100,6 +105,7 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpSenderInfo, RtcpSrPacket, RtpPacket, is_rtcp
 
 from sfu import _tasks
+from sfu import native as native_path
 from sfu.errors import AiortcHookMissing, AiortcVersionMismatch
 
 _logger = logging.getLogger("sfu.hooks")
@@ -109,6 +115,8 @@ AIORTC_VERSION = "1.16.0"
 #: The aioice release under that aiortc (the pin in pyproject.toml; ``get_host_addresses`` is hooked).
 AIOICE_VERSION = "0.13.0"
 
+#: asyncio's selector transports (private classes: not in typeshed)
+_ASYNCIO_SELECTOR: Any = asyncio.selector_events
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _STREAMS_ATTR = "_RTCRtpReceiver__remote_streams"
 _LSR_ATTR = "_RTCRtpSender__lsr"
@@ -201,6 +209,23 @@ PRIVATES: tuple[Private, ...] = (
             source=("self._nominated: dict[int, CandidatePair] = {}",)),
     Private(aioice.ice.StunProtocol, "transport", dynamic=True, where=(aioice.ice.StunProtocol, "connection_made"),
             source=("self.transport = ",)),
+    # ... the native send path (sfu.native): libsrtp's protect through pylibsrtp's binding on the session's
+    # srtp_t, and the asyncio datagram transport's write buffer and closing flag
+    Private(pylibsrtp.Session, "_srtp", dynamic=True, where=(pylibsrtp.Session, "__init__"),
+            source=('srtp = ffi.new("srtp_t *")', "self._srtp = ffi.gc(srtp")),
+    Private(pylibsrtp.Session, "protect", params=("self", "packet"), source=("lib.srtp_protect",)),
+    Private(pylibsrtp.Session, "_Session__process", params=("self", "data", "func", "trailer"),
+            source=("func(self._srtp[0], self._cdata, len_p)",)),
+    Private(asyncio.selector_events, "_SelectorDatagramTransport", kind=type),
+    Private(asyncio.selector_events, "_SelectorTransport", kind=type),
+    Private(_ASYNCIO_SELECTOR._SelectorDatagramTransport, "sendto", params=("self", "data", "addr"),
+            source=("if not self._buffer:", "self._sock.sendto(data, addr)",
+                    "self._buffer.append((bytes(data), addr))")),
+    Private(_ASYNCIO_SELECTOR._SelectorTransport, "_buffer", dynamic=True, where=(_ASYNCIO_SELECTOR._SelectorTransport,
+            "__init__"), source=("self._buffer = self._buffer_factory()",)),
+    # ... read by sfu/_native.c on every send: the transport is closing
+    Private(_ASYNCIO_SELECTOR._SelectorTransport, "_closing", dynamic=True,
+            where=(_ASYNCIO_SELECTOR._SelectorTransport, "close"), source=("self._closing = True",)),
     # the receive path direct_receive replaces: socket -> Connection.data_received -> _queue -> the DTLS
     # transport's task (_recv_next: unprotect, then _handle_rtp_data / _handle_rtcp_data)
     Private(aioice.ice.StunProtocol, "datagram_received", params=("self", "data", "addr"),
@@ -515,7 +540,27 @@ _RECEIVING: set[asyncio.Task[Any]] = set()
 RTP_SEND_BACKLOG = 256
 
 
-def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
+#: the attribute of a DTLS transport holding the native sender its slots share (:func:`rtp_send`) with the
+#: nominated pair and SRTP session it was made for. On the transport, not in a weak mapping: the pair leads
+#: back to the transport (through the direct receive), which would keep a mapping's entry alive for ever.
+_NATIVE_ATTR = "tiepdan_native_sender"
+
+
+def native_sender(transport: RTCDtlsTransport) -> native_path.SenderLike | None:
+    """The native sender (``sfu.native``) the RTP sends through ``transport`` use now, with its counters;
+    None when they take the Python path."""
+    made = getattr(transport, _NATIVE_ATTR, None)
+    return None if made is None else cast(native_path.SenderLike, made[2])
+
+
+def make_native_sender(session: pylibsrtp.Session, udp: asyncio.DatagramTransport, address: tuple[Any, ...]
+                       ) -> native_path.SenderLike | None:
+    """``sfu.native.make_sender`` given the internals it needs: the session's ``srtp_t`` and the asyncio
+    transport's write buffer (None when the extension is not built or the pair is not one it takes)."""
+    return native_path.make_sender(session, session._srtp[0], udp, cast(Any, udp)._buffer, address)
+
+
+def rtp_send(transport: RTCDtlsTransport, *, native: bool = True) -> Callable[[bytes], bool | None]:
     """A function that sends one RTP packet (before SRTP) through ``transport`` now.
 
     It does what aiortc's ``_send_rtp`` does, without its four layers of coroutines: SRTP protect with the
@@ -526,7 +571,11 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
     when it does not suspend, else the rest is finished by a task, at most :data:`RTP_SEND_BACKLOG` at a
     time (beyond, packets are dropped). The DTLS transport's own byte counters (``getStats`` of the
     transport) do not count packets of the fast path. Returns True when the packet went, False when the link
-    is stuck (the backlog is full) and None when the transport is not (or no longer) connected: both drop it."""
+    is stuck (the backlog is full) and None when the transport is not (or no longer) connected: both drop it.
+
+    With ``native`` (and ``sfu._native`` built) a UDP pair's packets are protected and sent by one C call
+    (``sfu.native``: the same session, socket and bytes on the wire); a datagram it cannot send at once goes
+    through the asyncio transport's ``sendto`` as on the Python path."""
     backlog: set[asyncio.Task[None]] = set()
     nominated = transport.transport.iceGatherer._connection._nominated
     connected = transport.state == "connected"
@@ -534,6 +583,9 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
     pair_seen: Any = None
     sendto: Callable[[bytes, Any], None] | None = None
     address: Any = None
+    # the native sender of that pair and the SRTP session it was made for (sfu.native)
+    fast: native_path.SenderLike | None = None
+    srtp_seen: Any = None
 
     def state_changed() -> None:
         nonlocal connected
@@ -557,19 +609,37 @@ def rtp_send(transport: RTCDtlsTransport) -> Callable[[bytes], bool | None]:
         return True
 
     def send(data: bytes) -> bool | None:
-        nonlocal pair_seen, sendto, address
+        nonlocal pair_seen, sendto, address, fast, srtp_seen
         if not connected:
             return None
         if _INTERCEPTED and transport in _INTERCEPTED:  # a test's loss or stuck link: aiortc's own path
             return slow(data)
         pair = nominated.get(1)
-        if pair is not pair_seen:
-            pair_seen, sendto = pair, None
+        srtp = transport._tx_srtp
+        if pair is not pair_seen or srtp is not srtp_seen:
+            pair_seen, srtp_seen, sendto, fast = pair, srtp, None, None
             if pair is not None and type(pair.protocol) is aioice.ice.StunProtocol:
                 sendto, address = pair.protocol.transport.sendto, pair.remote_addr
+                if native:  # one native sender per transport, shared by its slots
+                    made = getattr(transport, _NATIVE_ATTR, None)
+                    if made is not None and made[0] is pair and made[1] is srtp:
+                        fast = made[2]
+                    else:
+                        fast = make_native_sender(srtp, pair.protocol.transport, address)
+                        if fast is not None:
+                            setattr(transport, _NATIVE_ATTR, (pair, srtp, fast))
         if sendto is None or backlog:  # another kind of pair, or earlier sends still pending: keep the order
             return slow(data)
-        sendto(transport._tx_srtp.protect(data), address)
+        if fast is not None:
+            out = fast.send(data)
+            if out is None:
+                return True
+            if out is False:  # the socket's transport is closing: so is the link
+                return None
+            data = cast(bytes, out)  # protected; the transport's buffer holds earlier datagrams: queue behind
+        else:
+            data = srtp.protect(data)
+        sendto(data, address)
         return True
 
     return send

@@ -71,3 +71,8 @@ class Options:
     #: through aioice's queue and the DTLS transport's task: same handling, less work per packet. Empty
     #: datagrams (which would close an aiortc transport) are dropped either way.
     direct_receive: bool = True
+    #: Rewrite, protect and send each forwarded RTP packet in C (``sfu.native``, the extension built from
+    #: ``sfu/_native.c``; the default): the slot's header rewrite (``sfu.rtp_forward.SlotRewriter`` in C),
+    #: then SRTP protect + ``sendto`` in one call. Same state machine, same session, same socket, same bytes on
+    #: the wire. Without the extension (or False) the Python path is used.
+    native_forwarding: bool = True

@@ -57,7 +57,7 @@ import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sfu.errors import SfuError
 
@@ -272,7 +272,7 @@ class SlotRewriter:
         "ssrc", "payload_type", "clock_rate", "codec", "frame_interval",
         "packets_sent", "octets_sent", "last_timestamp_at",
         "dropped_other_source", "dropped_waiting", "dropped_stale", "dropped_jump", "anchors",
-        "_keyframe_start", "_vp8", "_plain", "_levelled", "_abs_prefix",
+        "_keyframe_start", "_vp8", "_plain", "_levelled", "_abs_prefix", "_mid_element",
         "_source", "_anchored", "_in_ssrc", "_probe",
         "_high_seq16", "_high_seq", "_high_ts32", "_high_ts", "_anchor_seq", "_anchor_ts",
         "_seq_offset", "_ts_offset", "_ts_origin", "_out_seq", "_out_ts",
@@ -314,6 +314,10 @@ class SlotRewriter:
             self._levelled = tuple(_layout(mid, mid_id, abs_send_time_id, (audio_level_id, byte))
                                    for byte in range(256))
         self._abs_prefix = 0 if abs_send_time_id is None else ((abs_send_time_id << 4) | 2) << 24
+        self._mid_element = b""  # the mid's one-byte extension element (validated by _layout above)
+        if mid_id is not None and mid is not None:
+            value = mid.encode("utf8")
+            self._mid_element = bytes([(mid_id << 4) | (len(value) - 1)]) + value
         #: counters (see module docstring); ``last_timestamp_at``: wall clock when ``last_timestamp`` was first sent
         self.packets_sent = 0
         self.octets_sent = 0
@@ -341,6 +345,19 @@ class SlotRewriter:
         self._pid_offset = self._tl0_offset = 0
         self._mapped = False
         self._newest_payload = b""
+
+    def resolved(self) -> dict[str, Any]:
+        """The constructor's values as resolved (defaults, random starts, header-extension layout): what
+        ``sfu.native.make_rewriter`` builds the C rewriter from, before anything was rewritten."""
+        return {
+            "ssrc": self.ssrc, "payload_type": self.payload_type, "clock_rate": self.clock_rate, "codec": self.codec,
+            "frame_interval": self.frame_interval, "gap_free": self._gap_free,
+            "keyframe": {"VP8": 1, "H264": 2}.get(self.codec, 0) if self._keyframe_start is not None else 0,
+            "first_sequence_number": (self._out_seq + 1) & 0xFFFF, "timestamp_origin": self._ts_origin,
+            "abs_send_time_id": -1 if not self._abs_prefix else self._abs_prefix >> 28,
+            "audio_level_id": -1 if self._levelled is None else self._levelled[0].tail[0] >> 4,
+            "mid_element": self._mid_element,
+        }
 
     def __repr__(self) -> str:
         state = "forwarding" if self._anchored else ("waiting" if self._source is not None else "idle")

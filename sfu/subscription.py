@@ -15,7 +15,8 @@ to the current source. The slot's queue is bounded: a subscriber that stops read
 
 With ``Options.rtp_forwarding`` the slot forwards packets instead of frames: once aiortc starts the
 slot's sender (the negotiated payload types, header-extension ids and SSRCs are known), a
-:class:`~sfu.rtp_forward.SlotRewriter` rewrites each packet of the source for this subscriber and sends it
+:class:`~sfu.rtp_forward.SlotRewriter` (or its C twin, ``sfu.native``) rewrites each packet of the source
+for this subscriber and sends it
 through the subscriber's transport at once, a :class:`~sfu.rtp_forward.SendHistory` answers the
 subscriber's NACKs, and the sender's RTCP sender reports carry the rewriter's clock pair and counters.
 The slot's ``ForwardedTrack`` is never fed (aiortc's send loop just waits), so the queue stays empty.
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING
 from aiortc import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
+from sfu import native
 from sfu.errors import (
     CodecMismatch,
     KindMismatch,
@@ -46,8 +48,9 @@ from sfu.errors import (
 )
 from sfu.events import Event, SinkLagging, SourceChanged
 from sfu.forwarding import ForwardedTrack, SinkQueue
+from sfu.native import RewriterLike
 from sfu.options import Options
-from sfu.rtp_forward import SendHistory, SlotRewriter
+from sfu.rtp_forward import SendHistory
 from sfu.stats import DelaySampler, RateMeter, SubscriptionStats
 
 if TYPE_CHECKING:
@@ -99,7 +102,7 @@ class Subscription:
         self.keyframe_requests = 0
         #: RTP-level forwarding (``Options.rtp_forwarding``): set up once the slot's sender started
         self.rtp = options.rtp_forwarding
-        self._rewriter: SlotRewriter | None = None
+        self._rewriter: RewriterLike | None = None
         self._history: SendHistory | None = None
         self._send_rtp: Callable[[bytes], bool | None] | None = None
         self._frame_bytes = 0
@@ -125,7 +128,7 @@ class Subscription:
         return self._source
 
     @property
-    def rewriter(self) -> SlotRewriter | None:
+    def rewriter(self) -> RewriterLike | None:
         """The slot's RTP rewriter (RTP forwarding, once the sender started), else None."""
         return self._rewriter
 
@@ -266,7 +269,8 @@ class Subscription:
 
         if sender is not self._sender or self.closed:
             return  # a sender of a replaced connection
-        rewriter = SlotRewriter(
+        rewriter = native.make_rewriter(
+            native=self._options.native_forwarding,
             ssrc=parameters.ssrc,
             payload_type=parameters.payload_type,
             clock_rate=parameters.clock_rate,
@@ -284,7 +288,7 @@ class Subscription:
                 abs_send_time_id=parameters.abs_send_time_id,
             )
             self._resends = [(-1, 0, 0.0)] * self._history.size
-        self._send_rtp = hooks.rtp_send(sender.transport)
+        self._send_rtp = hooks.rtp_send(sender.transport, native=self._options.native_forwarding)
         rewriter.set_source(self._attached)
         self._rewriter = rewriter
         if self._attached is not None:  # its keyframe may have come before the slot could forward it
@@ -322,7 +326,7 @@ class Subscription:
             self._delays.add(time.monotonic() - now)
         return False
 
-    def _refused(self, rewriter: SlotRewriter, now: float) -> bool:
+    def _refused(self, rewriter: RewriterLike, now: float) -> bool:
         """The subscriber's link took no more packets (its sends are stuck): the packet is
         dropped for this subscriber only, and reported like a frame queue's overflow (``SinkLagging``,
         ``packets_dropped``, one ``overflows`` per episode). Video then waits for a keyframe, so the

@@ -45,6 +45,16 @@ def _check_receive_buffer(size: int, granted: list[int]) -> None:
                        min(short), size)
 
 
+#: peer connections of this process that connected or closed, since it started (:func:`link_changes`)
+_LINK_CHANGES = 0
+
+
+def link_changes() -> int:
+    """How many peer connections of this process connected or closed since it started: a number that moves
+    whenever the set of live links (and the object graph behind them) changes (``tiepdan.gc_policy``)."""
+    return _LINK_CHANGES
+
+
 class Transport:
     """A peer connection with a connect watchdog. Owned by a :class:`~sfu.participant.Participant`."""
 
@@ -204,6 +214,9 @@ class Transport:
         if state == self.state:
             return
         self.state = state
+        if state in ("connected", "closed"):
+            global _LINK_CHANGES
+            _LINK_CHANGES += 1
         if state in ("connected", "failed", "closed"):
             self._settled.set()
         try:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from types import TracebackType
 
+from sfu import native
 from sfu.errors import DuplicateRoom, NotFound, UnsupportedCodec, WorkerClosed
 from sfu.events import Event
 from sfu.hooks import announce_host_addresses, selftest
@@ -58,6 +59,10 @@ class Worker:
             selftest()
         if self.options.host_addresses:
             announce_host_addresses(self.options.host_addresses)
+        missing = native.unavailable()
+        if self.options.native_forwarding and missing is not None:
+            logger.warning("forwarding runs its Python path, which costs more CPU per packet: %s (install a C "
+                           "compiler and Python's headers, then reinstall the package)", missing)
         self.started = True
 
     def create_room(self, room_id: str, *, video_codec: str | None = None) -> Room:

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import sfu
 from evidence import Keyring
 from room_console import install_console
 from room_console.actor import CurrentActor, require_any
@@ -38,7 +39,7 @@ from signaling.tokens import TokenIssuer, TokenVerifier
 
 from .db import make_engine, prepare_database
 from .documents_wiring import wire_documents
-from .gc_policy import freeze_startup_heap, thaw
+from .gc_policy import Refreezer, freeze_startup_heap, thaw
 from .link_wiring import wire_link_marks, wire_link_watch
 from .minutes_wiring import wire_minutes
 from .recording_wiring import wire_recordings
@@ -143,6 +144,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.gc_freeze:  # the start's heap out of the collector's reach (tiepdan.gc_policy)
                 freeze_startup_heap()
                 stack.callback(thaw)
+                if settings.process_role in ("all", "media"):  # and the links' graph, each time they settle
+                    refreezer = Refreezer(sfu.link_changes, settle=settings.gc_refreeze_settle_s)
+                    app.state.refreezer = refreezer
+                    refreezing = supervisor.run("gc-refreeze", refreezer.run)
+
+                    async def stop_refreezing() -> None:
+                        await supervisor.stop(refreezing)
+
+                    stack.push_async_callback(stop_refreezing)
             yield
 
     # No HTML docs page: Swagger UI and ReDoc load their scripts from a CDN, which the CSP (script-src

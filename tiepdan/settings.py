@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     media_direct_receive: bool = Field(default=True, description="the SFU handles received SRTP in the "
                                        "socket's callback instead of through aioice's queue and a task per "
                                        "packet (same handling, less CPU); false: aiortc's own path (issue #13)")
+    media_native_forwarding: bool = Field(default=True, description="the SFU rewrites, protects and sends each "
+                                          "forwarded RTP packet in C (sfu.native; same bytes on the wire, less "
+                                          "CPU); false: the Python path (issue #13)")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 
@@ -139,6 +142,10 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(default=True, description="freeze what the start made out of the cyclic garbage "
                             "collector's reach (tiepdan.gc_policy): a full collection then no longer stops the "
                             "process for 70-100 ms; false turns it off, for comparison")
+    gc_refreeze_settle_s: float = Field(default=10.0, ge=0, le=3600,
+                                        description="media roles: once the peer connections have not changed "
+                                        "for this long, what they made is frozen too, after one full "
+                                        "collection frees what closed links left (tiepdan.gc_policy)")
 
     log_level: str = "INFO"
     log_json: bool = True

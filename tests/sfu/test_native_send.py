@@ -1,0 +1,238 @@
+"""``sfu.native``: each forwarded RTP packet protected and sent by one C call.
+
+Against pylibsrtp's own path on real loopback sockets (two sessions with one key write the same bytes),
+every way a send can end (sent, queued behind asyncio's buffer, the transport closing, a socket error, an
+SRTP refusal, bad input), and in a session between aiortc bots: media go through the native sender, and
+with ``Options.native_forwarding`` off through the Python path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gc
+import os
+import socket
+import struct
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pylibsrtp
+import pytest
+
+from sfu import Worker, hooks, native
+from tests.fakes.media import ClipTrack, PublisherBot, SubscriberBot, ToneTrack, vp8_clip
+from tests.sfu.conftest import DecoderGuard, make_options
+from tests.sfu.helpers import publish, subscribe, until
+
+KEY = bytes(range(46))  # AES-256-GCM: 32-byte key + 12-byte salt; AES-128-CM: 16 + 14 (the first 30 used)
+PROFILES = {"aes128cm": (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30),
+            "aes256gcm": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 44)}
+
+
+@pytest.mark.unit
+def test_the_extension_is_built() -> None:
+    assert native.unavailable() is None  # make setup builds sfu/_native.c; the Python path is only a fallback
+
+
+def session(profile: str = "aes256gcm") -> pylibsrtp.Session:
+    kind, length = PROFILES[profile]
+    policy = pylibsrtp.Policy(key=KEY[:length], ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=kind)
+    return pylibsrtp.Session(policy)
+
+
+def rtp(seq: int, size: int = 1100, ssrc: int = 0x1234ABCD, marker: bool = False) -> bytes:
+    header = struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | 96, seq & 0xFFFF, seq * 3000 & 0xFFFFFFFF, ssrc)
+    return header + bytes((seq + i) & 0xFF for i in range(size))
+
+
+class Inbox(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.datagrams: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.datagrams.put_nowait(data)
+
+
+@pytest.fixture
+async def link() -> AsyncIterator[tuple[asyncio.DatagramTransport, Inbox, tuple[str, int]]]:
+    """A sending asyncio UDP transport (as aioice makes them) and a receiving one, on loopback."""
+    loop = asyncio.get_running_loop()
+    inbox = Inbox()
+    receiver, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=("127.0.0.1", 0))
+    sender, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    address = receiver.get_extra_info("sockname")[:2]
+    yield sender, inbox, address
+    sender.close()
+    receiver.close()
+
+
+def sender_for(srtp: pylibsrtp.Session, transport: asyncio.DatagramTransport, address: tuple[str, int]
+               ) -> native.SenderLike:
+    made = hooks.make_native_sender(srtp, transport, address)
+    assert made is not None
+    return made
+
+
+async def received(inbox: Inbox, count: int) -> list[bytes]:
+    return [await asyncio.wait_for(inbox.datagrams.get(), 5) for _ in range(count)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+async def test_the_wire_carries_what_pylibsrtp_writes(profile: str, link: Any) -> None:
+    transport, inbox, address = link
+    fast = sender_for(session(profile), transport, address)
+    reference = session(profile)
+    # across the 16-bit wrap, so the rollover counter of both sessions moves; sizes from 12 bytes to the bound
+    packets = [rtp(seq, size=(seq * 37) % 1300, marker=seq % 7 == 0) for seq in range(65_500, 65_600)]
+    packets.append(rtp(65_600, size=1500 - 144 - 12))
+    for packet in packets:
+        assert fast.send(packet) is None
+    expected = [reference.protect(p) for p in packets]
+    wire = await received(inbox, len(packets))
+    assert wire == expected
+    assert (fast.sent, fast.octets, fast.handed_back, fast.errors) == (len(packets), sum(map(len, expected)), 0, 0)
+    # and the receiving side's session unprotects it
+    kind, length = PROFILES[profile]
+    receiving = pylibsrtp.Session(pylibsrtp.Policy(key=KEY[:length], ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+                                                   srtp_profile=kind))
+    assert [receiving.unprotect(datagram) for datagram in wire] == packets
+
+
+@pytest.mark.integration
+async def test_datagrams_queued_by_asyncio_keep_their_order(link: Any) -> None:
+    transport, inbox, address = link
+    fast = sender_for(session(), transport, address)
+    reference = session()
+    transport._buffer.append((b"earlier", address))  # asyncio still holds a datagram the socket refused
+    out = fast.send(rtp(1))
+    assert out == reference.protect(rtp(1))  # handed back, protected, to be queued behind it
+    assert (fast.sent, fast.handed_back) == (0, 1)
+    transport._buffer.clear()
+    assert fast.send(rtp(2)) is None
+    assert await received(inbox, 1) == [reference.protect(rtp(2))]
+
+
+@pytest.mark.integration
+async def test_nothing_is_sent_while_the_transport_closes(link: Any) -> None:
+    transport, inbox, address = link
+    fast = sender_for(session(), transport, address)
+    transport.close()
+    assert fast.send(rtp(1)) is False
+    assert fast.sent == 0
+    await asyncio.sleep(0)  # the socket itself is closed on the next loop turn
+    assert hooks.make_native_sender(session(), transport, address) is None
+    assert inbox.datagrams.empty()
+
+
+@pytest.mark.integration
+async def test_a_socket_error_costs_the_datagram_only(link: Any) -> None:
+    transport, inbox, address = link
+    fast = sender_for(session(), transport, ("255.255.255.255", address[1]))  # no SO_BROADCAST: EACCES
+    assert fast.send(rtp(1)) is None
+    assert (fast.sent, fast.errors, fast.last_errno) == (0, 1, errno.EACCES)
+    good = sender_for(session(), transport, address)
+    assert good.send(rtp(2)) is None
+    assert len(await received(inbox, 1)) == 1
+
+
+@pytest.mark.integration
+async def test_refusals_raise_and_leave_the_session_usable(link: Any) -> None:
+    transport, inbox, address = link
+    srtp = session()
+    fast = sender_for(srtp, transport, address)
+    assert fast.send(rtp(10)) is None
+    with pytest.raises(native.SrtpError):  # the same index twice: libsrtp's replay protection
+        fast.send(rtp(10))
+    with pytest.raises(ValueError, match="longer than"):
+        fast.send(rtp(11, size=1500))
+    with pytest.raises(TypeError):
+        fast.send("not bytes")  # type: ignore[arg-type]
+    assert fast.send(memoryview(rtp(11))) is None  # any buffer
+    assert fast.send(rtp(12)) is None
+    assert len(await received(inbox, 3)) == 3
+    assert fast.sent == 3
+
+
+@pytest.mark.integration
+async def test_pairs_it_cannot_take_stay_on_the_python_path(link: Any) -> None:
+    transport, _, address = link
+    srtp = session()
+    assert hooks.make_native_sender(srtp, transport, ("fe80::1%lo", address[1])) is None  # scoped IPv6
+    assert hooks.make_native_sender(srtp, transport, ("not-an-address", address[1])) is None
+    assert hooks.make_native_sender(srtp, transport, (address[0], 70_000)) is None
+    assert hooks.make_native_sender(srtp, transport, (address[0],)) is None
+    loop = asyncio.get_running_loop()
+    connected, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=address)
+    try:
+        assert hooks.make_native_sender(srtp, connected, address) is None  # asyncio would send() on it
+    finally:
+        connected.close()
+
+
+@pytest.mark.integration
+async def test_ipv6(link: Any) -> None:
+    if not socket.has_ipv6 or not os.path.exists("/proc/net/if_inet6"):
+        pytest.skip("no IPv6 on this machine")
+    loop = asyncio.get_running_loop()
+    inbox = Inbox()
+    receiver, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=("::1", 0))
+    transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("::1", 0))
+    try:
+        fast = sender_for(session(), transport, receiver.get_extra_info("sockname")[:2])
+        assert fast.send(rtp(5)) is None
+        assert await received(inbox, 1) == [session().protect(rtp(5))]
+    finally:
+        transport.close()
+        receiver.close()
+
+
+def venue() -> PublisherBot:
+    return PublisherBot([ClipTrack(vp8_clip(colour="red", seconds=10.0), "red"), ToneTrack()])
+
+
+async def forward_once(on: bool) -> list[weakref.ref[Any]]:
+    """One venue publishing, one subscribed, until media flow; weak references to what must be freed."""
+    async with Worker(make_options(native_forwarding=on)) as worker:
+        room = worker.create_room("r1")
+        pub_bot, sub_bot = venue(), SubscriberBot()
+        try:
+            publisher = await publish(room, "venue-a", pub_bot)
+            viewer = await subscribe(room, "viewer", sub_bot)
+            viewer.video_slots[0].set_source(publisher.publications[0])
+            viewer.audio_slots[0].set_source(publisher.publications[1])
+            await until(lambda: sub_bot.video(0).frames >= 30 and sub_bot.audio(0).frames >= 50, what="media")
+            assert viewer._subscriber is not None
+            dtls = viewer._subscriber.pc.getTransceivers()[0].sender.transport
+            fast = hooks.native_sender(dtls)
+            if not on:
+                assert fast is None
+                return []
+            assert fast is not None
+            rewritten = sum(slot.rewriter.packets_sent for slot in (*viewer.video_slots, *viewer.audio_slots)
+                            if slot.rewriter is not None)
+            assert fast.sent >= rewritten >= 100  # every forwarded packet (and the NACK answers) went natively
+            assert fast.handed_back == fast.errors == 0
+            return [weakref.ref(dtls), weakref.ref(fast)]
+        finally:
+            await sub_bot.close()
+            await pub_bot.close()
+
+
+@pytest.mark.media
+@pytest.mark.parametrize("on", [True, False], ids=["native", "python"])
+async def test_a_session_forwards_through_the_native_sender(on: bool, decoder_guard: DecoderGuard) -> None:
+    gone = await forward_once(on)
+    gc.collect()  # the sender and what it holds are freed with the link
+    assert [ref() for ref in gone] == [None] * len(gone)
+
+
+@pytest.mark.unit
+def test_the_setting_reaches_the_sfu() -> None:
+    from tiepdan.room_wiring import media_options
+    from tiepdan.settings import Settings
+
+    assert media_options(Settings()).sfu.native_forwarding is True
+    assert media_options(Settings(media_native_forwarding=False)).sfu.native_forwarding is False
