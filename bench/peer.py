@@ -192,6 +192,10 @@ class JanusProcess:
 
 #: our node's variants: server name -> what differs from ``ours`` (the product's defaults, recording on):
 #: ``freeze`` the start-up heap, ``rtp`` forwarding, ``bigbuf`` (2 MiB receive buffers), ``record``
+#: links settle this long before the node refreezes their graph (the product waits 10 s,
+#: TIEPDAN_GC_REFREEZE_SETTLE_S): shorter here, so that the refreeze's one pause falls in the warm-up
+REFREEZE_SETTLE_S = 2.0
+
 OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": False}, "ours-frames": {"rtp": False},
                                     "ours-queued": {"direct": False},
                                     "ours-python": {"native": False},
@@ -199,10 +203,11 @@ OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": Fals
 
 
 def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, variant: str = "ours") -> None:
-    asyncio.run(_ours(port_q, host, slots, probe, **OURS[variant]))
+    asyncio.run(_ours(port_q, host, slots, probe, variant_name=variant, **OURS[variant]))
 
 
-async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, freeze: bool = True,
+async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, variant_name: str = "ours",
+                freeze: bool = True,
                 rtp: bool = True, bigbuf: bool = False, record: bool = True, direct: bool = True,
                 native: bool = True) -> None:
     from evidence import Keyring
@@ -225,10 +230,15 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
     await worker.start()
     if probe is not None:  # after the start-up self-test, which would find aiortc's methods patched
         probe.install()
-    if freeze:  # as the app does once started (tiepdan.gc_policy, TIEPDAN_GC_FREEZE)
-        from tiepdan.gc_policy import freeze_startup_heap
+    refreezer: Any = None
+    refreezing: asyncio.Task[None] | None = None
+    if freeze:  # as the app does once started (tiepdan.gc_policy, TIEPDAN_GC_FREEZE), the links' graph too
+        import sfu
+        from tiepdan.gc_policy import Refreezer, freeze_startup_heap
 
         freeze_startup_heap()
+        refreezer = Refreezer(sfu.link_changes, settle=REFREEZE_SETTLE_S)
+        refreezing = asyncio.create_task(refreezer.run())
     room = worker.create_room("bench")
     tmp = Path(tempfile.mkdtemp(prefix="tiepdan-peer-rec-"))
     alarms: list[str] = []
@@ -287,6 +297,10 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
             return {"probe": probe.stop() if probe is not None else None}
         if kind == "recording":
             st = recorder.status()
+            if refreezer is not None:  # what the links' refreezes cost (printed, not tabled)
+                print(f"[{variant_name}] refreezes: " + ", ".join(
+                    f"{r.frozen} objects, {r.collected} freed, {r.seconds * 1000:.0f} ms" for r in refreezer.refreezes),
+                    file=sys.stderr, flush=True)
             return {"bytes": st.bytes_written, "dropped": st.frames_dropped, "alarms": alarms}
         raise ValueError(kind)
 
@@ -296,6 +310,8 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
     server.close()
     if probe is not None:
         await probe.close()
+    if refreezing is not None:
+        refreezing.cancel()
     await recorder.close()
     await worker.close()
     shutil.rmtree(tmp, ignore_errors=True)
