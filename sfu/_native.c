@@ -48,10 +48,17 @@ typedef struct {
     PyObject *socket;    /* the socket owning fd: kept alive */
     PyObject *transport; /* the asyncio datagram transport: its _closing flag is read per send */
     PyObject *buffer;    /* that transport's write buffer (a deque): non-empty means queue behind it */
+    PyObject *remote;    /* the remote address as asyncio takes it (for a datagram queued through sendto) */
+    /* what forward() checks before each send (NULL: forward() leaves the packet to the Python path) */
+    PyObject *dtls;      /* the DTLS transport: its _tx_srtp must still be `session` */
+    PyObject *nominated; /* the ICE connection's nominated pairs: pair 1 must still be `pair` */
+    PyObject *pair;
+    int connected;       /* kept by the DTLS transport's statechange (sfu.hooks) */
     unsigned long long sent;
     unsigned long long octets;
     unsigned long long handed_back;
     unsigned long long errors;
+    unsigned long long forwarded;
     int last_errno;
     PyObject *weakrefs;
     unsigned char scratch[BUFFER_BYTES];
@@ -66,6 +73,10 @@ Sender_traverse(Sender *self, visitproc visit, void *arg)
     Py_VISIT(self->socket);
     Py_VISIT(self->transport);
     Py_VISIT(self->buffer);
+    Py_VISIT(self->remote);
+    Py_VISIT(self->dtls);
+    Py_VISIT(self->nominated);
+    Py_VISIT(self->pair);
     return 0;
 }
 
@@ -76,6 +87,10 @@ Sender_clear(Sender *self)
     Py_CLEAR(self->socket);
     Py_CLEAR(self->transport);
     Py_CLEAR(self->buffer);
+    Py_CLEAR(self->remote);
+    Py_CLEAR(self->dtls);
+    Py_CLEAR(self->nominated);
+    Py_CLEAR(self->pair);
     return 0;
 }
 
@@ -128,14 +143,20 @@ static int
 Sender_init(Sender *self, PyObject *args, PyObject *kwds)
 {
     static char *keywords[] = {"protect", "context", "session", "socket", "family", "host", "port", "transport",
-                               "buffer", NULL};
+                               "buffer", "address", "dtls", "nominated", "pair", "connected", NULL};
     unsigned long long protect = 0, context = 0;
-    PyObject *session, *socket_object, *transport, *buffer;
-    int family, port;
+    PyObject *session, *socket_object, *transport, *buffer, *address = Py_None, *dtls = Py_None;
+    PyObject *nominated = Py_None, *pair = Py_None;
+    int family, port, connected = 0;
     const char *host;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKOOisiOO:Sender", keywords, &protect, &context, &session,
-                                     &socket_object, &family, &host, &port, &transport, &buffer))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKOOisiOO|OOOOp:Sender", keywords, &protect, &context, &session,
+                                     &socket_object, &family, &host, &port, &transport, &buffer, &address, &dtls,
+                                     &nominated, &pair, &connected))
         return -1;
+    if (nominated != Py_None && !PyDict_Check(nominated)) {
+        PyErr_SetString(PyExc_TypeError, "nominated must be a dict");
+        return -1;
+    }
     if (protect == 0 || context == 0) {
         PyErr_SetString(PyExc_ValueError, "the SRTP function and session must not be NULL");
         return -1;
@@ -164,7 +185,68 @@ Sender_init(Sender *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->transport, transport);
     Py_INCREF(buffer);
     Py_XSETREF(self->buffer, buffer);
+    Py_INCREF(address);
+    Py_XSETREF(self->remote, address);
+    Py_XSETREF(self->dtls, dtls == Py_None ? NULL : Py_NewRef(dtls));
+    Py_XSETREF(self->nominated, nominated == Py_None ? NULL : Py_NewRef(nominated));
+    Py_XSETREF(self->pair, pair == Py_None ? NULL : Py_NewRef(pair));
+    self->connected = connected;
     return 0;
+}
+
+/* SEND_CLOSING: the transport closes, nothing sent; SEND_DONE: sent (or lost to a socket error, counted);
+ * SEND_BACK: protected, but to be queued through the transport (self->scratch holds it, *length its size);
+ * SEND_ERROR: an exception is set */
+#define SEND_ERROR (-1)
+#define SEND_CLOSING 0
+#define SEND_DONE 1
+#define SEND_BACK 2
+
+static int
+protect_send(Sender *self, const void *data, Py_ssize_t size, int *length)
+{
+    if (size > BUFFER_BYTES - TRAILER_BYTES) {
+        PyErr_Format(PyExc_ValueError, "an RTP packet of %zd bytes is longer than %d", size,
+                     BUFFER_BYTES - TRAILER_BYTES);
+        return SEND_ERROR;
+    }
+    PyObject *closing = PyObject_GetAttr(self->transport, closing_name);
+    if (closing == NULL)
+        return SEND_ERROR;
+    int is_closing = PyObject_IsTrue(closing);
+    Py_DECREF(closing);
+    if (is_closing != 0)
+        return is_closing < 0 ? SEND_ERROR : SEND_CLOSING;
+    *length = (int)size;
+    memcpy(self->scratch, data, (size_t)size);
+    int status = self->protect(self->context, self->scratch, length);
+    if (status != 0) {
+        PyObject *error = Py_BuildValue("(is)", status, "SRTP protect failed");
+        if (error != NULL) {
+            PyErr_SetObject(SrtpError, error);
+            Py_DECREF(error);
+        }
+        return SEND_ERROR;
+    }
+    Py_ssize_t queued = PyObject_Length(self->buffer);
+    if (queued < 0)
+        return SEND_ERROR;
+    if (queued == 0) {
+        ssize_t done = sendto(self->fd, self->scratch, (size_t)*length, 0, (struct sockaddr *)&self->address,
+                              self->address_length);
+        if (done >= 0) {
+            self->sent += 1;
+            self->octets += (unsigned long long)*length;
+            return SEND_DONE;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            self->errors += 1;
+            self->last_errno = errno;
+            return SEND_DONE;
+        }
+    }
+    self->handed_back += 1;
+    return SEND_BACK;
 }
 
 static PyObject *
@@ -173,59 +255,34 @@ Sender_send(Sender *self, PyObject *data)
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (view.len > BUFFER_BYTES - TRAILER_BYTES) {
-        PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "an RTP packet of %zd bytes is longer than %d", view.len,
-                     BUFFER_BYTES - TRAILER_BYTES);
-        return NULL;
-    }
-    PyObject *closing = PyObject_GetAttr(self->transport, closing_name);
-    if (closing == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    int is_closing = PyObject_IsTrue(closing);
-    Py_DECREF(closing);
-    if (is_closing != 0) {
-        PyBuffer_Release(&view);
-        if (is_closing < 0)
-            return NULL;
-        Py_RETURN_FALSE;
-    }
-    int length = (int)view.len;
-    memcpy(self->scratch, view.buf, (size_t)length);
+    int length = 0;
+    int result = protect_send(self, view.buf, view.len, &length);
     PyBuffer_Release(&view);
-    int status = self->protect(self->context, self->scratch, &length);
-    if (status != 0) {
-        PyObject *error = Py_BuildValue("(is)", status, "SRTP protect failed");
-        if (error != NULL) {
-            PyErr_SetObject(SrtpError, error);
-            Py_DECREF(error);
-        }
+    switch (result) {
+    case SEND_CLOSING:
+        Py_RETURN_FALSE;
+    case SEND_DONE:
+        Py_RETURN_NONE;
+    case SEND_BACK:
+        return PyBytes_FromStringAndSize((const char *)self->scratch, length);
+    default:
         return NULL;
     }
-    Py_ssize_t queued = PyObject_Length(self->buffer);
-    if (queued < 0)
+}
+
+static PyObject *
+Sender_set_connected(Sender *self, PyObject *value)
+{
+    int connected = PyObject_IsTrue(value);
+    if (connected < 0)
         return NULL;
-    if (queued == 0) {
-        ssize_t done = sendto(self->fd, self->scratch, (size_t)length, 0, (struct sockaddr *)&self->address,
-                              self->address_length);
-        if (done >= 0) {
-            self->sent += 1;
-            self->octets += (unsigned long long)length;
-            Py_RETURN_NONE;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            self->errors += 1;
-            self->last_errno = errno;
-            Py_RETURN_NONE;
-        }
-    }
-    self->handed_back += 1;
-    return PyBytes_FromStringAndSize((const char *)self->scratch, length);
+    self->connected = connected;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef Sender_methods[] = {
+    {"set_connected", (PyCFunction)Sender_set_connected, METH_O,
+     "set_connected(flag): whether the DTLS transport is connected (forward() sends only then)"},
     {"send", (PyCFunction)Sender_send, METH_O,
      "send(data) -> None | False | bytes: protect one RTP packet and send it (None), nothing while the "
      "transport closes (False), or the protected datagram to queue through the transport (bytes)."},
@@ -238,8 +295,12 @@ static PyMemberDef Sender_members[] = {
     {"handed_back", T_ULONGLONG, offsetof(Sender, handed_back), READONLY,
      "datagrams returned to be queued through the transport"},
     {"errors", T_ULONGLONG, offsetof(Sender, errors), READONLY, "datagrams lost to a socket error"},
+    {"forwarded", T_ULONGLONG, offsetof(Sender, forwarded), READONLY, "packets sent by forward()"},
     {"last_errno", T_INT, offsetof(Sender, last_errno), READONLY, "errno of the last socket error (0: none)"},
     {"fd", T_INT, offsetof(Sender, fd), READONLY, "the socket's descriptor"},
+    {"connected", T_INT, offsetof(Sender, connected), READONLY, "whether the DTLS transport is connected"},
+    {"pair", T_OBJECT, offsetof(Sender, pair), READONLY, "the nominated pair it was made for"},
+    {"session", T_OBJECT, offsetof(Sender, session), READONLY, "the SRTP session it protects with"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -602,17 +663,10 @@ audio_level_byte(PyObject *packet)
     return (voice ? 0x80 : 0) | (int)(value & 0x7F);
 }
 
+/* the outgoing packet (a new reference), Py_None (a new reference) when it is dropped, NULL on error */
 static PyObject *
-Rewriter_rewrite(Rewriter *self, PyObject *const *args, Py_ssize_t nargs)
+rewrite_impl(Rewriter *self, PyObject *packet, PyObject *source, double now, Py_ssize_t *payload_size)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "rewrite(packet, source, now)");
-        return NULL;
-    }
-    PyObject *packet = args[0], *source = args[1];
-    double now = PyFloat_AsDouble(args[2]);
-    if (now == -1.0 && PyErr_Occurred())
-        return NULL;
     PyObject *current = self->source;
     if (current == NULL)
         goto other_source;
@@ -778,6 +832,7 @@ Rewriter_rewrite(Rewriter *self, PyObject *const *args, Py_ssize_t nargs)
     }
     self->packets_sent += 1;
     self->octets_sent += (unsigned long long)size;
+    *payload_size = size;
     return out;
 
 dropped:
@@ -786,6 +841,20 @@ dropped:
 other_source:
     self->dropped_other_source += 1;
     Py_RETURN_NONE;
+}
+
+static PyObject *
+Rewriter_rewrite(Rewriter *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "rewrite(packet, source, now)");
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[2]);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t size;
+    return rewrite_impl(self, args[0], args[1], now, &size);
 }
 
 static PyObject *
@@ -923,11 +992,114 @@ static PyTypeObject RewriterType = {
     .tp_weaklistoffset = offsetof(Rewriter, weakrefs),
 };
 
+/* ---------------------------------------------------------------------------------------------------------
+ * forward(rewriter, sender, packet, source, now, seqs, packets): one forwarded packet for one subscriber slot,
+ * all of it in C: Rewriter.rewrite, then (while `sender` is still the transport's: connected, the same
+ * nominated pair, the same SRTP session) protect + sendto, and the plain packet into the slot's NACK history
+ * (SendHistory's two rings, or None). Returns None (the rewriter dropped it), the payload's size (sent), -1
+ * (the socket's transport closes: not sent), or the rewritten packet (bytes) for the Python path to send
+ * (the sender is stale). A datagram asyncio must queue goes through the transport's sendto, as in Python.
+ */
+
+static PyObject *name_tx_srtp, *name_sendto, *number_one;
+
+static PyObject *
+native_forward(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "forward(rewriter, sender, packet, source, now, seqs, packets)");
+        return NULL;
+    }
+    if (!Py_IS_TYPE(args[0], &RewriterType) || !Py_IS_TYPE(args[1], &SenderType)) {
+        PyErr_SetString(PyExc_TypeError, "forward() takes a sfu._native Rewriter and Sender");
+        return NULL;
+    }
+    Rewriter *rewriter = (Rewriter *)args[0];
+    Sender *sender = (Sender *)args[1];
+    PyObject *seqs = args[5], *packets = args[6];
+    double now = PyFloat_AsDouble(args[4]);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t ring = 0;
+    if (seqs != Py_None) {
+        if (!PyList_CheckExact(seqs) || !PyList_CheckExact(packets) || PyList_GET_SIZE(seqs) != PyList_GET_SIZE(packets)
+            || PyList_GET_SIZE(seqs) == 0 || (PyList_GET_SIZE(seqs) & (PyList_GET_SIZE(seqs) - 1)) != 0) {
+            PyErr_SetString(PyExc_TypeError, "seqs and packets: two lists of one power-of-two size, or None");
+            return NULL;
+        }
+        ring = PyList_GET_SIZE(seqs);
+    }
+    Py_ssize_t size = 0;
+    PyObject *data = rewrite_impl(rewriter, args[2], args[3], now, &size);
+    if (data == NULL || data == Py_None)
+        return data;
+    int usable = sender->connected && sender->dtls != NULL && sender->nominated != NULL && sender->pair != NULL;
+    if (usable) {
+        PyObject *pair = PyDict_GetItemWithError(sender->nominated, number_one); /* borrowed */
+        if (pair == NULL && PyErr_Occurred())
+            goto error;
+        usable = pair == sender->pair;
+    }
+    if (usable) {
+        PyObject *session = PyObject_GetAttr(sender->dtls, name_tx_srtp);
+        if (session == NULL)
+            goto error;
+        usable = session == sender->session;
+        Py_DECREF(session);
+    }
+    if (!usable)
+        return data; /* the Python path sends it (and makes a new sender, if it can) */
+    int length = 0;
+    int result = protect_send(sender, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &length);
+    if (result == SEND_ERROR)
+        goto error;
+    if (result == SEND_CLOSING) {
+        Py_DECREF(data);
+        return PyLong_FromLong(-1);
+    }
+    if (result == SEND_BACK) {
+        PyObject *datagram = PyBytes_FromStringAndSize((const char *)sender->scratch, length);
+        if (datagram == NULL)
+            goto error;
+        PyObject *done = PyObject_CallMethodObjArgs(sender->transport, name_sendto, datagram, sender->remote, NULL);
+        Py_DECREF(datagram);
+        if (done == NULL)
+            goto error;
+        Py_DECREF(done);
+    }
+    sender->forwarded += 1;
+    if (ring) {
+        const unsigned char *o = (const unsigned char *)PyBytes_AS_STRING(data);
+        long seq = ((long)o[2] << 8) | o[3];
+        PyObject *number = PyLong_FromLong(seq);
+        if (number == NULL)
+            goto error;
+        Py_ssize_t place = seq & (ring - 1);
+        PyList_SetItem(seqs, place, number); /* steals number, releases what was there */
+        PyList_SetItem(packets, place, data); /* steals our reference to data */
+    }
+    else {
+        Py_DECREF(data);
+    }
+    return PyLong_FromSsize_t(size);
+
+error:
+    Py_DECREF(data);
+    return NULL;
+}
+
+static PyMethodDef native_functions[] = {
+    {"forward", (PyCFunction)(void (*)(void))native_forward, METH_FASTCALL,
+     "forward(rewriter, sender, packet, source, now, seqs, packets) -> None | int | bytes (see sfu/native.py)"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "sfu._native",
     .m_doc = "The SFU's per-packet send path in C (see sfu/native.py).",
     .m_size = -1,
+    .m_methods = native_functions,
 };
 
 PyMODINIT_FUNC
@@ -945,6 +1117,11 @@ PyInit__native(void)
     name_payload = PyUnicode_InternFromString("payload");
     name_extensions = PyUnicode_InternFromString("extensions");
     name_audio_level = PyUnicode_InternFromString("audio_level");
+    name_tx_srtp = PyUnicode_InternFromString("_tx_srtp");
+    name_sendto = PyUnicode_InternFromString("sendto");
+    number_one = PyLong_FromLong(1);
+    if (name_tx_srtp == NULL || name_sendto == NULL || number_one == NULL)
+        return NULL;
     if (closing_name == NULL || name_sequence_number == NULL || name_timestamp == NULL || name_ssrc == NULL ||
         name_marker == NULL || name_payload == NULL || name_extensions == NULL || name_audio_level == NULL)
         return NULL;

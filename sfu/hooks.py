@@ -79,6 +79,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.selector_events
 import collections
+import functools
 import importlib.metadata
 import inspect
 import logging
@@ -540,24 +541,45 @@ _RECEIVING: set[asyncio.Task[Any]] = set()
 RTP_SEND_BACKLOG = 256
 
 
-#: the attribute of a DTLS transport holding the native sender its slots share (:func:`rtp_send`) with the
-#: nominated pair and SRTP session it was made for. On the transport, not in a weak mapping: the pair leads
-#: back to the transport (through the direct receive), which would keep a mapping's entry alive for ever.
+#: the attribute of a DTLS transport holding the native sender its slots share (:func:`rtp_send`), made for
+#: one nominated pair and SRTP session. On the transport, not in a weak mapping: the sender leads back to
+#: the transport, which would keep a mapping's entry alive for ever.
 _NATIVE_ATTR = "tiepdan_native_sender"
 
 
 def native_sender(transport: RTCDtlsTransport) -> native_path.SenderLike | None:
     """The native sender (``sfu.native``) the RTP sends through ``transport`` use now, with its counters;
     None when they take the Python path."""
-    made = getattr(transport, _NATIVE_ATTR, None)
-    return None if made is None else cast(native_path.SenderLike, made[2])
+    return cast(native_path.SenderLike | None, getattr(transport, _NATIVE_ATTR, None))
 
 
-def make_native_sender(session: pylibsrtp.Session, udp: asyncio.DatagramTransport, address: tuple[Any, ...]
+def native_sender_lookup(transport: RTCDtlsTransport) -> Callable[[], native_path.SenderLike | None]:
+    """:func:`native_sender` of ``transport`` as a call without Python frames (for the per-packet path)."""
+    return cast(Callable[[], native_path.SenderLike | None], functools.partial(getattr, transport, _NATIVE_ATTR, None))
+
+
+def make_native_sender(session: pylibsrtp.Session, udp: asyncio.DatagramTransport, address: tuple[Any, ...],
+                       dtls: RTCDtlsTransport | None = None, pair: Any = None, nominated: dict[int, Any] | None = None
                        ) -> native_path.SenderLike | None:
     """``sfu.native.make_sender`` given the internals it needs: the session's ``srtp_t`` and the asyncio
-    transport's write buffer (None when the extension is not built or the pair is not one it takes)."""
-    return native_path.make_sender(session, session._srtp[0], udp, cast(Any, udp)._buffer, address)
+    transport's write buffer (None when the extension is not built or the pair is not one it takes).
+
+    With ``dtls`` and its nominated ``pair`` the sender can also forward on its own (``sfu.native.forward``):
+    it checks the ICE connection's ``_nominated`` pair and the transport's ``_tx_srtp`` before each send, and
+    its ``connected`` flag follows the transport's ``statechange``. (``nominated``: those pairs, when ``dtls``
+    is a test's stand-in.)"""
+    if dtls is None:
+        return native_path.make_sender(session, session._srtp[0], udp, cast(Any, udp)._buffer, address)
+    if nominated is None:
+        nominated = dtls.transport.iceGatherer._connection._nominated
+    sender = native_path.make_sender(session, session._srtp[0], udp, cast(Any, udp)._buffer, address, dtls=dtls,
+                                     nominated=nominated, pair=pair, connected=dtls.state == "connected")
+    if sender is not None:
+        def state_changed() -> None:
+            sender.set_connected(dtls.state == "connected")
+
+        dtls.on("statechange", state_changed)
+    return sender
 
 
 def rtp_send(transport: RTCDtlsTransport, *, native: bool = True) -> Callable[[bytes], bool | None]:
@@ -621,13 +643,13 @@ def rtp_send(transport: RTCDtlsTransport, *, native: bool = True) -> Callable[[b
             if pair is not None and type(pair.protocol) is aioice.ice.StunProtocol:
                 sendto, address = pair.protocol.transport.sendto, pair.remote_addr
                 if native:  # one native sender per transport, shared by its slots
-                    made = getattr(transport, _NATIVE_ATTR, None)
-                    if made is not None and made[0] is pair and made[1] is srtp:
-                        fast = made[2]
+                    made = native_sender(transport)
+                    if made is not None and made.pair is pair and made.session is srtp:
+                        fast = made
                     else:
-                        fast = make_native_sender(srtp, pair.protocol.transport, address)
+                        fast = make_native_sender(srtp, pair.protocol.transport, address, transport, pair)
                         if fast is not None:
-                            setattr(transport, _NATIVE_ATTR, (pair, srtp, fast))
+                            setattr(transport, _NATIVE_ATTR, fast)
         if sendto is None or backlog:  # another kind of pair, or earlier sends still pending: keep the order
             return slow(data)
         if fast is not None:
@@ -822,6 +844,8 @@ def intercept_rtp_send(transport: RTCDtlsTransport, handler: Callable[[bytes, Rt
     """Hand every RTP/RTCP datagram ``transport`` is about to encrypt and send to ``handler(data, send)``;
     the handler sends it with ``send`` (aiortc's own), drops it, or holds it."""
     _INTERCEPTED.add(transport)
+    if hasattr(transport, _NATIVE_ATTR):  # the slots' native forwarding stops: every send comes through here
+        delattr(transport, _NATIVE_ATTR)
     original = transport._send_rtp
 
     async def send_rtp(data: bytes) -> None:

@@ -48,7 +48,8 @@ from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]  # cff
 
 from sfu.rtp_forward import RtpLike, SlotRewriter
 
-__all__ = ["RewriterLike", "SenderLike", "SrtpError", "make_rewriter", "make_sender", "unavailable"]
+__all__ = ["Forward", "RewriterLike", "SenderLike", "SrtpError", "forward_function", "make_rewriter", "make_sender",
+           "unavailable"]
 
 
 class SenderLike(Protocol):
@@ -58,9 +59,17 @@ class SenderLike(Protocol):
     octets: int
     handed_back: int
     errors: int
+    forwarded: int
     last_errno: int
+    @property
+    def connected(self) -> int: ...
+    @property
+    def pair(self) -> Any: ...
+    @property
+    def session(self) -> Any: ...
 
     def send(self, data: bytes, /) -> bytes | bool | None: ...
+    def set_connected(self, connected: bool, /) -> None: ...
 
 
 try:
@@ -84,11 +93,14 @@ def unavailable() -> str | None:
 
 
 def make_sender(session: pylibsrtp.Session, context: Any, transport: asyncio.DatagramTransport,
-                buffer: Any, address: tuple[Any, ...]) -> SenderLike | None:
+                buffer: Any, address: tuple[Any, ...], *, dtls: Any = None, nominated: dict[int, Any] | None = None,
+                pair: Any = None, connected: bool = False) -> SenderLike | None:
     """A native sender for ``session`` (``context``: its ``srtp_t``, a cffi pointer) on ``transport`` (an
     asyncio UDP transport, ``buffer`` its write buffer) to ``address``; None when the extension is not built
     or the pair is not one it takes (the caller keeps the Python path). ``hooks.rtp_send`` calls it: the
-    internals it is given are read there (``hooks.PRIVATES``)."""
+    internals it is given are read there (``hooks.PRIVATES``). With the DTLS transport, its ICE connection's
+    ``nominated`` pairs and the ``pair`` it sends on, :func:`forward` can use it: it forwards while that pair
+    is still nominated, the transport's send session is still ``session`` and ``connected`` is kept true."""
     if _native is None:
         return None
     sock = transport.get_extra_info("socket")
@@ -103,7 +115,8 @@ def make_sender(session: pylibsrtp.Session, context: Any, transport: asyncio.Dat
     try:
         sender = _native.Sender(protect=_PROTECT, context=int(ffi.cast("uintptr_t", context)), session=session,
                                 socket=sock, family=int(family), host=host, port=port, transport=transport,
-                                buffer=buffer)
+                                buffer=buffer, address=address, dtls=dtls, nominated=nominated, pair=pair,
+                                connected=connected)
     except ValueError:
         return None
     return cast(SenderLike, sender)
@@ -140,3 +153,23 @@ def make_rewriter(*, native: bool = True, **arguments: Any) -> RewriterLike:
     if not native or _native is None:
         return reference
     return cast(RewriterLike, _native.Rewriter(**reference.resolved()))
+
+
+
+class Forward(Protocol):
+    def __call__(self, rewriter: RewriterLike, sender: SenderLike, packet: RtpLike, source: object, now: float,
+                 seqs: list[int] | None, packets: list[bytes] | None, /) -> int | bytes | None: ...
+
+
+def forward_function(rewriter: RewriterLike) -> Forward | None:
+    """``sfu._native.forward`` when ``rewriter`` is the C one (else None): one forwarded packet for one slot, all
+    of it in C. ``forward(rewriter, sender, packet, source, now, seqs, packets)`` runs the rewriter, then, while
+    ``sender`` (``hooks.native_sender``) is still the transport's (connected, its pair still nominated, its
+    session still the transport's), SRTP protect + ``sendto``, and puts the plain packet into a
+    ``SendHistory``'s rings (``SendHistory.rings()``, or None, None) as ``SendHistory.add`` does.
+
+    It returns None (the rewriter dropped the packet), the payload's size (sent), -1 (the socket's transport
+    closes: not sent), or the rewritten packet for the caller's Python path to send (the sender is stale)."""
+    if _native is None or type(rewriter) is not _native.Rewriter:
+        return None
+    return cast(Forward, _native.forward)

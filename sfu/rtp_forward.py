@@ -660,6 +660,11 @@ class SendHistory:
         self._seqs[slot] = seq
         self._packets[slot] = packet
 
+    def rings(self) -> tuple[list[int], list[bytes]]:
+        """The two rings behind :meth:`add`, by place ``sequence number & (size - 1)``: sequence numbers (-1:
+        empty) and packets. ``sfu.native.forward`` writes into them as :meth:`add` does."""
+        return self._seqs, self._packets
+
     def __contains__(self, sequence_number: object) -> bool:
         return isinstance(sequence_number, int) and self.get(sequence_number) is not None
 

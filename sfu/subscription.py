@@ -67,6 +67,10 @@ _MAX_RESENDS = 3
 _RESEND_INTERVAL = 0.05
 
 
+
+def _no_sender() -> native.SenderLike | None:
+    return None
+
 class Subscription:
     """A subscriber slot. Created and owned by its :class:`~sfu.participant.Participant`."""
 
@@ -105,6 +109,10 @@ class Subscription:
         self._rewriter: RewriterLike | None = None
         self._history: SendHistory | None = None
         self._send_rtp: Callable[[bytes], bool | None] | None = None
+        #: the per-packet path in C (``sfu.native``): the function, the transport's sender, the history's rings
+        self._forward: native.Forward | None = None
+        self._native_sender: Callable[[], native.SenderLike | None] = _no_sender
+        self._rings: tuple[list[int], list[bytes]] | tuple[None, None] = (None, None)
         self._frame_bytes = 0
         self.send_errors = 0
         #: RTP forwarding: packets the subscriber's link refused (stuck or closed), episodes of it
@@ -256,6 +264,7 @@ class Subscription:
         self._rewriter = None
         self._history = None
         self._send_rtp = None
+        self._forward = None
         self._sender = sender = sender_ready(track)
         hooks.on_keyframe_request(sender, self._on_pli)
         if self.rtp:
@@ -289,6 +298,10 @@ class Subscription:
             )
             self._resends = [(-1, 0, 0.0)] * self._history.size
         self._send_rtp = hooks.rtp_send(sender.transport, native=self._options.native_forwarding)
+        # the per-packet path in C (sfu.native.forward), while the transport has a native sender
+        self._forward = native.forward_function(rewriter)
+        self._native_sender = hooks.native_sender_lookup(sender.transport)
+        self._rings = (None, None) if self._history is None else self._history.rings()
         rewriter.set_source(self._attached)
         self._rewriter = rewriter
         if self._attached is not None:  # its keyframe may have come before the slot could forward it
@@ -301,15 +314,36 @@ class Subscription:
         send = self._send_rtp
         if rewriter is None or send is None:
             return False
-        data = rewriter.rewrite(packet, source, wall)
-        if data is None:
-            return rewriter.waiting_keyframe
+        forward = self._forward
+        fast = None if forward is None else self._native_sender()
+        if forward is not None and fast is not None:
+            try:
+                result = forward(rewriter, fast, packet, source, wall, *self._rings)
+            except Exception as exc:  # as a failed send below: counted, the packet lost for this subscriber
+                self._send_failed(exc)
+                return False
+            if result is None:
+                return rewriter.waiting_keyframe
+            if type(result) is int:
+                if result < 0:  # the socket's transport closes: so does the link, and this slot
+                    return False
+                self._stuck = False
+                self._frame_bytes += result
+                if packet.marker or self.kind == "audio":
+                    self._meter.add(now, self._frame_bytes)
+                    self._frame_bytes = 0
+                    self._delays.add(time.monotonic() - now)
+                return False
+            data = bytes(result)  # the sender is stale: the Python path sends it (and renews the sender)
+        else:
+            rewritten = rewriter.rewrite(packet, source, wall)
+            if rewritten is None:
+                return rewriter.waiting_keyframe
+            data = rewritten
         try:
             sent = send(data)
         except Exception as exc:  # never let a subscriber's transport break the publisher's ingest
-            self.send_errors += 1
-            if self.send_errors == 1:
-                logger.warning("RTP send of %s failed (%s)", self.id, type(exc).__name__)
+            self._send_failed(exc)
             sent = True  # not the link's backlog: counted as a send error only
         if not sent:
             if sent is None:  # not connected: the link is closing, and so is this slot
@@ -325,6 +359,11 @@ class Subscription:
             self._frame_bytes = 0
             self._delays.add(time.monotonic() - now)
         return False
+
+    def _send_failed(self, exc: Exception) -> None:
+        self.send_errors += 1
+        if self.send_errors == 1:
+            logger.warning("RTP send of %s failed (%s)", self.id, type(exc).__name__)
 
     def _refused(self, rewriter: RewriterLike, now: float) -> bool:
         """The subscriber's link took no more packets (its sends are stuck): the packet is

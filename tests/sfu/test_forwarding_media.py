@@ -229,10 +229,13 @@ async def test_subscriber_plis_are_relayed_at_most_one_per_500_ms(
         await asyncio.sleep(0.6)
         sent = [t for t, _ in events.timed(KeyframeRequested)]  # taken as the SFU sent each PLI
         storm_sent = len(events.timed(KeyframeRequested, since=mark))
+        # what was counted spans the storm and the waits after it (long on a busy machine, when a sink's
+        # retry or a loss may ask too): the throttle's bound is over that whole span
+        counted_over = time.monotonic() - start
         await until(lambda: camera.keyframe_requests == heard + storm_sent, what="the publisher hears each")
         # the throttle, on the SFU's own clock: never two PLIs within 500 ms, one per window of the storm
         assert all(later - earlier >= 0.5 - 1e-3 for earlier, later in zip(sent, sent[1:], strict=False)), sent
-        assert 2 <= storm_sent <= 2 + storm / 0.5, (storm_sent, storm)
+        assert 2 <= storm_sent <= 2 + counted_over / 0.5, (storm_sent, storm, counted_over)
     finally:
         await sub_bot.close()
         await pub_bot.close()

@@ -16,12 +16,14 @@ import socket
 import struct
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pylibsrtp
 import pytest
+from aiortc.rtp import RtpPacket
 
 from sfu import Worker, hooks, native
+from sfu.rtp_forward import SendHistory, SlotRewriter
 from tests.fakes.media import ClipTrack, PublisherBot, SubscriberBot, ToneTrack, vp8_clip
 from tests.sfu.conftest import DecoderGuard, make_options
 from tests.sfu.helpers import publish, subscribe, until
@@ -189,6 +191,116 @@ async def test_ipv6(link: Any) -> None:
         receiver.close()
 
 
+class Dtls:
+    """A stand-in for what the native path reads of a DTLS transport: its state and send session."""
+
+    state = "connected"
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self._tx_srtp = session
+
+    def on(self, event: str, handler: Any) -> None:
+        assert event == "statechange"
+
+    def renew_session(self, session: pylibsrtp.Session) -> None:
+        self._tx_srtp = session
+
+
+def fused(link: Any, *, history: bool = True) -> tuple[Any, ...]:
+    """A C rewriter and its Python twin, a sender that can forward (stand-in DTLS state), a history."""
+    transport, inbox, address = link
+    arguments: dict[str, Any] = {"ssrc": 0x0A0B0C0D, "payload_type": 96, "clock_rate": 90000, "codec": "VP8",
+                                 "mid": "1", "mid_id": 1, "abs_send_time_id": 3, "initial_sequence_number": 500,
+                                 "initial_timestamp": 1000}
+    c, python = native.make_rewriter(**arguments), SlotRewriter(**arguments)
+    for rewriter in (c, python):
+        rewriter.set_source("A")
+    srtp, pair = session(), object()
+    dtls, nominated = Dtls(srtp), {1: pair}
+    sender = hooks.make_native_sender(srtp, transport, address, cast(Any, dtls), pair, nominated)
+    assert sender is not None
+    ring = SendHistory(16) if history else None
+    forward = native.forward_function(c)
+    assert forward is not None and native.forward_function(python) is None
+    return forward, c, python, sender, dtls, nominated, ring, inbox
+
+
+KEY_PAYLOAD = b"\x90\x80\x80\x05" + b"\x10\x02\x00\x9d\x01\x2a" + bytes(200)
+
+
+@pytest.mark.integration
+async def test_forward_rewrites_protects_sends_and_remembers(link: Any) -> None:
+    forward, c, python, sender, _, _, ring, inbox = fused(link)
+    reference, expected = session(), []
+    for seq in range(40):
+        payload = KEY_PAYLOAD if seq == 0 else bytes([0x80, 0x80, 0x80, 5 + seq]) + bytes(100 + seq)
+        incoming = RtpPacket(payload_type=100, marker=seq % 4 == 3, sequence_number=7000 + seq,
+                             timestamp=90_000 + 3000 * (seq // 4), ssrc=0x77, payload=payload)
+        plain = python.rewrite(incoming, "A", 1_790_000_000.0 + seq / 100)
+        assert plain is not None
+        expected.append(plain)
+        assert forward(c, sender, incoming, "A", 1_790_000_000.0 + seq / 100, *ring.rings()) == len(payload)
+    assert await received(inbox, 40) == [reference.protect(p) for p in expected]
+    assert sender.forwarded == sender.sent == 40
+    for plain in expected[-16:]:  # the history answers a NACK with the very packet sent
+        assert ring.get(struct.unpack_from("!H", plain, 2)[0]) == plain
+    assert (c.packets_sent, c.octets_sent) == (python.packets_sent, python.octets_sent)
+
+
+@pytest.mark.integration
+async def test_forward_leaves_a_stale_sender_to_the_python_path(link: Any) -> None:
+    forward, c, python, sender, dtls, nominated, ring, inbox = fused(link)
+    now = 1_790_000_000.0
+
+    def packet_(seq: int) -> RtpPacket:
+        return RtpPacket(payload_type=100, sequence_number=seq, timestamp=5, ssrc=0x77,
+                         payload=KEY_PAYLOAD if seq == 1 else b"\x00\x01\x02")
+
+    def both(seq: int, source: str = "A") -> tuple[int | bytes | None, bytes | None]:
+        return forward(c, sender, packet_(seq), source, now, *ring.rings()), python.rewrite(packet_(seq), source, now)
+
+    out, plain = both(1)
+    assert out == len(KEY_PAYLOAD) and plain is not None
+    nominated[1] = object()  # ICE nominated another pair
+    out, plain = both(2)
+    assert out == plain and isinstance(out, bytes)  # rewritten, not sent: the Python path sends it
+    nominated[1] = sender.pair
+    sender.set_connected(False)
+    out, plain = both(3)
+    assert out == plain and isinstance(out, bytes)
+    sender.set_connected(True)
+    dtls.renew_session(session())  # another send session
+    out, plain = both(4)
+    assert out == plain and isinstance(out, bytes)
+    assert both(5, "B") == (None, None)  # another source: dropped by both
+    assert sender.forwarded == 1 and len(await received(inbox, 1)) == 1
+    assert ring.get(503) is None  # what the Python path sends, it remembers itself
+
+
+@pytest.mark.integration
+async def test_forward_queues_behind_asyncio_and_stops_while_closing(link: Any) -> None:
+    transport, inbox, address = link
+    forward, c, _, sender, _, _, _, _ = fused(link, history=False)
+    now = 1_790_000_000.0
+    first = RtpPacket(payload_type=100, sequence_number=1, timestamp=5, ssrc=0x77, payload=KEY_PAYLOAD)
+    transport._buffer.append((b"earlier", address))
+    assert forward(c, sender, first, "A", now, None, None) == len(KEY_PAYLOAD)
+    assert len(transport._buffer) == 2 and sender.handed_back == 1  # queued behind it, through asyncio
+    transport._buffer.clear()
+    transport.close()
+    later = RtpPacket(payload_type=100, sequence_number=2, timestamp=5, ssrc=0x77, payload=b"\x00\x01")
+    assert forward(c, sender, later, "A", now, None, None) == -1
+    with pytest.raises(TypeError):
+        forward(c, sender, later, "A", now, [0], [b"", b""])  # rings of two sizes
+    with pytest.raises(TypeError):
+        forward(c, sender, later, "A", now, [0, 0, 0], [b"", b"", b""])  # not a power of two
+    with pytest.raises(TypeError):
+        forward(SlotRewriter(ssrc=1, payload_type=96, clock_rate=90000, codec="VP8"), sender, later, "A", now, None,
+                None)
+    with pytest.raises(TypeError):
+        forward(c, sender, later, "A", now)  # type: ignore[call-arg]
+
+
 def venue() -> PublisherBot:
     return PublisherBot([ClipTrack(vp8_clip(colour="red", seconds=10.0), "red"), ToneTrack()])
 
@@ -214,6 +326,7 @@ async def forward_once(on: bool) -> list[weakref.ref[Any]]:
             rewritten = sum(slot.rewriter.packets_sent for slot in (*viewer.video_slots, *viewer.audio_slots)
                             if slot.rewriter is not None)
             assert fast.sent >= rewritten >= 100  # every forwarded packet (and the NACK answers) went natively
+            assert fast.forwarded >= rewritten - 5  # all of it in one C call (but the first few, before the sender)
             assert fast.handed_back == fast.errors == 0
             return [weakref.ref(dtls), weakref.ref(fast)]
         finally:
