@@ -133,3 +133,15 @@ async def test_the_media_processes_counter_moves_with_links() -> None:
             await bot.close()
         await room.close()
     assert sfu.link_changes() >= connected + 1  # closed
+
+
+@pytest.mark.integration
+async def test_the_app_freezes_its_start_and_refreezes_the_links(make_settings) -> None:  # type: ignore[no-untyped-def]
+    from tiepdan.app import create_app
+
+    app = create_app(make_settings(gc_refreeze_settle_s=0.5))
+    async with app.router.lifespan_context(app):
+        refreezer = app.state.refreezer
+        assert isinstance(refreezer, Refreezer) and refreezer.settle == 0.5
+        assert gc.get_freeze_count() > 1000
+    assert gc.get_freeze_count() == 0  # given back when the app stops
