@@ -182,8 +182,10 @@ def test_the_chair_calls_the_next_number_and_the_venue_hears_it_then_ends_the_ca
     assert board.evaluate(_NO_SCROLL_JS)  # 1920×1080, nothing to scroll
 
     assert panel.locator("[data-testid=queue-call-next]").is_disabled()
-    chair.page.evaluate("() => { window.TiepdanQueue.state.queue.version -= 1; }")  # as if another page acted
-    chair.page.click("[data-testid=queue-end]")
+    # as if another page acted: the version made stale and the button clicked in one task of the page, so
+    # that the panel's own reload (every 5 s, or on a room event) cannot bring the version back in between
+    chair.page.evaluate("() => { window.TiepdanQueue.state.queue.version -= 1;"
+                        " document.querySelector('[data-testid=queue-end]').click(); }")
     panel.locator("[data-testid=queue-message]", has_text="Hàng đợi vừa được người khác thay đổi").wait_for(
         timeout=10_000)
     assert venue.page.locator("[data-testid=call-banner]").is_visible()  # nothing ended
