@@ -198,12 +198,19 @@ REFREEZE_SETTLE_S = 2.0
 
 OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": False}, "ours-frames": {"rtp": False},
                                     "ours-queued": {"direct": False},
-                                    "ours-python": {"native": False},
+                                    "ours-python": {"native": False}, "ours-uvloop": {"uvloop": True},
                                     "ours-bigbuf": {"bigbuf": True}, "ours-norec": {"record": False}}
 
 
 def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, variant: str = "ours") -> None:
-    asyncio.run(_ours(port_q, host, slots, probe, variant_name=variant, **OURS[variant]))
+    options = dict(OURS[variant])
+    if options.pop("uvloop", False):  # the loop the app runs on (uvicorn[standard])
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_ours(port_q, host, slots, probe, variant_name=variant, **options))
+        return
+    asyncio.run(_ours(port_q, host, slots, probe, variant_name=variant, **options))
 
 
 async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, variant_name: str = "ours",

@@ -358,13 +358,17 @@ class _Writer:
         self.segment = cut.segment
         self.encrypt = cut.encrypt
         for venue in self.venues.values():
-            if venue.part is None:
+            if venue.part is None:  # nothing to cut: its next part opens in the new segment
                 venue.segment = cut.segment
+                venue.cut_pending = False
                 if cut.force:
                     venue.floor = cut.t
                 continue
             if cut.force or venue.video is None or venue.part.video is None:
                 venue.floor = cut.t if cut.force else None
+                # an earlier cut may still wait for this venue's keyframe: this one is done with it (a
+                # venue that vanished sends none, and the forced cut would wait its whole timeout)
+                venue.cut_pending = False
                 self._drain_held(venue, before=cut.t)
                 self._close_part(venue)
             else:

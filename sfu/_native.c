@@ -6,8 +6,8 @@
  * address. It does what aiortc's path does through pylibsrtp's Python wrapper and asyncio's datagram
  * transport, without a Python frame:
  *
- *   - while the asyncio transport is closing, nothing is sent (returns False);
- *   - while the asyncio transport's write buffer holds datagrams, or when the socket would block, the
+ *   - while the socket's transport (asyncio's or uvloop's) is closing, nothing is sent (returns False);
+ *   - while that transport's write buffer holds datagrams, or when the socket would block, the
  *     protected datagram is returned, for the caller to hand to the transport's sendto (which queues it
  *     behind the others, in order);
  *   - any other socket error is counted and the datagram is lost (asyncio reports it to the protocol's
@@ -46,8 +46,8 @@ typedef struct {
     socklen_t address_length;
     PyObject *session;   /* the pylibsrtp.Session owning the context: kept alive */
     PyObject *socket;    /* the socket owning fd: kept alive */
-    PyObject *transport; /* the asyncio datagram transport: its _closing flag is read per send */
-    PyObject *buffer;    /* that transport's write buffer (a deque): non-empty means queue behind it */
+    PyObject *transport; /* the asyncio datagram transport (asyncio's or uvloop's): is_closing() and
+                            get_write_buffer_size() are asked before each send */
     PyObject *remote;    /* the remote address as asyncio takes it (for a datagram queued through sendto) */
     /* what forward() checks before each send (NULL: forward() leaves the packet to the Python path) */
     PyObject *dtls;      /* the DTLS transport: its _tx_srtp must still be `session` */
@@ -64,7 +64,7 @@ typedef struct {
     unsigned char scratch[BUFFER_BYTES];
 } Sender;
 
-static PyObject *closing_name;
+static PyObject *name_is_closing, *name_get_write_buffer_size;
 
 static int
 Sender_traverse(Sender *self, visitproc visit, void *arg)
@@ -72,7 +72,6 @@ Sender_traverse(Sender *self, visitproc visit, void *arg)
     Py_VISIT(self->session);
     Py_VISIT(self->socket);
     Py_VISIT(self->transport);
-    Py_VISIT(self->buffer);
     Py_VISIT(self->remote);
     Py_VISIT(self->dtls);
     Py_VISIT(self->nominated);
@@ -86,7 +85,6 @@ Sender_clear(Sender *self)
     Py_CLEAR(self->session);
     Py_CLEAR(self->socket);
     Py_CLEAR(self->transport);
-    Py_CLEAR(self->buffer);
     Py_CLEAR(self->remote);
     Py_CLEAR(self->dtls);
     Py_CLEAR(self->nominated);
@@ -143,14 +141,14 @@ static int
 Sender_init(Sender *self, PyObject *args, PyObject *kwds)
 {
     static char *keywords[] = {"protect", "context", "session", "socket", "family", "host", "port", "transport",
-                               "buffer", "address", "dtls", "nominated", "pair", "connected", NULL};
+                               "address", "dtls", "nominated", "pair", "connected", NULL};
     unsigned long long protect = 0, context = 0;
-    PyObject *session, *socket_object, *transport, *buffer, *address = Py_None, *dtls = Py_None;
+    PyObject *session, *socket_object, *transport, *address = Py_None, *dtls = Py_None;
     PyObject *nominated = Py_None, *pair = Py_None;
     int family, port, connected = 0;
     const char *host;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKOOisiOO|OOOOp:Sender", keywords, &protect, &context, &session,
-                                     &socket_object, &family, &host, &port, &transport, &buffer, &address, &dtls,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKOOisiO|OOOOp:Sender", keywords, &protect, &context, &session,
+                                     &socket_object, &family, &host, &port, &transport, &address, &dtls,
                                      &nominated, &pair, &connected))
         return -1;
     if (nominated != Py_None && !PyDict_Check(nominated)) {
@@ -183,8 +181,6 @@ Sender_init(Sender *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->socket, socket_object);
     Py_INCREF(transport);
     Py_XSETREF(self->transport, transport);
-    Py_INCREF(buffer);
-    Py_XSETREF(self->buffer, buffer);
     Py_INCREF(address);
     Py_XSETREF(self->remote, address);
     Py_XSETREF(self->dtls, dtls == Py_None ? NULL : Py_NewRef(dtls));
@@ -210,7 +206,7 @@ protect_send(Sender *self, const void *data, Py_ssize_t size, int *length)
                      BUFFER_BYTES - TRAILER_BYTES);
         return SEND_ERROR;
     }
-    PyObject *closing = PyObject_GetAttr(self->transport, closing_name);
+    PyObject *closing = PyObject_CallMethodNoArgs(self->transport, name_is_closing);
     if (closing == NULL)
         return SEND_ERROR;
     int is_closing = PyObject_IsTrue(closing);
@@ -228,8 +224,12 @@ protect_send(Sender *self, const void *data, Py_ssize_t size, int *length)
         }
         return SEND_ERROR;
     }
-    Py_ssize_t queued = PyObject_Length(self->buffer);
-    if (queued < 0)
+    PyObject *buffered = PyObject_CallMethodNoArgs(self->transport, name_get_write_buffer_size);
+    if (buffered == NULL)
+        return SEND_ERROR;
+    Py_ssize_t queued = PyLong_AsSsize_t(buffered);
+    Py_DECREF(buffered);
+    if (queued == -1 && PyErr_Occurred())
         return SEND_ERROR;
     if (queued == 0) {
         ssize_t done = sendto(self->fd, self->scratch, (size_t)*length, 0, (struct sockaddr *)&self->address,
@@ -1109,7 +1109,8 @@ PyInit__native(void)
         return NULL;
     if (PyType_Ready(&RewriterType) < 0)
         return NULL;
-    closing_name = PyUnicode_InternFromString("_closing");
+    name_is_closing = PyUnicode_InternFromString("is_closing");
+    name_get_write_buffer_size = PyUnicode_InternFromString("get_write_buffer_size");
     name_sequence_number = PyUnicode_InternFromString("sequence_number");
     name_timestamp = PyUnicode_InternFromString("timestamp");
     name_ssrc = PyUnicode_InternFromString("ssrc");
@@ -1122,7 +1123,7 @@ PyInit__native(void)
     number_one = PyLong_FromLong(1);
     if (name_tx_srtp == NULL || name_sendto == NULL || number_one == NULL)
         return NULL;
-    if (closing_name == NULL || name_sequence_number == NULL || name_timestamp == NULL || name_ssrc == NULL ||
+    if (name_is_closing == NULL || name_get_write_buffer_size == NULL || name_sequence_number == NULL || name_timestamp == NULL || name_ssrc == NULL ||
         name_marker == NULL || name_payload == NULL || name_extensions == NULL || name_audio_level == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&native_module);

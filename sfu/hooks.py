@@ -47,8 +47,8 @@ Hooks of RTP-level forwarding (``Options.rtp_forwarding``; all per instance):
     still do just that, on a host or a relayed pair); under a test's interception it runs ``_send_rtp``.
     With ``native`` on a UDP pair, protect and ``sendto`` are one call of ``sfu._native.Sender``
     (:func:`make_native_sender`), given the session's ``srtp_t`` (pylibsrtp's ``Session._srtp``, checked to
-    be what its ``__process`` hands ``srtp_protect``) and the asyncio transport's write buffer
-    (``_buffer``) and ``_closing`` flag (checked in ``sendto`` and ``close``), which the C code reads.
+    be what its ``__process`` hands ``srtp_protect``); before each send it asks the socket's transport
+    (asyncio's or uvloop's) ``is_closing()`` and ``get_write_buffer_size()``.
 
 12. :func:`direct_receive` (``Options.direct_receive``) replaces the aioice ``Connection``'s
     ``data_received`` on the connection of a DTLS transport: once the transport is connected, an SRTP or
@@ -77,7 +77,6 @@ receiver gets), :func:`intercept_rtp_send` (loss and stuck links), :func:`route_
 from __future__ import annotations
 
 import asyncio
-import asyncio.selector_events
 import collections
 import functools
 import importlib.metadata
@@ -116,8 +115,6 @@ AIORTC_VERSION = "1.16.0"
 #: The aioice release under that aiortc (the pin in pyproject.toml; ``get_host_addresses`` is hooked).
 AIOICE_VERSION = "0.13.0"
 
-#: asyncio's selector transports (private classes: not in typeshed)
-_ASYNCIO_SELECTOR: Any = asyncio.selector_events
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _STREAMS_ATTR = "_RTCRtpReceiver__remote_streams"
 _LSR_ATTR = "_RTCRtpSender__lsr"
@@ -217,16 +214,6 @@ PRIVATES: tuple[Private, ...] = (
     Private(pylibsrtp.Session, "protect", params=("self", "packet"), source=("lib.srtp_protect",)),
     Private(pylibsrtp.Session, "_Session__process", params=("self", "data", "func", "trailer"),
             source=("func(self._srtp[0], self._cdata, len_p)",)),
-    Private(asyncio.selector_events, "_SelectorDatagramTransport", kind=type),
-    Private(asyncio.selector_events, "_SelectorTransport", kind=type),
-    Private(_ASYNCIO_SELECTOR._SelectorDatagramTransport, "sendto", params=("self", "data", "addr"),
-            source=("if not self._buffer:", "self._sock.sendto(data, addr)",
-                    "self._buffer.append((bytes(data), addr))")),
-    Private(_ASYNCIO_SELECTOR._SelectorTransport, "_buffer", dynamic=True, where=(_ASYNCIO_SELECTOR._SelectorTransport,
-            "__init__"), source=("self._buffer = self._buffer_factory()",)),
-    # ... read by sfu/_native.c on every send: the transport is closing
-    Private(_ASYNCIO_SELECTOR._SelectorTransport, "_closing", dynamic=True,
-            where=(_ASYNCIO_SELECTOR._SelectorTransport, "close"), source=("self._closing = True",)),
     # the receive path direct_receive replaces: socket -> Connection.data_received -> _queue -> the DTLS
     # transport's task (_recv_next: unprotect, then _handle_rtp_data / _handle_rtcp_data)
     Private(aioice.ice.StunProtocol, "datagram_received", params=("self", "data", "addr"),
@@ -561,18 +548,18 @@ def native_sender_lookup(transport: RTCDtlsTransport) -> Callable[[], native_pat
 def make_native_sender(session: pylibsrtp.Session, udp: asyncio.DatagramTransport, address: tuple[Any, ...],
                        dtls: RTCDtlsTransport | None = None, pair: Any = None, nominated: dict[int, Any] | None = None
                        ) -> native_path.SenderLike | None:
-    """``sfu.native.make_sender`` given the internals it needs: the session's ``srtp_t`` and the asyncio
-    transport's write buffer (None when the extension is not built or the pair is not one it takes).
+    """``sfu.native.make_sender`` given the internal it needs, the session's ``srtp_t`` (None when the extension
+    is not built or the pair is not one it takes).
 
     With ``dtls`` and its nominated ``pair`` the sender can also forward on its own (``sfu.native.forward``):
     it checks the ICE connection's ``_nominated`` pair and the transport's ``_tx_srtp`` before each send, and
     its ``connected`` flag follows the transport's ``statechange``. (``nominated``: those pairs, when ``dtls``
     is a test's stand-in.)"""
     if dtls is None:
-        return native_path.make_sender(session, session._srtp[0], udp, cast(Any, udp)._buffer, address)
+        return native_path.make_sender(session, session._srtp[0], udp, address)
     if nominated is None:
         nominated = dtls.transport.iceGatherer._connection._nominated
-    sender = native_path.make_sender(session, session._srtp[0], udp, cast(Any, udp)._buffer, address, dtls=dtls,
+    sender = native_path.make_sender(session, session._srtp[0], udp, address, dtls=dtls,
                                      nominated=nominated, pair=pair, connected=dtls.state == "connected")
     if sender is not None:
         def state_changed() -> None:

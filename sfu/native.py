@@ -25,8 +25,9 @@ rewriter tests through the C type and random streams through both, which must wr
 - the pair's socket, its remote address, and the asyncio datagram transport that owns the socket.
 
 ``Sender.send(data)`` protects the packet and sends it: ``None`` when done (or lost to a socket error,
-which asyncio too would only report to aioice, which ignores it: UDP), ``False`` while the asyncio
-transport closes (nothing sent), or the protected bytes when asyncio's write buffer still holds datagrams
+which asyncio too would only report to aioice, which ignores it: UDP), ``False`` while the socket's
+transport closes (``is_closing()``; nothing sent), or the protected bytes when the transport still holds
+datagrams (``get_write_buffer_size()``; asyncio's or uvloop's, the app runs on uvloop)
 or the socket would block: the caller hands them to the transport's ``sendto``, which queues them in
 order. An SRTP failure raises :class:`SrtpError`.
 
@@ -93,10 +94,10 @@ def unavailable() -> str | None:
 
 
 def make_sender(session: pylibsrtp.Session, context: Any, transport: asyncio.DatagramTransport,
-                buffer: Any, address: tuple[Any, ...], *, dtls: Any = None, nominated: dict[int, Any] | None = None,
+                address: tuple[Any, ...], *, dtls: Any = None, nominated: dict[int, Any] | None = None,
                 pair: Any = None, connected: bool = False) -> SenderLike | None:
-    """A native sender for ``session`` (``context``: its ``srtp_t``, a cffi pointer) on ``transport`` (an
-    asyncio UDP transport, ``buffer`` its write buffer) to ``address``; None when the extension is not built
+    """A native sender for ``session`` (``context``: its ``srtp_t``, a cffi pointer) on ``transport`` (a UDP
+    transport of asyncio or uvloop) to ``address``; None when the extension is not built
     or the pair is not one it takes (the caller keeps the Python path). ``hooks.rtp_send`` calls it: the
     internals it is given are read there (``hooks.PRIVATES``). With the DTLS transport, its ICE connection's
     ``nominated`` pairs and the ``pair`` it sends on, :func:`forward` can use it: it forwards while that pair
@@ -115,7 +116,7 @@ def make_sender(session: pylibsrtp.Session, context: Any, transport: asyncio.Dat
     try:
         sender = _native.Sender(protect=_PROTECT, context=int(ffi.cast("uintptr_t", context)), session=session,
                                 socket=sock, family=int(family), host=host, port=port, transport=transport,
-                                buffer=buffer, address=address, dtls=dtls, nominated=nominated, pair=pair,
+                                address=address, dtls=dtls, nominated=nominated, pair=pair,
                                 connected=connected)
     except ValueError:
         return None

@@ -363,7 +363,7 @@ class Subscription:
     def _send_failed(self, exc: Exception) -> None:
         self.send_errors += 1
         if self.send_errors == 1:
-            logger.warning("RTP send of %s failed (%s)", self.id, type(exc).__name__)
+            logger.warning("RTP send of %s failed (%s: %s)", self.id, type(exc).__name__, exc)
 
     def _refused(self, rewriter: RewriterLike, now: float) -> bool:
         """The subscriber's link took no more packets (its sends are stuck): the packet is

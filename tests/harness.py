@@ -285,9 +285,10 @@ class LiveServer:
         token = self._chair_token(room)  # one token for every poll (a CLI run costs about a second)
         while (seen := self._room_status(room, token)) != status:
             if time.monotonic() > deadline:  # the server's own account of the room, for a rare failure
-                lines = [line for line in self.log_text().splitlines() if room in line or "error" in line.lower()]
+                lines = [line for line in self.log_text().splitlines()
+                         if room in line or '"level": "WARNING"' in line or '"level": "ERROR"' in line]
                 raise AssertionError(f"room {room}: status {seen}, expected {status}; the server's log lines "
-                                     "naming the room or an error:\n" + "\n".join(lines[-40:]))
+                                     "naming the room, its warnings and errors:\n" + "\n".join(lines[-40:]))
             time.sleep(0.2)
 
     def stop(self) -> None:

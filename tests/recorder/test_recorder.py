@@ -273,3 +273,29 @@ async def test_aiortc_bots_through_the_sfu_are_recorded_without_decoding(
     # each venue is cut at its own next keyframe, which the SFU asks for at most every 500 ms per publisher
     first, second = report.files
     assert abs(first.t0 - second.t0) < 0.7 and abs(first.t0 + first.duration - second.t0 - second.duration) < 0.7
+
+
+@pytest.mark.media
+async def test_a_vanished_venue_holds_a_cut_up_once_not_twice(tmp_path: Path, keyring: Keyring, calls: Calls,
+                                                               clock: MediaClock) -> None:
+    """A venue that stops sending mid-case (its link gone) sends no keyframe: the case's cut waits for one
+    ``cut_timeout``, then is forced, and the forced cut is done at once (it waited ``2 × cut_timeout`` more,
+    which held a session's close up for 9 s)."""
+    rec = Recorder(RecorderOptions(root=tmp_path / "rec", min_free_bytes=1024), keyring,
+                   on_segment_closed=calls.segment_closed, on_alarm=calls.alarm, monotonic=clock.monotonic,
+                   cut_timeout=1.0)
+    await rec.start()
+    try:
+        a = venue(clock, "tien-du")
+        await rec.open_session("s9", {"tien-du": "Tiên Du"})
+        await add(rec, "s9", a)
+        await while_feeding(rec.open_segment("s9", "c1-x", "x", confidential=False), [a])
+        await feed([a], 2.0, sync=lambda: rec.flush("s9"))
+        started = asyncio.get_running_loop().time()
+        report = await rec.close_segment("s9", "c1-x")  # nothing fed any more: the venue is gone
+        took = asyncio.get_running_loop().time() - started
+        assert report is not None and len(report.files) == 1
+        assert 1.0 <= took < 2.0, took  # one cut_timeout, not three
+        await a.close()
+    finally:
+        await rec.close()

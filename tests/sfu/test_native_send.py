@@ -70,6 +70,24 @@ async def link() -> AsyncIterator[tuple[asyncio.DatagramTransport, Inbox, tuple[
     receiver.close()
 
 
+class HoldsDatagrams:
+    """Make ``transport`` report datagrams in its write buffer (on loopback a UDP send never blocks), and
+    count what is handed to its ``sendto`` meanwhile."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport, self.queued = transport, 0
+        transport.get_write_buffer_size = lambda: 1200
+
+        def sendto(data: bytes, addr: Any = None) -> None:
+            self.queued += 1
+
+        transport.sendto = sendto
+
+    def release(self) -> None:
+        del self.transport.get_write_buffer_size
+        del self.transport.sendto
+
+
 def sender_for(srtp: pylibsrtp.Session, transport: asyncio.DatagramTransport, address: tuple[str, int]
                ) -> native.SenderLike:
     made = hooks.make_native_sender(srtp, transport, address)
@@ -108,11 +126,11 @@ async def test_datagrams_queued_by_asyncio_keep_their_order(link: Any) -> None:
     transport, inbox, address = link
     fast = sender_for(session(), transport, address)
     reference = session()
-    transport._buffer.append((b"earlier", address))  # asyncio still holds a datagram the socket refused
+    holding = HoldsDatagrams(transport)  # the transport still holds a datagram the socket refused
     out = fast.send(rtp(1))
     assert out == reference.protect(rtp(1))  # handed back, protected, to be queued behind it
     assert (fast.sent, fast.handed_back) == (0, 1)
-    transport._buffer.clear()
+    holding.release()
     assert fast.send(rtp(2)) is None
     assert await received(inbox, 1) == [reference.protect(rtp(2))]
 
@@ -283,10 +301,10 @@ async def test_forward_queues_behind_asyncio_and_stops_while_closing(link: Any) 
     forward, c, _, sender, _, _, _, _ = fused(link, history=False)
     now = 1_790_000_000.0
     first = RtpPacket(payload_type=100, sequence_number=1, timestamp=5, ssrc=0x77, payload=KEY_PAYLOAD)
-    transport._buffer.append((b"earlier", address))
+    holding = HoldsDatagrams(transport)
     assert forward(c, sender, first, "A", now, None, None) == len(KEY_PAYLOAD)
-    assert len(transport._buffer) == 2 and sender.handed_back == 1  # queued behind it, through asyncio
-    transport._buffer.clear()
+    assert holding.queued == 1 and sender.handed_back == 1  # queued behind it, through the transport's sendto
+    holding.release()
     transport.close()
     later = RtpPacket(payload_type=100, sequence_number=2, timestamp=5, ssrc=0x77, payload=b"\x00\x01")
     assert forward(c, sender, later, "A", now, None, None) == -1
@@ -349,3 +367,28 @@ def test_the_setting_reaches_the_sfu() -> None:
 
     assert media_options(Settings()).sfu.native_forwarding is True
     assert media_options(Settings(media_native_forwarding=False)).sfu.native_forwarding is False
+
+
+@pytest.mark.integration
+def test_on_uvloop_as_the_app_runs() -> None:
+    import uvloop  # uvicorn[standard]'s loop: the app's media runs on it
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        assert type(loop).__module__.startswith("uvloop")
+        inbox = Inbox()
+        receiver, _ = await loop.create_datagram_endpoint(lambda: inbox, local_addr=("127.0.0.1", 0))
+        transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        try:
+            fast = sender_for(session(), transport, receiver.get_extra_info("sockname")[:2])
+            reference = session()
+            assert [fast.send(rtp(seq)) for seq in range(50)] == [None] * 50
+            assert await received(inbox, 50) == [reference.protect(rtp(seq)) for seq in range(50)]
+            transport.close()
+            assert fast.send(rtp(50)) is False
+        finally:
+            transport.close()
+            receiver.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())
