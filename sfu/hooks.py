@@ -537,12 +537,13 @@ _NATIVE_ATTR = "tiepdan_native_sender"
 def native_sender(transport: RTCDtlsTransport) -> native_path.SenderLike | None:
     """The native sender (``sfu.native``) the RTP sends through ``transport`` use now, with its counters;
     None when they take the Python path."""
-    return cast(native_path.SenderLike | None, getattr(transport, _NATIVE_ATTR, None))
+    return cast("native_path.SenderLike | None", getattr(transport, _NATIVE_ATTR, None))
 
 
 def native_sender_lookup(transport: RTCDtlsTransport) -> Callable[[], native_path.SenderLike | None]:
     """:func:`native_sender` of ``transport`` as a call without Python frames (for the per-packet path)."""
-    return cast(Callable[[], native_path.SenderLike | None], functools.partial(getattr, transport, _NATIVE_ATTR, None))
+    lookup = functools.partial(getattr, transport, _NATIVE_ATTR, None)
+    return cast("Callable[[], native_path.SenderLike | None]", lookup)
 
 
 def make_native_sender(session: pylibsrtp.Session, udp: asyncio.DatagramTransport, address: tuple[Any, ...],

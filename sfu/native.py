@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast
 
 import pylibsrtp
 from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]  # cffi module, no stub
@@ -53,24 +53,11 @@ __all__ = ["Forward", "RewriterLike", "SenderLike", "SrtpError", "forward_functi
            "unavailable"]
 
 
-class SenderLike(Protocol):
-    """What ``sfu._native.Sender`` offers (see ``sfu/_native.pyi``)."""
+if TYPE_CHECKING:
+    from sfu._native import Sender
 
-    sent: int
-    octets: int
-    handed_back: int
-    errors: int
-    forwarded: int
-    last_errno: int
-    @property
-    def connected(self) -> int: ...
-    @property
-    def pair(self) -> Any: ...
-    @property
-    def session(self) -> Any: ...
-
-    def send(self, data: bytes, /) -> bytes | bool | None: ...
-    def set_connected(self, connected: bool, /) -> None: ...
+#: the C sender itself (described by sfu/_native.pyi); a name for annotations only
+SenderLike: TypeAlias = "Sender"
 
 
 try:
@@ -120,7 +107,7 @@ def make_sender(session: pylibsrtp.Session, context: Any, transport: asyncio.Dat
                                 connected=connected)
     except ValueError:
         return None
-    return cast(SenderLike, sender)
+    return sender
 
 
 class RewriterLike(Protocol):

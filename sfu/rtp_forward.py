@@ -272,7 +272,7 @@ class SlotRewriter:
         "ssrc", "payload_type", "clock_rate", "codec", "frame_interval",
         "packets_sent", "octets_sent", "last_timestamp_at",
         "dropped_other_source", "dropped_waiting", "dropped_stale", "dropped_jump", "anchors",
-        "_keyframe_start", "_vp8", "_plain", "_levelled", "_abs_prefix", "_mid_element",
+        "_keyframe_start", "_vp8", "_plain", "_levelled", "_abs_prefix", "_mid_element", "_extension_ids",
         "_source", "_anchored", "_in_ssrc", "_probe",
         "_high_seq16", "_high_seq", "_high_ts32", "_high_ts", "_anchor_seq", "_anchor_ts",
         "_seq_offset", "_ts_offset", "_ts_origin", "_out_seq", "_out_ts",
@@ -314,7 +314,10 @@ class SlotRewriter:
             self._levelled = tuple(_layout(mid, mid_id, abs_send_time_id, (audio_level_id, byte))
                                    for byte in range(256))
         self._abs_prefix = 0 if abs_send_time_id is None else ((abs_send_time_id << 4) | 2) << 24
-        self._mid_element = b""  # the mid's one-byte extension element (validated by _layout above)
+        #: what resolved() hands the C rewriter: (abs-send-time id, audio-level id) and the mid's one-byte
+        #: extension element (validated by _layout above)
+        self._extension_ids = (abs_send_time_id, audio_level_id)
+        self._mid_element = b""
         if mid_id is not None and mid is not None:
             value = mid.encode("utf8")
             self._mid_element = bytes([(mid_id << 4) | (len(value) - 1)]) + value
@@ -352,10 +355,10 @@ class SlotRewriter:
         return {
             "ssrc": self.ssrc, "payload_type": self.payload_type, "clock_rate": self.clock_rate, "codec": self.codec,
             "frame_interval": self.frame_interval, "gap_free": self._gap_free,
-            "keyframe": {"VP8": 1, "H264": 2}.get(self.codec, 0) if self._keyframe_start is not None else 0,
+            "keyframe": {"VP8": 1, "H264": 2}.get(self.codec, 0),  # the codecs of _KEYFRAME_START
             "first_sequence_number": (self._out_seq + 1) & 0xFFFF, "timestamp_origin": self._ts_origin,
-            "abs_send_time_id": -1 if not self._abs_prefix else self._abs_prefix >> 28,
-            "audio_level_id": -1 if self._levelled is None else self._levelled[0].tail[0] >> 4,
+            "abs_send_time_id": -1 if self._extension_ids[0] is None else self._extension_ids[0],
+            "audio_level_id": -1 if self._extension_ids[1] is None else self._extension_ids[1],
             "mid_element": self._mid_element,
         }
 

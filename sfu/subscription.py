@@ -324,35 +324,27 @@ class Subscription:
                 return False
             if result is None:
                 return rewriter.waiting_keyframe
-            if type(result) is int:
-                if result < 0:  # the socket's transport closes: so does the link, and this slot
-                    return False
-                self._stuck = False
-                self._frame_bytes += result
-                if packet.marker or self.kind == "audio":
-                    self._meter.add(now, self._frame_bytes)
-                    self._frame_bytes = 0
-                    self._delays.add(time.monotonic() - now)
+            if type(result) is int and result < 0:  # the socket's transport closes: so does the link, and this slot
                 return False
-            data = bytes(result)  # the sender is stale: the Python path sends it (and renews the sender)
         else:
-            rewritten = rewriter.rewrite(packet, source, wall)
-            if rewritten is None:
+            result = rewriter.rewrite(packet, source, wall)
+            if result is None:
                 return rewriter.waiting_keyframe
-            data = rewritten
-        try:
-            sent = send(data)
-        except Exception as exc:  # never let a subscriber's transport break the publisher's ingest
-            self._send_failed(exc)
-            sent = True  # not the link's backlog: counted as a send error only
-        if not sent:
-            if sent is None:  # not connected: the link is closing, and so is this slot
-                return False
-            return self._refused(rewriter, now)
+        if type(result) is not int:  # rewritten, not sent (Python path, or a stale native sender it renews)
+            data = bytes(result)
+            try:
+                sent = send(data)
+            except Exception as exc:  # never let a subscriber's transport break the publisher's ingest
+                self._send_failed(exc)
+                sent = True  # not the link's backlog: counted as a send error only
+            if not sent:
+                if sent is None:  # not connected: the link is closing, and so is this slot
+                    return False
+                return self._refused(rewriter, now)
+            history = self._history
+            if history is not None:
+                history.add(data)
         self._stuck = False
-        history = self._history
-        if history is not None:
-            history.add(data)
         self._frame_bytes += len(packet.payload)
         if packet.marker or self.kind == "audio":
             self._meter.add(now, self._frame_bytes)

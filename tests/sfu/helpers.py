@@ -28,6 +28,19 @@ async def subscribe(room: Room, participant_id: str, bot: SubscriberBot, *, join
     return participant
 
 
+async def watched(room: Room, pub_bot: PublisherBot, sub_bot: SubscriberBot, *, frames: int = 30,
+                  packets: int = 50) -> tuple[Participant, Participant]:
+    """``venue-a`` publishes through ``pub_bot`` (camera, then microphone), ``viewer`` subscribes through
+    ``sub_bot`` with its first video and audio slots on them; returns (publisher, viewer) once the viewer has
+    ``frames`` video frames and ``packets`` audio frames."""
+    publisher = await publish(room, "venue-a", pub_bot)
+    viewer = await subscribe(room, "viewer", sub_bot)
+    viewer.video_slots[0].set_source(publisher.publications[0])
+    viewer.audio_slots[0].set_source(publisher.publications[1])
+    await until(lambda: sub_bot.video(0).frames >= frames and sub_bot.audio(0).frames >= packets, what="media")
+    return publisher, viewer
+
+
 async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> float:
     """Wait until ``predicate()``; returns the seconds it took. Fails the test on timeout.
 

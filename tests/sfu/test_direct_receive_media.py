@@ -19,7 +19,7 @@ from sfu import Options, Worker, hooks
 from sfu.transport import Transport
 from tests.fakes.media import ClipTrack, PublisherBot, SubscriberBot, ToneTrack, vp8_clip
 from tests.sfu.conftest import DecoderGuard, make_options
-from tests.sfu.helpers import publish, subscribe, until
+from tests.sfu.helpers import publish, subscribe, until, watched
 
 pytestmark = pytest.mark.media
 
@@ -39,11 +39,7 @@ async def test_media_and_rtcp_take_the_direct_path(worker: Worker, decoder_guard
     room = worker.create_room("r1")
     pub_bot, sub_bot = venue(), SubscriberBot()
     try:
-        publisher = await publish(room, "venue-a", pub_bot)
-        viewer = await subscribe(room, "viewer", sub_bot)
-        viewer.video_slots[0].set_source(publisher.publications[0])
-        viewer.audio_slots[0].set_source(publisher.publications[1])
-        await until(lambda: sub_bot.video(0).frames >= 30 and sub_bot.audio(0).frames >= 50, what="media")
+        publisher, viewer = await watched(room, pub_bot, sub_bot)
         ingest = counts(publisher._publisher)
         # what reached the publications came through the direct path; the queue took the handshake only
         received = sum(p.packets for p in (await publisher.stats())[0])
@@ -184,11 +180,7 @@ async def test_off_leaves_everything_to_aiortcs_path(queued_options: Options, de
         room = worker.create_room("r1")
         pub_bot, sub_bot = venue(), SubscriberBot()
         try:
-            publisher = await publish(room, "venue-a", pub_bot)
-            viewer = await subscribe(room, "viewer", sub_bot)
-            viewer.video_slots[0].set_source(publisher.publications[0])
-            viewer.audio_slots[0].set_source(publisher.publications[1])
-            await until(lambda: sub_bot.video(0).frames >= 15 and sub_bot.audio(0).frames >= 25, what="media")
+            publisher, viewer = await watched(room, pub_bot, sub_bot, frames=15, packets=25)
             for transport in (publisher._publisher, viewer._subscriber):
                 found = counts(transport)
                 assert found.handled == 0 and found.queued > 0, found

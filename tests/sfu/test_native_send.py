@@ -26,7 +26,7 @@ from sfu import Worker, hooks, native
 from sfu.rtp_forward import SendHistory, SlotRewriter
 from tests.fakes.media import ClipTrack, PublisherBot, SubscriberBot, ToneTrack, vp8_clip
 from tests.sfu.conftest import DecoderGuard, make_options
-from tests.sfu.helpers import publish, subscribe, until
+from tests.sfu.helpers import watched
 
 KEY = bytes(range(46))  # AES-256-GCM: 32-byte key + 12-byte salt; AES-128-CM: 16 + 14 (the first 30 used)
 PROFILES = {"aes128cm": (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30),
@@ -329,11 +329,7 @@ async def forward_once(on: bool) -> list[weakref.ref[Any]]:
         room = worker.create_room("r1")
         pub_bot, sub_bot = venue(), SubscriberBot()
         try:
-            publisher = await publish(room, "venue-a", pub_bot)
-            viewer = await subscribe(room, "viewer", sub_bot)
-            viewer.video_slots[0].set_source(publisher.publications[0])
-            viewer.audio_slots[0].set_source(publisher.publications[1])
-            await until(lambda: sub_bot.video(0).frames >= 30 and sub_bot.audio(0).frames >= 50, what="media")
+            _, viewer = await watched(room, pub_bot, sub_bot)
             assert viewer._subscriber is not None
             dtls = viewer._subscriber.pc.getTransceivers()[0].sender.transport
             fast = hooks.native_sender(dtls)
