@@ -26,7 +26,14 @@ same bots:
   RTP-level forwarding (``Options.rtp_forwarding=False``, ``TIEPDAN_MEDIA_RTP_FORWARDING=false``);
 - ``ours-bigbuf`` (only when listed): ``ours`` with 2 MiB receive buffers on its media sockets
   (``Options.receive_buffer_bytes``) instead of the 256 KiB aioice sets;
-- ``ours-norec`` (only when listed): ``ours`` recording nothing, as Janus here (what recording costs).
+- ``ours-norec`` (only when listed): ``ours`` recording nothing, as Janus here (what recording costs);
+- ``ours-python`` (only when listed): ``ours`` without the per-packet path in C (``sfu._native``;
+  ``Options.native_forwarding=False``, ``TIEPDAN_MEDIA_NATIVE_FORWARDING=false``);
+- ``ours-queued`` (only when listed): ``ours`` with aiortc's own receive queue instead of the direct
+  receive (``Options.direct_receive=False``);
+- ``ours-asyncio`` (only when listed): ``ours`` on asyncio's own event loop. ``ours`` runs on uvloop, the
+  loop the app runs on (``uvicorn[standard]``); until 2026-12-06 (results ``…06t`` and earlier) ``ours``
+  was asyncio's loop and ``ours-uvloop`` this one.
 
 **Workload** (``bench/sfu.py``'s pre-encoded clips and ``pack()`` publishers): N venues, each a 720p30
 VP8 camera (~1.5 Mbit/s) and Opus; *mesh*: every venue receives every other venue's camera and
@@ -45,7 +52,9 @@ CPU (one publisher process, ``--sub-procs`` subscriber processes), and UDP datag
 full receive buffers (``RcvbufErrors`` of ``/proc/net/snmp``: machine-wide, so other programs' drops count
 too). The load average is printed with every figure: these are busy-machine numbers unless it says otherwise.
 
-``--probe`` (see ``bench/_probe.py``) measures event-loop lag, GC pauses, stalls and per-stage times
+``--perf DIR`` samples every server with Linux perf (``apt-get install linux-perf``) and prints its CPU by
+library: the interpreter, the kernel, libsrtp + OpenSSL, libc... ``--py-spy DIR`` samples our node's Python
+stacks. ``--probe`` (see ``bench/_probe.py``) measures event-loop lag, GC pauses, stalls and per-stage times
 inside our node; ``--gc-freeze`` makes that probed run call ``gc.collect(); gc.freeze()`` before its
 window (an experiment of the bench only). Results go to ``bench/results/peer-<date>.md`` (``--output``).
 """
@@ -197,14 +206,14 @@ class JanusProcess:
 REFREEZE_SETTLE_S = 2.0
 
 OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": False}, "ours-frames": {"rtp": False},
-                                    "ours-queued": {"direct": False},
-                                    "ours-python": {"native": False}, "ours-uvloop": {"uvloop": True},
+                                    "ours-queued": {"direct": False}, "ours-python": {"native": False},
+                                    "ours-asyncio": {"uvloop": False},
                                     "ours-bigbuf": {"bigbuf": True}, "ours-norec": {"record": False}}
 
 
 def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, variant: str = "ours") -> None:
     options = dict(OURS[variant])
-    if options.pop("uvloop", False):  # the loop the app runs on (uvicorn[standard])
+    if options.pop("uvloop", True):  # the loop the app runs on (uvicorn[standard])
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -324,6 +333,25 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def perf_by_library(path: Path) -> list[tuple[str, float]]:
+    """(library, share of the server's CPU samples) from a ``perf record`` file, largest first: where the CPU
+    goes in machine terms (the interpreter, the kernel, libsrtp and OpenSSL, libc, the event loop...)."""
+    try:
+        report = subprocess.run(["perf", "report", "-i", str(path), "--sort", "dso", "--stdio"],
+                                capture_output=True, text=True, timeout=300, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    shares = []
+    for line in report.splitlines():
+        percent, _, name = line.strip().partition("%")
+        if not line.startswith("#") and name.strip():
+            try:
+                shares.append((name.strip(), float(percent) / 100))
+            except ValueError:
+                continue
+    return shares
+
+
 # --- plans ------------------------------------------------------------------------------------------------
 
 
@@ -394,7 +422,8 @@ def udp_drops_by_pid(pids: list[int]) -> list[int]:
 
 
 def run(server: str, case: str, venues: int, warmup: float, window: float, probe: bool = False,
-        gc_freeze: bool = False, sub_procs: int = 2, profile: Path | None = None) -> dict[str, Any]:
+        gc_freeze: bool = False, sub_procs: int = 2, profile: Path | None = None,
+        perf: Path | None = None) -> dict[str, Any]:
     """One server on one workload; subscribers are spread over ``sub_procs`` bot processes (a single Python
     process receiving a 9-venue mesh, ~15k packets/s, is itself near saturation on two cores)."""
     pub_plan, sub_plan = plan(case, venues)
@@ -449,10 +478,21 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
             spy = subprocess.Popen([spy_bin, "record", "--pid", str(pid), "--rate", "250",
                                     "--duration", str(int(window)), "--format", "raw", "--nonblocking",
                                     "--output", str(out_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        perf_run: tuple[subprocess.Popen[bytes], Path] | None = None
+        if perf is not None:
+            perf.mkdir(parents=True, exist_ok=True)
+            perf_file = perf / f"{server}-{case}-{venues}-{time.strftime('%H%M%S')}.perf"
+            perf_run = (subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "--pid", str(pid),
+                                          "-o", str(perf_file), "--", "sleep", str(window)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), perf_file)
         time.sleep(window)
         events["stop"].set()
         if spy is not None:
             spy.wait(timeout=60)
+        perf_shares: list[tuple[str, float]] | None = None
+        if perf_run is not None:
+            perf_run[0].wait(timeout=120)
+            perf_shares = perf_by_library(perf_run[1])
         (u1, k1), q1, w1 = proc_times(pid), proc_wait(pid), time.monotonic()
         c1 = u1 + k1
         b1 = [proc_cpu(p.pid) for p in procs]
@@ -496,6 +536,8 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
              load=[round(load0[0], 2), round(load1[0], 2)])
     if recording is not None:
         r["recording"] = recording
+    if perf_shares is not None:
+        r["perf"] = perf_shares
     if probed is not None:
         r["probe"] = summarise_probe(probed, results, r)
     return r
@@ -650,10 +692,15 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="sample our node with py-spy (pip install py-spy) during each window; collapsed "
                              "stacks into DIR (the sampling costs the node some CPU: not for the figures)")
+    parser.add_argument("--perf", type=Path, metavar="DIR",
+                        help="sample every server with Linux perf (apt-get install linux-perf; cpu-clock, 999 Hz) "
+                             "during each window into DIR, and print each one's CPU by library")
     parser.add_argument("--output", type=Path, help="markdown + raw JSON (default bench/results/peer-<date>.md)")
     args = parser.parse_args()
     if not JANUS.exists():
         sys.exit("janus is not installed (apt-get install janus)")
+    if args.perf is not None and shutil.which("perf") is None:
+        sys.exit("perf is not installed (apt-get install linux-perf)")
     sizes = [int(x) for x in args.venues.split(",") if x]
     if args.with_16 and 16 not in sizes:
         sizes.append(16)
@@ -687,7 +734,7 @@ def main() -> None:
                 try:
                     r = run("ours" if server == probed else server, case, n, warmup, window,
                             probe=server == probed, gc_freeze=server == probed and args.gc_freeze,
-                            sub_procs=max(1, args.sub_procs), profile=args.py_spy)
+                            sub_procs=max(1, args.sub_procs), profile=args.py_spy, perf=args.perf)
                 except Exception as exc:  # one failed run must not lose the others
                     say(f"| {rnd} | {label} | {server} | failed: {type(exc).__name__}: {str(exc)[:200]} |")
                     continue
@@ -715,6 +762,14 @@ def main() -> None:
                 say(f"| {label} | {variant} | {ref} | {', '.join(f'{x:.2f}' for x in cpu)} | "
                     f"{statistics.median(cpu):.2f} | "
                     f"{', '.join(f'{x:.1f}' for x in p99)} | {statistics.median(p99):.1f} |")
+    profiled = [r for r in runs if r.get("perf")]
+    if profiled:
+        say()
+        say("## Where each server's CPU goes (perf, share of its samples by library)")
+        say()
+        for r in profiled:
+            say(f"- {r['label']}, round {r['round']}, {r['server']} ({r['cores']:.3f} cores): "
+                + ", ".join(f"{name} {share * 100:.1f} %" for name, share in r["perf"][:8]))
     probes = [r for r in runs if "probe" in r]
     if probes:
         say()

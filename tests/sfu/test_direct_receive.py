@@ -54,10 +54,22 @@ class Protocol:
 
 
 class Connection:
-    def __init__(self) -> None:
+    """aioice's ``Connection`` as the hook sees it; with ``stun``, its socket protocol is aioice's own
+    ``StunProtocol`` (which answers STUN requests through :meth:`request_received`)."""
+
+    def __init__(self, stun: bool = False) -> None:
         self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
-        self.protocol = Protocol(self)
+        self.requests: list[Any] = []
+        self.protocol: Any = Protocol(self)
+        if stun:
+            import aioice.ice
+
+            self.protocol = aioice.ice.StunProtocol(self)  # type: ignore[arg-type]
+            self.protocol.local_candidate = SimpleNamespace(component=1)
         self._protocols = [self.protocol]
+
+    def request_received(self, message: Any, addr: Any, protocol: Any) -> None:
+        self.requests.append(message)
 
     def data_received(self, data: bytes, component: int) -> None:
         self._queue.put_nowait((data, component))
@@ -74,11 +86,11 @@ class Connection:
 class Dtls(AsyncIOEventEmitter):  # type: ignore[misc]
     """What ``direct_receive`` uses of an ``RTCDtlsTransport``."""
 
-    def __init__(self) -> None:
+    def __init__(self, stun: bool = False) -> None:
         super().__init__()
         self.state = "new"
         self._rx_srtp: Session | None = None
-        self.connection = Connection()
+        self.connection = Connection(stun)
         self.transport = SimpleNamespace(iceGatherer=SimpleNamespace(_connection=self.connection))
         self.seen: list[tuple[str, bytes]] = []
         self.gates: dict[bytes, asyncio.Future[None]] = {}
@@ -249,3 +261,30 @@ def test_the_stand_in_has_what_the_hook_uses() -> None:
         real: Any = inspect.signature(getattr(RTCDtlsTransport, name))
         ours: Any = inspect.signature(getattr(Dtls, name))
         assert list(real.parameters) == list(ours.parameters), name
+
+
+async def test_rtp_and_rtcp_skip_aiostun_parsing_on_a_plain_udp_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    # aioice's StunProtocol parses every datagram as STUN first; RTP and RTCP (first byte 128-191) cannot be
+    # STUN, so the hook hands them to the connection at once. STUN still reaches aioice's own handling.
+    import aioice.stun
+
+    parsed: list[bytes] = []
+    real_parse = aioice.stun.parse_message
+
+    def counting_parse(data: bytes) -> Any:
+        parsed.append(data)
+        return real_parse(data)
+
+    monkeypatch.setattr(aioice.stun, "parse_message", counting_parse)
+    dtls = Dtls(stun=True)
+    counts = install(dtls)
+    dtls.connect()
+    request = aioice.stun.Message(aioice.stun.Method.BINDING, aioice.stun.Class.REQUEST)
+    dtls_record = b"\x17\xfe\xfd" + bytes(10)
+    for data in (rtp(1), rtcp(2), FORGED, bytes(request), b"", dtls_record):
+        dtls.deliver(data)
+    assert dtls.seen == [("rtp", rtp(1)), ("rtcp", rtcp(2))]
+    assert parsed == [bytes(request), b"", dtls_record]  # what may be STUN, and only that
+    assert len(dtls.connection.requests) == 1
+    assert dtls.connection.queued() == [dtls_record]  # DTLS: the transport's task
+    assert (counts.handled, counts.refused, counts.malformed) == (3, 2, 0)

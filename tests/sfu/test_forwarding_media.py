@@ -348,6 +348,11 @@ async def test_every_slot_forwards_and_a_venue_can_publish_high_and_low_video(
             what="all four slots",
         )
         assert sub_bot.video(0).colour() == "yellow" and sub_bot.video(0).sizes == {(160, 90)}
+        # one REMB source per publisher link: the low camera's receiver neither sends REMB nor estimates it
+        from sfu import hooks
+
+        assert hooks.estimates_bitrate(a.publication("high")._receiver)
+        assert not hooks.estimates_bitrate(a.publication("low")._receiver)
         assert sub_bot.video(1).colour() == "blue"
         viewer.video_slots[0].set_source(a.publication("high"))
         await until(lambda: sub_bot.video(0).colour() == "red", what="high after low")
