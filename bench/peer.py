@@ -31,6 +31,9 @@ same bots:
   ``Options.native_forwarding=False``, ``TIEPDAN_MEDIA_NATIVE_FORWARDING=false``);
 - ``ours-queued`` (only when listed): ``ours`` with aiortc's own receive queue instead of the direct
   receive (``Options.direct_receive=False``);
+- ``ours-system`` (only when listed): ``ours`` on the operating system's own interpreter
+  (``/usr/bin/python3.11``: Debian's build, with profile-guided and link-time optimisation), the same
+  packages; ``ours`` runs on the interpreter that runs this script (here pyenv's build, without them);
 - ``ours-asyncio`` (only when listed): ``ours`` on asyncio's own event loop. ``ours`` runs on uvloop, the
   loop the app runs on (``uvicorn[standard]``); until 2026-12-06 (results ``…06t`` and earlier) ``ours``
   was asyncio's loop and ``ours-uvloop`` this one.
@@ -81,6 +84,7 @@ import shutil  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import sysconfig  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
@@ -207,8 +211,65 @@ REFREEZE_SETTLE_S = 2.0
 
 OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": False}, "ours-frames": {"rtp": False},
                                     "ours-queued": {"direct": False}, "ours-python": {"native": False},
-                                    "ours-asyncio": {"uvloop": False},
+                                    "ours-asyncio": {"uvloop": False}, "ours-system": {},
                                     "ours-bigbuf": {"bigbuf": True}, "ours-norec": {"record": False}}
+
+
+#: the interpreter of the variant ``ours-system``: the operating system's own build (Debian's python3.11 is
+#: built with profile-guided optimisation and link-time optimisation; a pyenv build, as on this machine, is not)
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+
+
+def ours_stdio() -> None:
+    """:func:`ours_main` in a node started as a plain subprocess (``ours-system``: another interpreter, which
+    multiprocessing would hand this one's ``sys.path``); arguments host, slots, probe (0/1), variant; the
+    node's port is printed on stdout."""
+    host, most, probe, variant = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+
+    class Port:
+        @staticmethod
+        def put(port: int) -> None:
+            print(port, flush=True)
+
+    ours_main(Port, host, (most, most), probe, variant)
+
+
+class _Subprocess:
+    """A node started by :func:`start_system_node`, with what :func:`run` uses of a ``multiprocessing.Process``."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+
+    def join(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def is_alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def start_system_node(host: str, most: int, probe: bool, variant: str) -> tuple[_Subprocess, int]:
+    """Our node on :data:`SYSTEM_PYTHON` with this interpreter's packages (the same releases of everything,
+    ``sfu._native`` included: it does not link libpython); its port."""
+    if not SYSTEM_PYTHON.exists():
+        raise RuntimeError(f"{SYSTEM_PYTHON} is not there (ours-system)")
+    path = os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    proc = subprocess.Popen([str(SYSTEM_PYTHON), "-c", "from bench.peer import ours_stdio; ours_stdio()", host,
+                             str(most), "1" if probe else "0", variant], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=path, PYTHONNOUSERSITE="1"))
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        raise RuntimeError(f"the node on {SYSTEM_PYTHON} did not start (printed {line!r})")
+    return _Subprocess(proc), int(line)
 
 
 def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, variant: str = "ours") -> None:
@@ -341,6 +402,11 @@ def perf_by_library(path: Path) -> list[tuple[str, float]]:
                                 capture_output=True, text=True, timeout=300, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
+    return parse_perf_report(report)
+
+
+def parse_perf_report(report: str) -> list[tuple[str, float]]:
+    """(library, share) of each line of ``perf report --sort dso --stdio`` (comments and blanks skipped)."""
     shares = []
     for line in report.splitlines():
         percent, _, name = line.strip().partition("%")
@@ -441,10 +507,14 @@ def run(server: str, case: str, venues: int, warmup: float, window: float, probe
         if server in OURS:
             port_q = ctx.Queue()
             most = max(len(s["video"]) for s in sub_plan["subscribers"])
-            node = ctx.Process(target=ours_main, args=(port_q, host, (most, most), probe, server),
-                               daemon=True)
-            node.start()
-            port, pid = port_q.get(timeout=90), node.pid
+            if server == "ours-system":
+                node, port = start_system_node(host, most, probe, server)
+                pid = node.pid
+            else:
+                node = ctx.Process(target=ours_main, args=(port_q, host, (most, most), probe, server),
+                                   daemon=True)
+                node.start()
+                port, pid = port_q.get(timeout=90), node.pid
         else:
             janus = JanusProcess(os.cpu_count() if server == "janus-loops" else None)
             port, pid = janus.port, janus.pid
@@ -669,7 +739,12 @@ def machine() -> str:
                   if line.startswith("model name")), "?")
     out = subprocess.run([str(JANUS), "--version"], capture_output=True, text=True, check=False).stdout
     version = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "version" in line), "?")
-    return (f"{os.cpu_count()} vCPU {model}; {platform.platform()}; Python {platform.python_version()}; "
+    system = ""
+    if SYSTEM_PYTHON.exists():
+        system = subprocess.run([str(SYSTEM_PYTHON), "-c", "import platform; print(platform.python_version())"],
+                                capture_output=True, text=True, check=False).stdout.strip()
+        system = f" (ours-system: {SYSTEM_PYTHON} {system})"
+    return (f"{os.cpu_count()} vCPU {model}; {platform.platform()}; Python {platform.python_version()}{system}; "
             f"aiortc {aiortc.__version__}, PyAV {av.__version__}; Janus {version}")
 
 

@@ -74,3 +74,27 @@ def test_plans_subscribe_every_other_venue_or_the_layout() -> None:
         assert kinds == ["high"] * 2 + ["low"] * 6
         assert len(sub["audio"]) == 8
         assert sub["id"] + "/high" not in sub["video"]
+
+
+def test_perf_reports_are_read_as_shares_by_library() -> None:
+    from bench.peer import parse_perf_report
+
+    report = """# To display the perf.data header info, please use --header/--header-only options.
+#
+# Samples: 14K of event 'cpu-clock:pppH'
+# Overhead  Shared Object
+# ........  ..............................
+#
+    52.26%  libpython3.11.so.1.0
+    29.36%  [kernel.kallsyms]
+     0.02%  utils.abi3.so
+
+
+#
+# (Tip: For hierarchical output, try: perf report --hierarchy)
+#
+"""
+    shares = parse_perf_report(report)
+    assert [name for name, _ in shares] == ["libpython3.11.so.1.0", "[kernel.kallsyms]", "utils.abi3.so"]
+    assert [share for _, share in shares] == pytest.approx([0.5226, 0.2936, 0.0002])
+    assert parse_perf_report("") == []
