@@ -47,6 +47,7 @@ from .errors import InvalidInput, NotFound, StaleVersion
 from .search import refresh_search_document
 from .tables import cases, reception_entries
 from .tracking import generate_tracking_code, parse_tracking_code
+from .workdays import local_date
 
 __all__ = ["CaseRecord", "CaseChange", "create_case", "get_case", "find_case_by_tracking_code", "update_case",
            "add_reception_entry", "EDITABLE_CASE_FIELDS", "MAX_SUMMARY_CHARS"]
@@ -259,7 +260,7 @@ async def add_reception_entry(
     one case, so two desks can never both write "lần thứ 3". The petitioner goes through the
     confidentiality rule (a confidential case refers to a sealed handle, audited as ``actor``).
     """
-    if received_on > now.date():
+    if received_on > local_date(now):
         raise ValueError("the reception date is in the future")
     bumped = await conn.execute(update(cases).where(cases.c.id == case_id)
                                 .values(version=cases.c.version + 1, updated_at=now))

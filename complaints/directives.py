@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .deadlines import DEADLINE_RULES, DeadlineKind, DueStatus, classify_due, compute_deadline
 from .errors import DeadlineError, InvalidInput, NotFound, StaleVersion
 from .tables import cases, directive_reports, directives, units
-from .workdays import WorkCalendar
+from .workdays import WorkCalendar, local_date
 
 __all__ = ["add_unit", "active_units", "known_active_units",
            "issue_directive", "report_on_directive", "DirectiveView", "DirectiveRef", "follow_up",
@@ -152,7 +152,7 @@ async def report_on_directive(
     now: datetime,
 ) -> int:
     """A unit's report (báo cáo kết quả); ``completed`` closes the directive. Returns the new version."""
-    if reported_on > now.date():
+    if reported_on > local_date(now):
         raise InvalidInput("Ngày báo cáo không được sau ngày hiện tại.", code="future_date", field="reported_on")
     content = content.strip()
     if not content or len(content) > MAX_DIRECTIVE_CHARS:

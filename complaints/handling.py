@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .enums import HandlingDirection
 from .errors import InvalidInput, NotFound
 from .tables import cases, handling_decisions, petitions
+from .workdays import local_date
 
 __all__ = ["record_handling_decision"]
 
@@ -28,7 +29,7 @@ async def record_handling_decision(
     notes: str = "",
 ) -> str:
     """Record a decision; a forward names the body it goes to. Returns the decision id."""
-    if decided_on > now.date():
+    if decided_on > local_date(now):
         raise InvalidInput("Ngày xử lý không được sau ngày hiện tại.", code="future_date", field="decided_on")
     if direction is HandlingDirection.FORWARD and not (forwarded_to or "").strip():
         raise InvalidInput("Chuyển đơn phải ghi cơ quan nhận đơn.", field="forwarded_to")

@@ -30,6 +30,7 @@ from .enums import (
 from .errors import NotFound
 from .search import refresh_search_document
 from .tables import cases, petition_parties, petitioners, petitions, respondents
+from .workdays import local_date
 
 __all__ = ["NewPetition", "add_petition", "add_respondent"]
 
@@ -67,7 +68,7 @@ async def add_petition(
     :func:`~complaints.confidentiality.enforce_confidentiality` (audited as ``actor``): the parties
     as stored may be sealed handles standing for the ids given.
     """
-    today = now.date()
+    today = local_date(now)
     if petition.received_on > today or (petition.written_on and petition.written_on > today):
         raise ValueError("a petition date is in the future")
     if petition.written_on and petition.written_on > petition.received_on:

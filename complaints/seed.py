@@ -36,7 +36,7 @@ from .petitioners import NewPetitioner
 from .petitions import NewPetition
 from .service import Caller
 from .tables import cases
-from .workdays import WorkCalendar, default_calendar
+from .workdays import WorkCalendar, default_calendar, local_date
 
 __all__ = ["SeedReport", "seed_province", "database_is_empty", "ACTOR"]
 
@@ -119,7 +119,7 @@ async def seed_province(
     """Fill the database with ``cases_count`` varied cases over the last 18 months."""
     rng = random.Random(seed)
     cal = calendar or default_calendar()
-    today = today or datetime.now(UTC).date()
+    today = today or local_date(datetime.now(UTC))
     now = datetime.combine(today, datetime.min.time(), tzinfo=UTC) + timedelta(hours=8)
     desk = Caller.system(ACTOR, frozenset(grants) | {Grant.INTAKE}, name="Cán bộ tiếp công dân")
     chair = Caller.system(ACTOR, {Grant.DIRECTIVES, Grant.APPROVE}, name="Bí thư Tỉnh ủy")

@@ -24,15 +24,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import holidays
 
 from .errors import CalendarError
 
 __all__ = [
+    "VIETNAM_TZ",
+    "local_date",
     "CalendarWarning",
     "DayOverride",
     "WorkCalendar",
@@ -41,6 +44,18 @@ __all__ = [
     "load_official_notices",
     "parse_official_notices",
 ]
+
+#: the reception's clock: the days of the law (received, issued, reported, due) are days in Vietnam
+VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def local_date(moment: datetime) -> date:
+    """The day in Vietnam of ``moment`` ("today" of a check is ``local_date(now)``, never ``now.date()``: between
+    00:00 and 07:00 in Vietnam the UTC date is still yesterday's). A naive ``moment`` is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(VIETNAM_TZ).date()
+
 
 _WEEKEND = frozenset({5, 6})  # Saturday, Sunday
 

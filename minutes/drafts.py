@@ -40,7 +40,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
@@ -58,7 +57,7 @@ from complaints.petitioners import NewPetitioner, register_petitioner
 from complaints.schemas import describe_errors
 from complaints.tables import cases, petitioners, petitions
 from complaints.vault import Identity, seal_identity
-from complaints.workdays import WorkCalendar
+from complaints.workdays import VIETNAM_TZ, WorkCalendar
 from evidence import Keyring
 from signaling.grants import Grant
 
@@ -72,7 +71,7 @@ __all__ = ["Author", "Draft", "DraftSaved", "DraftVersion", "DraftSummary", "Dra
 
 WRITE_GRANT = Grant.MINUTES
 READ_GRANTS = frozenset({Grant.MINUTES, Grant.APPROVE})
-VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
 _MAX_CLIENT = 64
 
 

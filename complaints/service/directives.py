@@ -21,7 +21,7 @@ from signaling.events import DirectiveIssued, DirectiveReported
 from .. import directives as _directives
 from ..deadlines import DeadlineKind
 from ..errors import NotAuthorized, NotFound
-from ..workdays import WorkCalendar
+from ..workdays import WorkCalendar, local_date
 from ._record import announce, audit, not_after
 from .caller import DIRECTIVE_GRANTS, Caller, require
 
@@ -38,7 +38,7 @@ async def issue_directive(
     require(caller, DIRECTIVE_GRANTS)
     if not caller.may_issue_directives:
         raise NotAuthorized("Đơn vị được giao báo cáo kết quả, không giao ý kiến chỉ đạo.")
-    not_after(issued_on, now.date(), "issued_on", "Ngày chỉ đạo")
+    not_after(issued_on, local_date(now), "issued_on", "Ngày chỉ đạo")
     due = _directives.resolve_deadline(issued_on, calendar, on=deadline, working_days=working_days, legal=legal)
     directive_id = await _directives.issue_directive(conn, case_id, unit_id=unit_id, content=content,
                                                      issued_on=issued_on, deadline=due, issued_by=caller.name,
@@ -56,7 +56,7 @@ async def report_on_directive(
 ) -> int:
     """A unit's report on its directive; returns the directive's new version."""
     require(caller, DIRECTIVE_GRANTS)
-    not_after(reported_on, now.date(), "reported_on", "Ngày báo cáo")
+    not_after(reported_on, local_date(now), "reported_on", "Ngày báo cáo")
     ref = await _directives.get_directive(conn, directive_id)
     if caller.unit_scope is not None and ref.unit_id != caller.unit_scope:
         raise NotFound("Không tìm thấy ý kiến chỉ đạo.")

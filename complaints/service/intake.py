@@ -43,6 +43,7 @@ from ..cases import add_reception_entry, get_case
 from ..enums import PetitionerRole, ReceptionForm, ReceptionOutcome, ReceptionType
 from ..errors import InvalidInput
 from ..tables import reception_entries
+from ..workdays import local_date
 from ._record import announce, announce_confidential, audit, not_after
 from .caller import INTAKE_GRANTS, RECEPTION_GRANTS, Caller, require
 
@@ -99,8 +100,8 @@ async def add_petition(conn: AsyncConnection, keyring: Keyring, caller: Caller, 
                        now: datetime) -> str:
     """Add a petition with its parties to a case; returns the petition id."""
     require(caller, INTAKE_GRANTS)
-    not_after(petition.received_on, now.date(), "petition.received_on", "Ngày nhận đơn")
-    not_after(petition.written_on, now.date(), "petition.written_on", "Ngày viết đơn")
+    not_after(petition.received_on, local_date(now), "petition.received_on", "Ngày nhận đơn")
+    not_after(petition.written_on, local_date(now), "petition.written_on", "Ngày viết đơn")
     if petition.written_on and petition.written_on > petition.received_on:
         raise InvalidInput("Ngày viết đơn không được sau ngày nhận đơn.", field="petition.written_on")
     before = await get_case(conn, case_id)
@@ -122,7 +123,7 @@ async def add_reception(
     """Record a reception entry (lượt tiếp) with the caller as its officer; returns (id, n) where n is
     "lần tiếp thứ n". Its petitioner goes through the confidentiality rule."""
     require(caller, RECEPTION_GRANTS)
-    not_after(received_on, now.date(), "received_on", "Ngày tiếp")
+    not_after(received_on, local_date(now), "received_on", "Ngày tiếp")
     before = await get_case(conn, case_id)
     entry_id, nth = await add_reception_entry(
         conn, case_id, received_on=received_on, reception_type=reception_type, form=form,

@@ -18,6 +18,7 @@ from ..cases import find_case_by_tracking_code
 from ..enums import CaseStatus
 from ..errors import InvalidTrackingCode, NotFound
 from ..tables import directives, petitions, reception_entries
+from ..workdays import local_date
 
 __all__ = ["PublicStatus", "public_status"]
 
@@ -42,4 +43,4 @@ async def public_status(conn: AsyncConnection, raw_code: str) -> PublicStatus:
     deadline: date | None = (await conn.execute(
         select(func.max(directives.c.deadline)).where(directives.c.case_id == case.id,
                                                       directives.c.status != "done"))).scalar()
-    return PublicStatus(status=case.status, received_on=received or case.created_at.date(), deadline=deadline)
+    return PublicStatus(status=case.status, received_on=received or local_date(case.created_at), deadline=deadline)

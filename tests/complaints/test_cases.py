@@ -129,6 +129,27 @@ async def test_reception_entries_count_the_nth_reception_and_refuse_future_dates
                                       with_petition=False, now=NOW, **BY)
 
 
+async def test_today_is_the_day_in_vietnam_not_the_utc_day(engine: AsyncEngine) -> None:
+    # 18:00 UTC on 6 December is 01:00 on 7 December in Vietnam: a reception on the 7th is today's, the 8th
+    # is ahead; at 16:00 UTC (23:00 in Vietnam) the 7th is still ahead.
+    from complaints.workdays import local_date
+
+    after_midnight, before_midnight = datetime(2026, 12, 6, 18, 0, tzinfo=UTC), datetime(2026, 12, 6, 16, 0, tzinfo=UTC)
+    assert local_date(after_midnight) == date(2026, 12, 7) and local_date(before_midnight) == date(2026, 12, 6)
+    assert local_date(datetime(2026, 12, 6, 18, 0)) == date(2026, 12, 7)  # naive: UTC, as stored
+    async with engine.begin() as conn:
+        case = await create_case(conn, kind=PetitionKind.COMPLAINT, summary="x", now=before_midnight)
+    entry = {"reception_type": ReceptionType.ROUTINE, "form": ReceptionForm.IN_PERSON, "with_petition": False}
+    async with engine.begin() as conn:
+        _, n = await add_reception_entry(conn, case.id, received_on=date(2026, 12, 7), now=after_midnight, **entry,
+                                         **BY)
+    assert n == 1
+    for day, now in ((date(2026, 12, 8), after_midnight), (date(2026, 12, 7), before_midnight)):
+        with pytest.raises(ValueError, match="future"):
+            async with engine.begin() as conn:
+                await add_reception_entry(conn, case.id, received_on=day, now=now, **entry, **BY)
+
+
 async def test_search_document_follows_summary_edits(engine: AsyncEngine) -> None:
     from complaints.search import CaseQuery, search_cases
 
