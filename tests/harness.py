@@ -390,6 +390,66 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     # Playwright's sync API keeps its event loop set on the main thread while the session browser is
     # open, and async tests cannot start a loop then: every ``browser`` test runs after the others.
     items.sort(key=lambda item: kind_of(item) == "browser")
+    for item in items:  # read back from each test's reports (on the controller too, under xdist)
+        item.user_properties.append(("kind", kind_of(item)))
+
+
+#: each kind's share of the suite's 15 minutes, in seconds of wall time (the team's budget)
+BUDGET_S = {"unit": 120, "integration": 180, "media": 180, "browser": 240, "system": 180}
+
+
+class KindTimes:
+    """Seconds spent in the tests of each kind (setup, call and teardown), summed over the run's workers."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.tests: dict[str, int] = {}
+
+    def add(self, report: pytest.TestReport) -> None:
+        kind = dict(report.user_properties).get("kind")
+        if isinstance(kind, str):
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + report.duration
+            if report.when == "call":
+                self.tests[kind] = self.tests.get(kind, 0) + 1
+
+    def lines(self, workers: int) -> list[str]:
+        """One line per kind that ran: its tests, its seconds and, spread over ``workers``, the wall time it
+        took against :data:`BUDGET_S`."""
+        out = []
+        for kind in KINDS:
+            if kind not in self.seconds:
+                continue
+            wall = self.seconds[kind] / max(1, workers)
+            over = "  OVER BUDGET" if wall > BUDGET_S[kind] else ""
+            out.append(f"{kind:12s} {self.tests.get(kind, 0):5d} tests  {self.seconds[kind]:7.1f} s in tests"
+                       f"  ~{wall:6.1f} s of wall time on {workers} worker(s)  (budget {BUDGET_S[kind]} s){over}")
+        return out
+
+
+class _KindClock:
+    """The plugin that times each kind of test and prints the times after the run (under xdist, on the
+    controller: the workers' reports carry each test's kind)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.times = KindTimes()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.times.add(report)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        option = self.config.option
+        workers = int(getattr(option, "numprocesses", 0) or 0) if getattr(option, "dist", "no") != "no" else 0
+        lines = self.times.lines(workers or 1)
+        if lines:
+            terminalreporter.section("time by kind of test")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist): it sees every report
+        config.pluginmanager.register(_KindClock(config), "tiepdan-kind-clock")
 
 
 def ensure_chromium() -> str:
