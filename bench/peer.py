@@ -260,7 +260,8 @@ def start_system_node(host: str, most: int, probe: bool, variant: str) -> tuple[
     ``sfu._native`` included: it does not link libpython); its port."""
     if not SYSTEM_PYTHON.exists():
         raise RuntimeError(f"{SYSTEM_PYTHON} is not there (ours-system)")
-    path = os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    paths = sysconfig.get_paths()
+    path = os.pathsep.join(dict.fromkeys([str(ROOT), paths["purelib"], paths["platlib"]]))  # (often one and the same)
     proc = subprocess.Popen([str(SYSTEM_PYTHON), "-c", "from bench.peer import ours_stdio; ours_stdio()", host,
                              str(most), "1" if probe else "0", variant], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=path, PYTHONNOUSERSITE="1"))
@@ -729,7 +730,7 @@ HEADER = ("| round | case | server | CPU (cores; in the kernel) | waiting for a 
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def machine() -> str:
+def machine(system_python: bool = False) -> str:
     import platform
 
     import aiortc
@@ -740,7 +741,7 @@ def machine() -> str:
     out = subprocess.run([str(JANUS), "--version"], capture_output=True, text=True, check=False).stdout
     version = next((line.split(":", 1)[1].strip() for line in out.splitlines() if "version" in line), "?")
     system = ""
-    if SYSTEM_PYTHON.exists():
+    if system_python and SYSTEM_PYTHON.exists():  # the interpreter of ours-system, when it runs
         system = subprocess.run([str(SYSTEM_PYTHON), "-c", "import platform; print(platform.python_version())"],
                                 capture_output=True, text=True, check=False).stdout.strip()
         system = f" (ours-system: {SYSTEM_PYTHON} {system})"
@@ -793,7 +794,7 @@ def main() -> None:
         print(text, flush=True)
         lines.append(text)
 
-    say(f"Machine: {machine()}")
+    say(f"Machine: {machine('ours-system' in servers)}")
     say(f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; warm-up {warmup:g} s, window {window:g} s, "
         f"{rounds} round(s); {max(1, args.sub_procs)} subscriber bot process(es); "
         f"load average at start {os.getloadavg()[0]:.2f}")

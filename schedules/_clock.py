@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+from complaints.workdays import local_date
+
 from .errors import ClockWentBackwards, InvalidArgument
 
 VIETNAM_TZ = timezone(timedelta(hours=7), "UTC+07:00")
@@ -24,8 +26,8 @@ def require_aware(at: datetime) -> datetime:
 
 
 def local_day(at: datetime) -> date:
-    """The day of ``at`` in Vietnam (UTC+07:00)."""
-    return require_aware(at).astimezone(VIETNAM_TZ).date()
+    """The day of ``at`` in Vietnam (UTC+07:00): ``complaints.workdays.local_date``, refusing a naive ``at``."""
+    return local_date(require_aware(at))
 
 
 def check_not_before(last: datetime | None, now: datetime) -> None:
