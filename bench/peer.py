@@ -34,6 +34,9 @@ same bots:
 - ``ours-system`` (only when listed): ``ours`` on the operating system's own interpreter
   (``/usr/bin/python3.11``: Debian's build, with profile-guided and link-time optimisation), the same
   packages; ``ours`` runs on the interpreter that runs this script (here pyenv's build, without them);
+- ``ours-remb-every`` (only when listed): ``ours`` sending every REMB aiortc's estimator asks for
+  (``Options.remb_interval_ms=0``, ``TIEPDAN_MEDIA_REMB_INTERVAL_MS=0``) instead of throttling them as
+  libwebrtc does (the default, 200 ms);
 - ``ours-asyncio`` (only when listed): ``ours`` on asyncio's own event loop. ``ours`` runs on uvloop, the
   loop the app runs on (``uvicorn[standard]``); until 2026-12-06 (results ``…06t`` and earlier) ``ours``
   was asyncio's loop and ``ours-uvloop`` this one.
@@ -212,7 +215,8 @@ REFREEZE_SETTLE_S = 2.0
 OURS: dict[str, dict[str, bool]] = {"ours": {}, "ours-unfrozen": {"freeze": False}, "ours-frames": {"rtp": False},
                                     "ours-queued": {"direct": False}, "ours-python": {"native": False},
                                     "ours-asyncio": {"uvloop": False}, "ours-system": {},
-                                    "ours-bigbuf": {"bigbuf": True}, "ours-norec": {"record": False}}
+                                    "ours-bigbuf": {"bigbuf": True}, "ours-norec": {"record": False},
+                                    "ours-remb-every": {"remb_every": True}}
 
 
 #: the interpreter of the variant ``ours-system``: the operating system's own build (Debian's python3.11 is
@@ -287,7 +291,7 @@ def ours_main(port_q: Any, host: str, slots: tuple[int, int], probe: bool, varia
 async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool, variant_name: str = "ours",
                 freeze: bool = True,
                 rtp: bool = True, bigbuf: bool = False, record: bool = True, direct: bool = True,
-                native: bool = True) -> None:
+                native: bool = True, remb_every: bool = False) -> None:
     from evidence import Keyring
     from recorder import RecorderOptions
     from recorder.model import ManifestRef, RecorderAlarm, SegmentReport
@@ -304,7 +308,7 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
     worker = Worker(Options(connect_timeout=60, audio_level_interval=None, video_slots=max(8, slots[0]),
                             audio_slots=max(8, slots[1]), rtp_forwarding=rtp,
                             receive_buffer_bytes=2 * 1024 * 1024 if bigbuf else None, direct_receive=direct,
-                            native_forwarding=native))
+                            native_forwarding=native, remb_interval_ms=0 if remb_every else 200))
     await worker.start()
     if probe is not None:  # after the start-up self-test, which would find aiortc's methods patched
         probe.install()
@@ -379,6 +383,14 @@ async def _ours(port_q: Any, host: str, slots: tuple[int, int], with_probe: bool
                 print(f"[{variant_name}] refreezes: " + ", ".join(
                     f"{r.frozen} objects, {r.collected} freed, {r.seconds * 1000:.0f} ms" for r in refreezer.refreezes),
                     file=sys.stderr, flush=True)
+            remb = [0, 0]
+            for p in room.participants:
+                for pub in p.publications:
+                    pub_stats = await pub.stats()
+                    remb[0] += pub_stats.remb_sent
+                    remb[1] += pub_stats.remb_held
+            print(f"[{variant_name}] REMB since the node started: {remb[0]} sent, {remb[1]} held back by the "
+                  "throttle", file=sys.stderr, flush=True)
             return {"bytes": st.bytes_written, "dropped": st.frames_dropped, "alarms": alarms}
         raise ValueError(kind)
 

@@ -18,7 +18,9 @@ Hooks of the SFU (all per instance):
    without decoding.
 2. ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)`` sends a keyframe request to the publisher.
 3. ``RTCRtpReceiver._send_rtcp`` is wrapped to drop REMB on all but one video receiver per publisher
-   connection (Chromium applies each REMB to the whole transport; chromium-interop §3.3).
+   connection (Chromium applies each REMB to the whole transport; chromium-interop §3.3), and the
+   ``add`` of the one kept (``__remote_bitrate_estimator``) is wrapped per instance to throttle what it
+   asks REMB to say (:func:`throttle_remb`).
 4. ``RTCRtpSender._send_keyframe`` is overridden so that a subscriber's PLI/FIR reaches the SFU (on
    the ``pack()`` path aiortc would ignore it; ``_handle_rtcp_packet`` calls it).
 5. ``RTCRtpReceiver._RTCRtpReceiver__remote_streams`` (SSRC → ``StreamStatistics``) is read for the
@@ -172,7 +174,12 @@ PRIVATES: tuple[Private, ...] = (
     Private(RTCRtpReceiver, "_send_rtcp_pli", params=("self", "media_ssrc")),
     Private(RTCRtpReceiver, "_send_rtcp", params=("self", "packet")),
     Private(RTCRtpReceiver, _ESTIMATOR_ATTR, on_instance=True, kind=RemoteBitrateEstimator, where=_HANDLE_RTP,
-            source=("if self.__remote_bitrate_estimator is not None:",)),
+            source=("if self.__remote_bitrate_estimator is not None:",
+                    "remb = self.__remote_bitrate_estimator.add(",
+                    "if self.__rtcp_ssrc is not None and remb is not None:")),
+    # the REMB throttle (throttle_remb): the estimator's add, called with keywords, returns what REMB says
+    Private(RemoteBitrateEstimator, "add", params=("self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"),
+            source=("return target_bitrate, list(self.ssrcs.keys())",)),
     # the publishers' RTCP sender reports (on_sender_report): routed by SSRC to the receiver's handler
     Private(RTCRtpReceiver, "_handle_rtcp_packet", params=("self", "packet"),
             source=("if isinstance(packet, RtcpSrPacket):",)),
@@ -333,6 +340,73 @@ def suppress_remb(receiver: RTCRtpReceiver) -> None:
         await original(packet)
 
     receiver._send_rtcp = send_rtcp_without_remb  # type: ignore[method-assign]
+
+
+#: REMB is sent at most this often while the estimate holds or rises (libwebrtc's receiver: 200 ms)
+REMB_INTERVAL_MS = 200
+#: an estimate below this share of the last one sent goes out at once (libwebrtc: 3 % lower)
+REMB_DROP_NOW = 0.97
+
+
+class RembThrottle:
+    """What one video receiver tells its publisher in REMB, throttled as libwebrtc's receiver does.
+
+    aiortc's remote bitrate estimator asks for a REMB every 500 ms, and on *every packet* while it sees
+    the link over-used (a delay gradient above its threshold, which a bursty keyframe or a busy event
+    loop produce as well as a congested uplink): measured at the 9-venue mesh, several hundred REMB
+    packets per second, each built, protected and sent, ~9 % of the media node's CPU. A publisher only
+    needs the latest estimate: a lower one at once (it must slow down), otherwise one per
+    ``interval_ms``. :meth:`add` stands in for the estimator's own ``add``: the estimator still sees
+    every packet (its state is the same either way), and a held estimate costs no packet, no SRTCP
+    protect and no send."""
+
+    __slots__ = ("interval_ms", "sent", "held", "last_bitrate", "_last_ms", "_estimate")
+
+    def __init__(self, estimate: Callable[..., tuple[int, list[int]] | None],
+                 interval_ms: int = REMB_INTERVAL_MS) -> None:
+        self._estimate = estimate
+        self.interval_ms = interval_ms
+        #: REMB packets let through, and estimates held back (a newer one followed soon enough)
+        self.sent = 0
+        self.held = 0
+        #: the last estimate sent (bits/s; None: none yet)
+        self.last_bitrate: int | None = None
+        self._last_ms = 0
+
+    def __repr__(self) -> str:
+        return f"<RembThrottle sent={self.sent} held={self.held} last={self.last_bitrate}>"
+
+    def add(self, *, arrival_time_ms: int, abs_send_time: int, payload_size: int,
+            ssrc: int) -> tuple[int, list[int]] | None:
+        """The estimator's ``add``: what REMB should say now (bits/s, SSRCs), or None."""
+        remb = self._estimate(arrival_time_ms=arrival_time_ms, abs_send_time=abs_send_time,
+                              payload_size=payload_size, ssrc=ssrc)
+        if remb is None or self.admit(remb[0], arrival_time_ms):
+            return remb
+        return None
+
+    def admit(self, bitrate: int, now_ms: int) -> bool:
+        """Whether an estimate of ``bitrate`` at ``now_ms`` (the arrival clock, ms) goes out now."""
+        last = self.last_bitrate
+        if (last is not None and now_ms - self._last_ms < self.interval_ms
+                and bitrate >= last * REMB_DROP_NOW):
+            self.held += 1
+            return False
+        self.last_bitrate = bitrate
+        self._last_ms = now_ms
+        self.sent += 1
+        return True
+
+
+def throttle_remb(receiver: RTCRtpReceiver, interval_ms: int = REMB_INTERVAL_MS) -> RembThrottle | None:
+    """Throttle the REMB packets ``receiver`` sends (:class:`RembThrottle`); None when it estimates nothing
+    (audio, or a second video track whose REMB :func:`suppress_remb` dropped)."""
+    estimator = getattr(receiver, _ESTIMATOR_ATTR, None)
+    if estimator is None:
+        return None
+    throttle = RembThrottle(estimator.add, interval_ms)
+    estimator.add = throttle.add
+    return throttle
 
 
 def estimates_bitrate(receiver: RTCRtpReceiver) -> bool:

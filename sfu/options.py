@@ -76,3 +76,8 @@ class Options:
     #: then SRTP protect + ``sendto`` in one call. Same state machine, same session, same socket, same bytes on
     #: the wire. Without the extension (or False) the Python path is used.
     native_forwarding: bool = True
+    #: REMB (the uplink estimate told to a publisher) is sent at most once per this many ms while the
+    #: estimate holds or rises; a drop of 3 % or more goes out at once (``hooks.throttle_remb``, as
+    #: libwebrtc's receiver does). 0: every estimate aiortc asks for, which is one per packet while it sees
+    #: the link over-used.
+    remb_interval_ms: int = 200

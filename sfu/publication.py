@@ -125,6 +125,8 @@ class Publication:
         self.sender_report: SenderReport | None = None
         hooks.install_ingest(receiver, self)
         hooks.on_sender_report(receiver, self.on_sender_report)
+        #: the REMB this track's receiver sends the publisher (None: audio, or a second video track)
+        self._remb = hooks.throttle_remb(receiver, options.remb_interval_ms)
 
     def __repr__(self) -> str:
         return f"<Publication {self.id} {self.kind} {self.codec}{' closed' if self.closed else ''}>"
@@ -230,6 +232,9 @@ class Publication:
             rtt_ms=None if rtt is None else 1000.0 * rtt,
             sinks=len(self._sinks) + len(self._rtp_slots),
             audio_level=self._level,
+            bandwidth_estimate_bps=None if self._remb is None else self._remb.last_bitrate,
+            remb_sent=0 if self._remb is None else self._remb.sent,
+            remb_held=0 if self._remb is None else self._remb.held,
         )
 
     async def close(self) -> None:

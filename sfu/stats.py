@@ -30,6 +30,11 @@ class PublicationStats:
     rtt_ms: float | None
     sinks: int
     audio_level: int | None
+    #: the uplink estimate last sent to the publisher in REMB (bits/s; None: none sent, or not this track)
+    bandwidth_estimate_bps: int | None = None
+    #: REMB packets sent for this track, and estimates held back by the throttle (sfu.hooks.RembThrottle)
+    remb_sent: int = 0
+    remb_held: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ def media_options(settings: Settings) -> MediaOptions:
                                          rtp_forwarding=settings.media_rtp_forwarding,
                                          direct_receive=settings.media_direct_receive,
                                          native_forwarding=settings.media_native_forwarding,
+                                         remb_interval_ms=settings.media_remb_interval_ms,
                                          receive_buffer_bytes=settings.media_receive_buffer_bytes or None),
                         ice_urls=urls, turn_secret=settings.turn_secret, turn_ttl_s=settings.turn_ttl_s,
                         venue_max_kbps=settings.media_venue_max_kbps,

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     media_native_forwarding: bool = Field(default=True, description="the SFU rewrites, protects and sends each "
                                           "forwarded RTP packet in C (sfu.native; same bytes on the wire, less "
                                           "CPU); false: the Python path (issue #13)")
+    media_remb_interval_ms: int = Field(default=200, ge=0, le=5000,
+                                        description="the SFU tells a publisher its uplink estimate (REMB) at "
+                                        "most this often while it holds or rises, at once when it drops 3 %; "
+                                        "0: every estimate aiortc asks for (issue #13)")
     turn_secret: str | None = None
     turn_ttl_s: int = 3600
 
