@@ -98,3 +98,18 @@ def test_only_a_receiver_that_estimates_is_throttled() -> None:
     assert hooks.estimates_bitrate(first)
     throttle = hooks.throttle_remb(first, Options(remb_interval_ms=500).remb_interval_ms)
     assert throttle is not None and throttle.interval_ms == 500 and hooks.estimates_bitrate(first)
+
+
+def test_the_setting_reaches_the_sfu_and_refuses_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from tiepdan.room_wiring import media_options
+    from tiepdan.settings import Settings
+
+    assert media_options(Settings()).sfu.remb_interval_ms == REMB_INTERVAL_MS
+    monkeypatch.setenv("TIEPDAN_MEDIA_REMB_INTERVAL_MS", "0")
+    assert media_options(Settings()).sfu.remb_interval_ms == 0
+    for wrong in ("-1", "60000", "soon"):
+        monkeypatch.setenv("TIEPDAN_MEDIA_REMB_INTERVAL_MS", wrong)
+        with pytest.raises(ValidationError, match="media_remb_interval_ms"):
+            Settings()
