@@ -158,6 +158,7 @@ class ReplayWorker:
 
     async def close(self) -> None:
         self.closed = True
+        self._wake.set()  # an idle loop ends now, not at its next poll
         await self._kill_child()
 
     async def sweep(self) -> int:
@@ -186,11 +187,15 @@ class ReplayWorker:
         await self.sweep()
         swept_at = time.monotonic()
         while not self.closed:
+            # cleared before claiming, not after: a wake while the claim runs (a job queued, the app
+            # stopping) is kept, and the wait below returns at once instead of after ``poll_s``
+            self._wake.clear()
             if not await self.run_once():
                 if time.monotonic() - swept_at >= self.options.sweep_every_s:
                     await self.sweep()
                     swept_at = time.monotonic()
-                self._wake.clear()
+                if self.closed:
+                    break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.options.poll_s)
 
