@@ -31,7 +31,7 @@ import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from enum import StrEnum
 from functools import cache
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from complaints.enums import PetitionKind
+from complaints.workdays import VIETNAM_TZ
 
 __all__ = [
     "CaseMinutesDoc", "ConclusionNoticeDoc", "Citizen", "DirectiveLine", "Document", "DocumentHeader",
@@ -51,8 +52,6 @@ __all__ = [
 REDACTION_MARK = "[đã ẩn]"
 #: How a petitioner whose identity is sealed appears in every document a unit or the public sees.
 SEALED_PETITIONER_VI = "Người tố cáo (danh tính được giữ bí mật theo quy định của Luật Tố cáo)"
-#: Vietnam keeps UTC+7 all year.
-VN_TIME = timezone(timedelta(hours=7))
 #: The QR code's pixels per module and its quiet zone in modules (a lossless PNG: scanners read it sharp).
 QR_SCALE, QR_BORDER = 4, 4
 #: Longest text a field may hold (a 10,000-character paste fits, several times over).
@@ -339,7 +338,7 @@ def _vn_date(value: date | datetime | None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.astimezone(VN_TIME).strftime("%H giờ %M, ngày %d/%m/%Y")
+        return value.astimezone(VIETNAM_TZ).strftime("%H giờ %M, ngày %d/%m/%Y")
     return value.strftime("%d/%m/%Y")
 
 

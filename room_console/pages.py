@@ -4,24 +4,21 @@ templates read every text through ``t(...)`` from the message catalogue."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
+from complaints.workdays import VIETNAM_TZ
 from signaling.grants import ROLE_LABELS_VI, Role
 
 from .i18n import Catalogue, catalogue
 
 __all__ = ["Pages", "format_time"]
 
-# Viet Nam keeps UTC+7 all year.
-VN_TIME = timezone(timedelta(hours=7))
-
-
 def format_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).astimezone(VN_TIME).strftime("%H:%M %d/%m/%Y")
+    return datetime.fromtimestamp(ts, UTC).astimezone(VIETNAM_TZ).strftime("%H:%M %d/%m/%Y")
 
 
 def _role_labels(roles: Iterable[Role | str]) -> str:

@@ -1,19 +1,18 @@
 """Time helpers shared by the state machines: nothing here reads the clock.
 
 Callers pass ``now`` (a timezone-aware datetime); the session date and "today" are days in Vietnam's
-time zone, UTC+07:00 without daylight saving since 1975, so a fixed offset is exact for every date
-this system handles.
+time zone (``complaints.workdays.VIETNAM_TZ``, Asia/Ho_Chi_Minh: UTC+07:00 without daylight saving since
+1975), the one zone every package that may import the complaint database takes.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
+from complaints.workdays import VIETNAM_TZ as VIETNAM_TZ  # the scheduler's callers name it from here
 from complaints.workdays import local_date
 
 from .errors import ClockWentBackwards, InvalidArgument
-
-VIETNAM_TZ = timezone(timedelta(hours=7), "UTC+07:00")
 
 _MAX_ACTOR = 128
 

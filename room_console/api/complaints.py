@@ -17,7 +17,7 @@ streams the request body into it.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -70,6 +70,7 @@ from complaints.schemas import (
 from complaints.search import MAX_LIMIT, CaseQuery, search_cases
 from complaints.service import DECISION_GRANTS, DIRECTIVE_GRANTS, Caller
 from complaints.vault import read_identity
+from complaints.workdays import VIETNAM_TZ
 from evidence import Keyring
 from signaling.grants import Grant
 
@@ -79,11 +80,10 @@ from ..errors import Forbidden
 from ..i18n import t
 
 __all__ = ["create_complaints_api_router", "caller_of", "duplicates_json", "local_now", "ensure_case_visible",
-           "keyring_of", "VN_TIME", "DECISION_GRANTS", "DIRECTIVE_GRANTS", "may_issue_directives",
+           "keyring_of", "DECISION_GRANTS", "DIRECTIVE_GRANTS", "may_issue_directives",
            "record_case_view", "attachment_download"]
 
 log = logging.getLogger("room_console.api")
-VN_TIME = timezone(timedelta(hours=7))
 
 # A download answers with the file only: no script, no plugin, no framing, even if it is HTML.
 _DOWNLOAD_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
@@ -99,7 +99,7 @@ Console = Annotated[ConsoleContext, Depends(_console)]
 
 def local_now(console: ConsoleContext) -> datetime:
     """Now in Viet Nam (UTC+7): "today" is the Vietnamese calendar day."""
-    return datetime.fromtimestamp(console.clock(), UTC).astimezone(VN_TIME)
+    return datetime.fromtimestamp(console.clock(), UTC).astimezone(VIETNAM_TZ)
 
 
 def keyring_of(console: ConsoleContext) -> Keyring:
