@@ -408,6 +408,9 @@ class KeyframeRequester:
             self._fire(self._deferred_reason)
 
     def _fire(self, reason: str) -> None:
+        if self._deferred is not None:  # a deferred request whose timer has not run yet: this PLI answers it
+            self._deferred.cancel()
+            self._deferred = None
         self._last_sent = self._clock()
         self.sent += 1
         _tasks.spawn(self._tasks, self._send_safely(), name="keyframe-request", owner="keyframe requester",

@@ -178,3 +178,24 @@ async def test_keyframe_requests_are_throttled_with_one_deferred_retry() -> None
     await r.close()
     r.request("late")
     assert sent == ["sink", "subscriber"]
+
+
+async def test_a_request_as_the_window_ends_sends_one_pli_not_two() -> None:
+    """A deferred PLI whose timer is due but not yet run, and a request that finds the window over: one PLI
+    (two were sent 79 us apart when the loop ran the request first; seen in CI)."""
+    sent: list[str] = []
+    clock = [100.0]
+
+    async def send() -> None:
+        pass
+
+    r = KeyframeRequester(send, 0.5, sent.append, clock=lambda: clock[0])
+    r.request("storm")
+    clock[0] += 0.1
+    r.request("storm")  # deferred: its timer is due 0.4 s from now
+    clock[0] += 0.4  # the window is over on the requester's clock, before the loop has run that timer
+    r.request("storm")
+    assert sent == ["storm", "storm"]
+    await asyncio.sleep(0.6)  # the timer's time passes: the request it stood for was sent already
+    assert sent == ["storm", "storm"] and r.sent == 2
+    await r.close()
