@@ -71,7 +71,6 @@ __all__ = ["Author", "Draft", "DraftSaved", "DraftVersion", "DraftSummary", "Dra
 
 WRITE_GRANT = Grant.MINUTES
 READ_GRANTS = frozenset({Grant.MINUTES, Grant.APPROVE})
-
 _MAX_CLIENT = 64
 
 

@@ -17,6 +17,7 @@ from .i18n import Catalogue, catalogue
 
 __all__ = ["Pages", "format_time"]
 
+
 def format_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).astimezone(VIETNAM_TZ).strftime("%H:%M %d/%m/%Y")
 
